@@ -1,0 +1,2 @@
+#include "hf_base.h"
+int main(void) { return 0; }
