@@ -17,6 +17,12 @@ OPTFLAGS := -O1 -g
 endif
 
 CC ?= cc
+V ?= 0
+ifeq ($(V),0)
+Q := @
+else
+Q :=
+endif
 PKGS := libmicrohttpd libmariadb libsodium jansson libcurl inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lm -lpthread
@@ -50,24 +56,28 @@ deps:
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
 $(LIBHF): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	$(Q)$(AR) rcs $@ $^
 
 $(CORE_BIN): $(CORE_OBJ) $(LIBHF)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(CORE_OBJ) $(LIBHF) $(PKG_LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CORE_OBJ) $(LIBHF) $(PKG_LIBS)
 
 # Unit tests may #include a core .c file to reach its statics; they link lib/ only.
 $(BUILD)/tests/%: tests/unit/%.c $(LIBHF)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -Itests/unit $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) -Icore -Itests/unit $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(LIBHF)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -87,4 +97,4 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)

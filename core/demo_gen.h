@@ -8,19 +8,23 @@
  * Output (RFC 4180, "\n" line ends), one row per individual, the rows of a household consecutive:
  *   household_ref,region,district,village,address,member_no,relationship,given_name,family_name,sex,
  *   date_of_birth,national_id,phone,disability,language,programme
- * - household_ref: PREFIX-NNNNNNN (household index from 1, zero-padded to 7 digits).
+ * - household_ref: PREFIX-NNNNNNN (household index from 1, zero-padded to 7 digits); the prefix is
+ *   restricted so that the reference always passes the importer's [A-Za-z0-9_-]{1,40}.
  * - Ages are as of the fixed reference date 2026-01-01. member 1 is the head (18..95, about 15% are 65+);
  *   at most one spouse; children and grandchildren are at least 15 years younger than the head/spouse.
  * - national_id: about 95% of members aged 18+, empty for minors; 8 digits, first 1..3, last the Luhn
  *   digit over the first 7, unique in the whole file (an affine permutation of a counter). The
- *   7-digit space holds 3,000,000 IDs: past that (about 1.4 million households) adults get none.
+ *   7-digit space holds 3,000,000 IDs: past that (about 1.28 million households) adults get none.
  * - phone: about 70% of adults, "+2547" and 8 digits, unique in the whole file.
  * - programme, per row, first that applies: "OPCT" (aged 70+), "PWSD-CT" (disability other than
- *   none), "CT-OVC" (the head row of a household with 3+ members under 18), else empty.
- * - bad_rate: that percent of rows (Bernoulli per row) carries exactly ONE validation error: a wrong
- *   Luhn digit (rows with an ID), a phone that is not E.164 (rows with a phone), an impossible date
- *   such as 2023-02-30, a date after 2026-01-01 (non-head minors only), an empty given_name, sex "x",
- *   or relationship "boss" (never on the head row). Nothing else in the file changes.
+ *   none), "CT-OVC" (the head row of a household with 3+ members under 18, counted before a
+ *   duplicate is added), else empty.
+ * - bad_rate: that percent of rows (Bernoulli per row) carries exactly ONE error that the importer's
+ *   validators reject (core/validate.h): a wrong Luhn digit (rows with an ID); a phone that is neither
+ *   E.164 nor a local 0... number (rows with a phone); a day the month does not have (2023-02-30); a
+ *   birth date a century ahead (2118 for 2018; non-head minors only); an empty given_name; sex "x";
+ *   relationship "boss" (never on the head row). Nothing else in the file changes. A bad head row makes
+ *   the importer reject its whole household.
  * - dup_rate: that percent of households (Bernoulli per household, from the second one on) gets an
  *   extra member (other_relative or non_relative; it replaces member 9 in a 9-person household) who
  *   is a likely duplicate of an adult from an earlier household, preferably of the same village:
@@ -44,7 +48,7 @@ struct demo_gen_opts {
 	uint64_t seed;          /* any value (default 1) */
 	unsigned bad_rate;      /* percent of rows, 0..100 (default 0) */
 	unsigned dup_rate;      /* percent of households, 0..100 (default 0) */
-	const char *ref_prefix; /* borrowed; 1..DEMO_GEN_PREFIX_MAX printable ASCII bytes (default "GEN") */
+	const char *ref_prefix; /* borrowed; 1..DEMO_GEN_PREFIX_MAX of [A-Za-z0-9_-] (default "GEN") */
 };
 
 /* Fills o with the defaults above. */

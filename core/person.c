@@ -125,6 +125,19 @@ void person_phone_bidx(const struct hf_keyring *kr, const char *phone, uint8_t o
 	hf_blind_index(kr, "phone", hf_str_from(phone), out);
 }
 
+void person_dedup_bidx(const struct hf_keyring *kr, const char *given_name, const char *family_name, const char *dob,
+		       int64_t village_id, uint8_t out[HF_BIDX_LEN])
+{
+	struct hf_buf k;
+	hf_buf_init(&k, 1024);
+	validate_name_norm(given_name, &k);
+	if (hf_buf_append(&k, "|", 1) == HF_OK)
+		validate_name_norm(family_name, &k);
+	hf_buf_note(&k, "|%s|%lld", dob, (long long)village_id);
+	hf_blind_index(kr, "dedup", (struct hf_str){k.data, k.len}, out);
+	hf_buf_release(&k);
+}
+
 void person_seal(const struct hf_keyring *kr, struct person_row *row, int64_t village_id)
 {
 	seal(kr, row->id, "given_name", row->given_name, &row->given_enc);
@@ -137,14 +150,9 @@ void person_seal(const struct hf_keyring *kr, struct person_row *row, int64_t vi
 	if (row->phone[0])
 		person_phone_bidx(kr, row->phone, row->phone_bidx);
 
+	person_dedup_bidx(kr, row->given_name, row->family_name, row->dob, village_id, row->dedup_bidx);
 	struct hf_buf k;
 	hf_buf_init(&k, 1024);
-	validate_name_norm(row->given_name, &k);
-	if (hf_buf_append(&k, "|", 1) == HF_OK)
-		validate_name_norm(row->family_name, &k);
-	hf_buf_note(&k, "|%s|%lld", row->dob, (long long)village_id);
-	hf_blind_index(kr, "dedup", (struct hf_str){k.data, k.len}, row->dedup_bidx);
-	hf_buf_reset(&k);
 	validate_phonetic_key(row->given_name, row->family_name, &k);
 	hf_buf_note(&k, "|%s", row->dob);
 	hf_blind_index(kr, "phonetic", (struct hf_str){k.data, k.len}, row->phonetic_bidx);

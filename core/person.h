@@ -57,6 +57,9 @@ bool person_validate(const struct person_in *in, const char *prefix, bool need_r
 void person_seal(const struct hf_keyring *kr, struct person_row *row, int64_t village_id);
 void person_row_release(struct person_row *row);
 
+/* The duplicate key: normalised given and family name, date of birth and village. */
+void person_dedup_bidx(const struct hf_keyring *kr, const char *given_name, const char *family_name, const char *dob,
+		       int64_t village_id, uint8_t out[HF_BIDX_LEN]);
 /* Blind index of a normalised national ID / phone, for lookups. */
 void person_nid_bidx(const struct hf_keyring *kr, const char *nid, uint8_t out[HF_BIDX_LEN]);
 void person_phone_bidx(const struct hf_keyring *kr, const char *phone, uint8_t out[HF_BIDX_LEN]);

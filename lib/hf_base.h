@@ -38,5 +38,6 @@ char *hf_xstrndup(const char *s, size_t n);
 /* Wall clock in milliseconds since the epoch (UTC) and a monotonic clock in milliseconds. */
 int64_t hf_now_ms(void);
 int64_t hf_mono_ms(void);
+int64_t hf_mono_us(void);
 
 #endif

@@ -112,14 +112,18 @@ void hf_buf_note(struct hf_buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	size_t len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
+	/* Text that did not fit in tmp is already lost: that is a cut too, and must be marked like one. */
+	bool cut = (size_t)n >= sizeof(tmp);
+	size_t len = cut ? sizeof(tmp) - 1 : (size_t)n;
 	size_t room = b->max > b->len ? b->max - b->len : 0;
-	if (len <= room) {
+	if (!cut && len <= room) {
 		if (hf_buf_append(b, tmp, len))
 			return;
 		return;
 	}
-	if (room > 3 && !hf_buf_append(b, tmp, room - 3) && !hf_buf_append(b, "...", 3))
+	if (len > room)
+		len = room;
+	if (len > 3 && !hf_buf_append(b, tmp, len - 3) && !hf_buf_append(b, "...", 3))
 		return;
 }
 
@@ -151,7 +155,8 @@ bool hf_strlcpy(char *dst, const char *src, size_t dst_size)
 
 hf_err hf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-	if (!s || !*s)
+	/* strtoll skips leading whitespace; a whole number has none at either end. */
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'))
 		return HF_EINVAL;
 	char *end = NULL;
 	errno = 0;

@@ -19,6 +19,7 @@ struct load_ctx {
 	struct hf_buf *err;
 	const char *file;
 	bool failed;
+	bool *seen; /* per declaration: already set by this file */
 };
 
 static long find_decl(const struct hf_config *cfg, const char *key)
@@ -70,8 +71,11 @@ static bool set_value(struct hf_config *cfg, const char *key, const char *v, str
 	}
 	if (!value_ok(&cfg->decls[i], v, &why)) {
 		const struct hf_cfg_decl *d = &cfg->decls[i];
-		hf_buf_note(err, "%s: '%s' %s [%lld, %lld]", where, key, why, (long long)d->min,
-				     (long long)d->max);
+		if (d->type == HF_CFG_BOOL)
+			hf_buf_note(err, "%s: '%s' %s", where, key, why);
+		else
+			hf_buf_note(err, "%s: '%s' %s [%lld, %lld]", where, key, why, (long long)d->min,
+				    (long long)d->max);
 		return false;
 	}
 	free(cfg->values[i]);
@@ -88,6 +92,16 @@ static int on_ini(void *user, const char *section, const char *name, const char 
 		ctx->failed = true;
 		return 0;
 	}
+	/* A key set twice is almost always a mistake (two edits of one file); refuse instead of guessing. */
+	long idx = find_decl(ctx->cfg, key);
+	if (idx >= 0 && ctx->seen[idx]) {
+		if (!ctx->failed)
+			hf_buf_note(ctx->err, "'%s' is set twice", key);
+		ctx->failed = true;
+		return 0;
+	}
+	if (idx >= 0)
+		ctx->seen[idx] = true;
 	struct hf_buf msg;
 	hf_buf_init(&msg, 1024);
 	/* inih reports the line of the first handler failure; we record the reason and let it add the line. */
@@ -119,9 +133,10 @@ hf_err hf_config_load(const struct hf_cfg_decl *decls, size_t ndecls, const char
 		}
 		struct hf_buf reason;
 		hf_buf_init(&reason, 1024);
-		struct load_ctx ctx = {cfg, &reason, path, false};
+		struct load_ctx ctx = {cfg, &reason, path, false, hf_xcalloc(ndecls ? ndecls : 1, sizeof(bool))};
 		int line = ini_parse_file(f, on_ini, &ctx);
 		fclose(f);
+		free(ctx.seen);
 		if (line != 0) {
 			hf_buf_note(err, "%s:%d: %s", path, line,
 					     ctx.failed ? hf_buf_cstr(&reason) : "syntax error (expected key = value)");
@@ -196,10 +211,11 @@ bool hf_config_bool(const struct hf_config *cfg, const char *key)
 hf_err hf_file_read(const char *path, size_t max, bool strip_newline, struct hf_buf *out)
 {
 	hf_err err = HF_OK;
+	/* Initialised first, so that on every failure out is empty and safe to release. */
+	hf_buf_init(out, max);
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return HF_EIO;
-	hf_buf_init(out, max);
 	char chunk[4096];
 	size_t n;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {

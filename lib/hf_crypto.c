@@ -2,6 +2,7 @@
 #include "hf_base.h"
 #include "hf_crypto.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -106,10 +107,19 @@ hf_err hf_keyring_load(const char *dir, int active_kid, struct hf_keyring **out)
 		if (strcmp(tail, ".key") != 0)
 			continue;
 		char digits[3] = {e->d_name[6], e->d_name[7], '\0'};
+		/* Exactly two hex digits: strtoul alone would also take "+1" or " 1". */
+		if (!isxdigit((unsigned char)digits[0]) || !isxdigit((unsigned char)digits[1]))
+			continue;
 		char *end;
 		kid = (unsigned)strtoul(digits, &end, 16);
 		if (*end || kid == 0 || kid > 255)
 			continue;
+		if (kr->field_keys[kid]) {
+			/* field-0a.key and field-0A.key: refuse, rather than let readdir order pick one and leak the
+			 * other's memory. */
+			err = HF_EINVAL;
+			break;
+		}
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		err = read_key(path, &kr->field_keys[kid]);
 		if (err)

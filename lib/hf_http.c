@@ -160,8 +160,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, r);
 	MHD_destroy_response(r);
 	if (srv->opts.access_log)
-		hf_log(HF_LOG_INFO, srv->opts.log_place, "msg=\"request\" method=%s path=%s status=%d ms=%lld", method,
-		       url, resp.status, (long long)(hf_mono_ms() - st->start_ms));
+		hf_log(HF_LOG_INFO, srv->opts.log_place, "msg=\"request\" method=%s route=%s status=%d ms=%lld",
+		       request_id_ok(method) ? method : "-", resp.log_route ? resp.log_route : "-", resp.status, (long long)(hf_mono_ms() - st->start_ms));
 	hf_log_set_request_id(NULL);
 	return ret;
 }

@@ -26,6 +26,9 @@ struct hf_http_req {
 struct hf_http_resp {
 	int status;
 	const char *content_type; /* static string; default application/json */
+	/* What the access log names instead of the raw path (which may hold anything a client typed, personal
+	 * data included): a static route pattern such as "individuals/{ben_no}"; NULL logs "-". */
+	const char *log_route;
 	struct hf_buf body;
 	size_t nheaders;
 	char *headers[HF_HTTP_MAX_HEADERS][2]; /* owned copies */

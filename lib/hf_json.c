@@ -20,9 +20,25 @@ void hf_ferrs_release(struct hf_ferrs *fe)
 	fe->list = NULL;
 }
 
+/* Drops a UTF-8 character left incomplete at the end of s by a byte-counted cut (snprintf). */
+static void utf8_drop_partial_tail(char *s)
+{
+	size_t n = strlen(s);
+	size_t i = n;
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t want = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+	if (n - (i - 1) < want)
+		s[i - 1] = '\0';
+}
+
 void hf_ferrs_add(struct hf_ferrs *fe, const char *field, const char *code, const char *fmt, ...)
 {
 	char msg[512];
+	char path[256];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -30,7 +46,16 @@ void hf_ferrs_add(struct hf_ferrs *fe, const char *field, const char *code, cons
 	/* Caps the list: a hostile body with thousands of bad fields must not produce a huge reply. */
 	if (json_array_size(fe->list) >= 100)
 		return;
-	json_array_append_new(fe->list, json_pack("{s:s, s:s, s:s}", "field", field, "code", code, "message", msg));
+	/* A long field name from the client is cut by bytes, possibly inside a character; jansson refuses such
+	 * a string and the error would vanish, letting the field through. Cut back to whole characters, and if
+	 * the text is still refused, report the error without it rather than not at all. */
+	snprintf(path, sizeof(path), "%s", field);
+	utf8_drop_partial_tail(path);
+	utf8_drop_partial_tail(msg);
+	json_t *e = json_pack("{s:s, s:s, s:s}", "field", path, "code", code, "message", msg);
+	if (!e)
+		e = json_pack("{s:s, s:s, s:s}", "field", "", "code", code, "message", "this field is not valid text");
+	json_array_append_new(fe->list, e);
 }
 
 bool hf_ferrs_any(const struct hf_ferrs *fe)

@@ -92,23 +92,43 @@ void hf_log(enum hf_log_level level, const char *place, const char *fmt, ...)
 	(void)w;
 }
 
+/* Bytes of the character that starts at s[i]: that byte and the UTF-8 continuation bytes after it. */
+static size_t char_len(const char *s, size_t i, size_t n)
+{
+	size_t len = 1;
+	while (i + len < n && ((unsigned char)s[i + len] & 0xC0) == 0x80)
+		len++;
+	return len;
+}
+
+/* Heads and tails count characters, not bytes: a character is shown whole or masked as one '*', so a
+ * masked name is never half a character, and a one-letter name in any script is masked whole. */
 static const char *mask_keep(const char *s, size_t keep_head, size_t keep_tail, char *out, size_t out_size)
 {
 	if (out_size == 0)
 		return out;
 	size_t n = s ? strlen(s) : 0;
-	if (n <= keep_head + keep_tail) {
+	size_t chars = 0;
+	for (size_t i = 0; i < n; i += char_len(s, i, n))
+		chars++;
+	if (chars <= keep_head + keep_tail) {
 		/* Too short to show anything safely. */
 		keep_head = 0;
 		keep_tail = 0;
 	}
 	size_t o = 0;
-	for (size_t i = 0; i < n && o + 1 < out_size; i++) {
-		bool show = i < keep_head || i >= n - keep_tail;
-		/* Keep UTF-8 continuation bytes out of the output so a masked name is never half a character. */
-		if (!show && ((unsigned char)s[i] & 0xC0) == 0x80)
-			continue;
-		out[o++] = show ? s[i] : '*';
+	for (size_t i = 0, c = 0; i < n; c++) {
+		size_t len = char_len(s, i, n);
+		bool show = c < keep_head || c >= chars - keep_tail;
+		size_t w = show ? len : 1;
+		if (o + w >= out_size)
+			break;
+		if (show)
+			memcpy(out + o, s + i, len);
+		else
+			out[o] = '*';
+		o += w;
+		i += len;
 	}
 	out[o] = '\0';
 	return out;
