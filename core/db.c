@@ -33,6 +33,8 @@ struct db {
 	struct stmt_entry cache[STMT_CACHE];
 	uint64_t tick;
 	bool broken; /* a connection-level error happened: reconnect before the next use */
+	bool in_tx;  /* between db_begin and commit/rollback */
+	const struct db_conf *reconnect_conf; /* pool connections only: how to reconnect by ourselves */
 	char conflict_key[65];
 };
 
@@ -252,6 +254,7 @@ hf_err db_acquire(struct db **out)
 		hf_err err = db_open(&g_conf, &t_db);
 		if (err)
 			return err;
+		t_db->reconnect_conf = &g_conf;
 	}
 	*out = t_db;
 	return HF_OK;
@@ -299,8 +302,43 @@ static hf_err get_stmt(struct db *db, const char *sql, MYSQL_STMT **out)
 	return HF_OK;
 }
 
+/* A pool connection idle across a database restart fails on first use. When nothing can have taken
+ * effect yet -- outside a transaction, for a statement that only reads -- reconnect and run it again, so
+ * the first user after a restart does not get a 503 for a stale socket. Writes only run inside
+ * transactions (db_tx), whose BEGIN gets the same treatment in db_begin. */
+static bool reconnect(struct db *db)
+{
+	if (!db->reconnect_conf || db->in_tx)
+		return false;
+	stmt_cache_clear(db);
+	if (db->my)
+		mysql_close(db->my);
+	db->my = NULL;
+	if (connect_with(db->reconnect_conf, db))
+		return false;
+	hf_log(HF_LOG_INFO, "core.db", "msg=\"reconnected to the database\"");
+	return true;
+}
+
+static hf_err bind_and_execute_once(struct db *db, const char *sql, const struct db_val *params, size_t n,
+				    MYSQL_STMT **out);
+
+static bool is_read(const char *sql)
+{
+	return strncmp(sql, "SELECT ", 7) == 0;
+}
+
 static hf_err bind_and_execute(struct db *db, const char *sql, const struct db_val *params, size_t n,
 			       MYSQL_STMT **out)
+{
+	hf_err err = bind_and_execute_once(db, sql, params, n, out);
+	if (err == HF_EDB_RETRY && db->broken && !db->in_tx && is_read(sql) && reconnect(db))
+		err = bind_and_execute_once(db, sql, params, n, out);
+	return err;
+}
+
+static hf_err bind_and_execute_once(struct db *db, const char *sql, const struct db_val *params, size_t n,
+				    MYSQL_STMT **out)
 {
 	if (db->broken || !db->my)
 		return HF_EDB_RETRY;
@@ -637,28 +675,38 @@ void db_rows_free(struct db_rows *r)
 
 hf_err db_begin(struct db *db)
 {
-	if (db->broken || !db->my)
+	if ((db->broken || !db->my) && !reconnect(db))
 		return HF_EDB_RETRY;
-	if (mysql_autocommit(db->my, 0))
-		return map_error(db, mysql_errno(db->my), mysql_error(db->my), "begin");
+	if (mysql_autocommit(db->my, 0)) {
+		hf_err err = map_error(db, mysql_errno(db->my), mysql_error(db->my), "begin");
+		if (!(err == HF_EDB_RETRY && db->broken && reconnect(db)))
+			return err;
+		if (mysql_autocommit(db->my, 0))
+			return map_error(db, mysql_errno(db->my), mysql_error(db->my), "begin");
+	}
+	db->in_tx = true;
 	return HF_OK;
 }
 
 hf_err db_commit(struct db *db)
 {
-	if (db->broken || !db->my)
+	if (db->broken || !db->my) {
+		db->in_tx = false;
 		return HF_EDB_RETRY;
+	}
 	if (mysql_commit(db->my)) {
 		hf_err err = map_error(db, mysql_errno(db->my), mysql_error(db->my), "commit");
 		db_rollback(db);
 		return err;
 	}
+	db->in_tx = false;
 	mysql_autocommit(db->my, 1);
 	return HF_OK;
 }
 
 void db_rollback(struct db *db)
 {
+	db->in_tx = false;
 	if (db->broken || !db->my)
 		return;
 	mysql_rollback(db->my);
