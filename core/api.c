@@ -346,6 +346,7 @@ static void dispatch(struct call *c)
 	size_t n;
 	if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0) {
 		if (strcmp(req->method, "GET") != 0) {
+			hf_http_resp_header(c->resp, "Allow", "GET");
 			write_error(c, HF_EMETHOD, "use GET");
 			return;
 		}
