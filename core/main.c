@@ -244,7 +244,9 @@ static int cmd_import(const struct hf_config *cfg, int argc, char **argv)
 	db_close(db);
 	fclose(report);
 	if (err) {
-		fprintf(stderr, "hifadhi-core: import stopped: %s\n", hf_err_message(err));
+		fprintf(stderr, "hifadhi-core: import stopped (%s): %s\n", hf_err_name(err),
+			err == HF_EINVAL ? "the file is not an import file; nothing was imported"
+					 : "rows committed before the stop stay imported; fix the cause and run it again");
 		return 1;
 	}
 	fprintf(stderr, "hifadhi-core: rejected rows (if any) are listed in %s\n", report_path);
