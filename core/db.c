@@ -12,6 +12,7 @@
 #include "hf_log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <mysql.h>
 #include <mysqld_error.h>
 #include <errmsg.h>
@@ -54,7 +55,17 @@ struct db_rows {
 
 static struct db_conf g_conf;
 static char *g_strs[5];
+/* Each pool thread's connection, closed by the key's destructor when libmicrohttpd ends the thread (so a
+ * clean shutdown leaks nothing). t_db caches it for speed. */
+static pthread_key_t g_conn_key;
 static _Thread_local struct db *t_db;
+
+static void conn_key_destroy(void *p)
+{
+	db_close(p);
+	t_db = NULL;
+	mysql_thread_end();
+}
 
 struct db_val db_str(const char *s)
 {
@@ -83,6 +94,8 @@ hf_err db_global_init(const struct db_conf *conf)
 {
 	if (mysql_library_init(0, NULL, NULL))
 		return HF_EINTERNAL;
+	if (pthread_key_create(&g_conn_key, conn_key_destroy))
+		return HF_EINTERNAL;
 	g_conf = *conf;
 	const char **fields[] = {&g_conf.socket, &g_conf.host, &g_conf.name, &g_conf.user, &g_conf.password};
 	for (size_t i = 0; i < HF_ARRAY_LEN(fields); i++) {
@@ -95,6 +108,7 @@ hf_err db_global_init(const struct db_conf *conf)
 void db_global_release(void)
 {
 	db_release_thread();
+	pthread_key_delete(g_conn_key);
 	for (size_t i = 0; i < HF_ARRAY_LEN(g_strs); i++) {
 		free(g_strs[i]);
 		g_strs[i] = NULL;
@@ -249,12 +263,14 @@ hf_err db_acquire(struct db **out)
 	if (t_db && t_db->broken) {
 		db_close(t_db);
 		t_db = NULL;
+		pthread_setspecific(g_conn_key, NULL);
 	}
 	if (!t_db) {
 		hf_err err = db_open(&g_conf, &t_db);
 		if (err)
 			return err;
 		t_db->reconnect_conf = &g_conf;
+		pthread_setspecific(g_conn_key, t_db);
 	}
 	*out = t_db;
 	return HF_OK;
@@ -264,6 +280,7 @@ void db_release_thread(void)
 {
 	db_close(t_db);
 	t_db = NULL;
+	pthread_setspecific(g_conn_key, NULL);
 }
 
 static hf_err get_stmt(struct db *db, const char *sql, MYSQL_STMT **out)

@@ -1,0 +1,420 @@
+"""harness.py - what every integration suite needs to run the real hifadhi-core against a real MariaDB.
+
+tests/run_all.sh starts one throwaway MariaDB server for the whole run and runs each
+tests/integration/test_*.py with /usr/bin/python3 and these environment variables:
+
+    HF_BUILD      folder of the programs (build/<variant>/bin)
+    HF_TEST_VAR   scratch folder of this run; each suite gets HF_TEST_VAR/<suite>/ (logs are kept)
+    HF_DB_DIR     the server's folder (for deploy/mariadb.sh);  HF_DB_SOCKET  its unix socket
+    HF_DB_PORT    its TCP port on 127.0.0.1
+    HF_KEY_DIR    db-admin.password and db-app.password (made by `deploy/mariadb.sh init-db`)
+    HF_SQL_DIR    the migrations (sql/)
+
+A suite looks like this (standard library only):
+
+    from harness import Suite, Core
+    with Suite() as s:                       # name from the file: test_smoke.py -> "smoke"
+        core = Core(s)                       # fresh database hf_smoke, keygen, migrate, serve
+        status, headers, body = core.get("/healthz")
+        s.check(status == 200, "healthz answers 200", f"got {status}")
+    # leaving the block stops every Core, prints "N passed, N failed" and exits 1 if anything failed;
+    # an exception counts as one failure (with its traceback) instead of losing the summary.
+
+Each Core gets its own database (hf_<suite>, or db= for another), a config file written here, crypto keys
+under the suite folder (shared by all Cores of the suite, so several instances can read the same data), and
+logs that are never deleted: a later test greps them for personal data. Starting serve picks a free port on
+127.0.0.1 and polls /healthz; stopping sends SIGTERM and checks the exit status and sanitizer reports.
+"""
+
+import atexit
+import http.client
+import json as jsonlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MARIADB_SH = ROOT / "deploy" / "mariadb.sh"
+START_DEADLINE_S = float(os.environ.get("HF_TEST_START_DEADLINE", "20"))
+STOP_DEADLINE_S = 15.0
+POLL_S = 0.05
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer")
+
+
+def env(name):
+    """A variable tests/run_all.sh sets; a clear message when a suite is run by hand without it."""
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"harness: {name} is not set; run the suites through tests/run_all.sh (make test)")
+    return value
+
+
+def _ident(text):
+    """A database/file-safe name: lowercase [a-z0-9_]."""
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())
+
+
+class CoreError(Exception):
+    """hifadhi-core failed to do something the harness needs (setup, start); the message has the log tail."""
+
+
+# Cores still running, stopped at exit even when a suite dies with an exception or SIGTERM (a timeout).
+_live_cores = []
+
+
+def _kill_live_cores():
+    for core in list(_live_cores):
+        core.stop(check=False)
+
+
+atexit.register(_kill_live_cores)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+class Suite:
+    """Counts checks and prints the summary line run_all.sh reads. Use as a context manager."""
+
+    def __init__(self, name=None):
+        self.name = name or re.sub(r"^test_", "", Path(sys.argv[0]).stem)
+        self.passed = 0
+        self.failed = 0
+        self.cores = []
+        self.var = Path(env("HF_TEST_VAR")) / _ident(self.name)
+        self.var.mkdir(parents=True, exist_ok=True)
+
+    def check(self, cond, name, detail=""):
+        """Records one check; returns cond so a suite can skip what depends on it."""
+        if cond:
+            self.passed += 1
+            print(f"ok - {name}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL - {name}: {detail}" if detail else f"FAIL - {name}", flush=True)
+        return bool(cond)
+
+    def eq(self, got, want, name):
+        """check(got == want) with both values in the failure detail."""
+        return self.check(got == want, name, f"got {got!r}, want {want!r}")
+
+    def summary(self):
+        """Stops every Core of the suite (their clean exit is checked), prints the summary, exits."""
+        for core in list(self.cores):
+            core.stop()
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, SystemExit):
+            if exc.code not in (0, None):
+                self.failed += 1
+                print(f"FAIL - suite {self.name} stopped: {exc.code}", flush=True)
+        elif exc_type is not None:
+            self.failed += 1
+            print(f"FAIL - suite {self.name} raised {exc_type.__name__} (traceback below)", flush=True)
+            for line in traceback.format_exception(exc_type, exc, tb):
+                sys.stdout.write("    " + line.replace("\n", "\n    ").rstrip() + "\n")
+            sys.stdout.flush()
+        self.summary()
+
+
+class Mariadb:
+    """The run's throwaway MariaDB server: root over the unix socket, stop/start through deploy/mariadb.sh."""
+
+    @staticmethod
+    def socket():
+        return env("HF_DB_SOCKET")
+
+    @staticmethod
+    def port():
+        return int(env("HF_DB_PORT"))
+
+    @staticmethod
+    def _script(*args, db_name=None, capture=False):
+        e = dict(os.environ, HF_DB_DIR=env("HF_DB_DIR"), HF_DB_PORT=env("HF_DB_PORT"), HF_KEY_DIR=env("HF_KEY_DIR"))
+        if db_name:
+            e["HF_DB_NAME"] = db_name
+        r = subprocess.run([str(MARIADB_SH), *args], env=e, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            raise CoreError(f"deploy/mariadb.sh {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+        return r.stdout if capture else None
+
+    @classmethod
+    def start(cls):
+        cls._script("start")
+
+    @classmethod
+    def stop(cls):
+        cls._script("stop")
+
+    @classmethod
+    def is_up(cls):
+        r = subprocess.run(["mariadb-admin", "--no-defaults", f"--socket={cls.socket()}", "-uroot",
+                            "--connect-timeout=2", "ping"], capture_output=True, stdin=subprocess.DEVNULL)
+        return r.returncode == 0
+
+    @classmethod
+    def sql(cls, statements, db=None):
+        """Runs SQL as root over the socket; returns the rows as tab-separated text (no header)."""
+        args = ["mariadb", "--no-defaults", f"--socket={cls.socket()}", "-uroot", "--batch", "--skip-column-names"]
+        if db:
+            args.append(db)
+        r = subprocess.run(args, input=statements, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise CoreError(f"mariadb: {r.stderr.strip()}")
+        return r.stdout
+
+    @classmethod
+    def create_db(cls, name):
+        """A fresh, empty database with both accounts granted on it (the grants come from mariadb.sh)."""
+        if not re.fullmatch(r"[a-z0-9_]{1,64}", name):
+            raise ValueError(f"bad database name {name!r}")
+        cls.sql(f"DROP DATABASE IF EXISTS `{name}`;")
+        cls._script("init-db", db_name=name)
+
+    @classmethod
+    def dump(cls, db):
+        """mariadb-dump of one database (what an attacker with the disk or a backup would see)."""
+        return cls._script("dump", db, capture=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Core:
+    """One hifadhi-core configuration (database, keys, config file) and, when started, its serve process.
+
+    Core(suite) creates database hf_<suite>, runs keygen and migrate and starts serve. Arguments:
+      name       names the Core's folder and default database (default: the suite's name)
+      db         database name (default hf_<name>); fresh_db=False keeps an existing one (a second instance)
+      overrides  {"section.key": "value"} written into the config file
+      start      False: only set up (call start() later, e.g. after run_cli("import", ...))
+    """
+
+    def __init__(self, suite, name=None, db=None, fresh_db=True, overrides=None, start=True):
+        self.suite = suite
+        self.name = _ident(name or suite.name)
+        self.db = db or ("hf_" + self.name)[:64]
+        self.bin = Path(env("HF_BUILD")) / "hifadhi-core"
+        self.dir = suite.var / f"core-{self.name}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key_dir = suite.var / "keys"
+        self.key_dir.mkdir(mode=0o700, exist_ok=True)
+        self.conf = self.dir / "core.conf"
+        self.cli_log = self.dir / "cli.log"
+        self.logs = []  # every serve log of this Core, oldest first
+        self.proc = None
+        self.port = None
+        self.exit_code = None
+        self.overrides = dict(overrides or {})
+        suite.cores.append(self)
+        if fresh_db:
+            Mariadb.create_db(self.db)
+        self.write_config()
+        self.run_cli(["keygen"], check=True)
+        self.run_cli(["migrate"], check=True)
+        if start:
+            self.start()
+
+    # ---- configuration and command line
+
+    def config_values(self, port=0):
+        key_dir = Path(env("HF_KEY_DIR"))
+        values = {
+            "http.bind": "127.0.0.1",
+            "http.port": str(port or self.port or 8080),
+            "http.threads": "8",
+            "db.socket": Mariadb.socket(),
+            "db.name": self.db,
+            "db.user": "hifadhi",
+            "db.password_file": str(key_dir / "db-app.password"),
+            "db.migrate_user": "hifadhi_admin",
+            "db.migrate_password_file": str(key_dir / "db-admin.password"),
+            "crypto.key_dir": str(self.key_dir),
+            "crypto.active_key_id": "1",
+            "log.level": "info",
+            "paths.sql_dir": env("HF_SQL_DIR"),
+        }
+        values.update(self.overrides)
+        return values
+
+    def write_config(self, port=0):
+        sections = {}
+        for key, value in self.config_values(port).items():
+            section, name = key.split(".", 1)
+            sections.setdefault(section, []).append(f"{name} = {value}")
+        text = "# written by tests/integration/harness.py\n"
+        text += "".join(f"\n[{s}]\n" + "\n".join(lines) + "\n" for s, lines in sections.items())
+        self.conf.write_text(text)
+
+    def run_cli(self, args, input=None, overrides=None, timeout=300, check=False):
+        """Runs `hifadhi-core -c CONF [-o k=v]... ARGS`; returns subprocess.CompletedProcess (text unless
+        input is bytes). stderr is also appended to cli.log. check=True raises CoreError on a non-zero exit."""
+        cmd = [str(self.bin), "-c", str(self.conf)]
+        for key, value in (overrides or {}).items():
+            cmd += ["-o", f"{key}={value}"]
+        cmd += [str(a) for a in args]
+        binary = isinstance(input, (bytes, bytearray))
+        r = subprocess.run(cmd, input=input, capture_output=True, text=not binary, timeout=timeout,
+                           stdin=None if input is not None else subprocess.DEVNULL)
+        err = r.stderr.decode("utf-8", "replace") if binary else r.stderr
+        with open(self.cli_log, "a", encoding="utf-8") as f:
+            f.write(f"$ {' '.join(cmd[3:])}\n{err}(exit {r.returncode})\n")
+        if check and r.returncode != 0:
+            raise CoreError(f"hifadhi-core {' '.join(cmd[3:])} exited {r.returncode}: {err.strip()[-2000:]}")
+        return r
+
+    # ---- the serve process
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self):
+        """The current (latest) serve log."""
+        return self.logs[-1] if self.logs else None
+
+    def log_text(self):
+        """Every serve log and the CLI log of this Core, concatenated (for greps)."""
+        parts = [p.read_text(errors="replace") for p in self.logs if p.exists()]
+        if self.cli_log.exists():
+            parts.append(self.cli_log.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def _tail(self, n=30):
+        if not self.log or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+
+    def start(self):
+        """Starts serve on a free loopback port and waits for /healthz to answer 200."""
+        if self.proc:
+            return self
+        for attempt in range(3):
+            port = free_port()
+            self.write_config(port)
+            self.port = port
+            log = self.dir / f"serve-{len(self.logs) + 1}.log"
+            self.logs.append(log)
+            with open(log, "wb") as f:
+                self.proc = subprocess.Popen([str(self.bin), "-c", str(self.conf), "serve"], stdin=subprocess.DEVNULL,
+                                             stdout=f, stderr=subprocess.STDOUT)
+            self.exit_code = None
+            _live_cores.append(self)
+            deadline = time.monotonic() + START_DEADLINE_S
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if self._healthy():
+                    return self
+                time.sleep(POLL_S)
+            code = self.stop(check=False)
+            tail = self._tail()
+            # The free port can be taken between our probe and serve's bind: try another.
+            if code is not None and re.search(r"already in use|EADDRINUSE", tail, re.I) and attempt < 2:
+                continue
+            raise CoreError(f"hifadhi-core serve did not become healthy (exit {code}); {log}:\n{tail}")
+        raise AssertionError("unreachable")
+
+    def _healthy(self):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            conn.request("GET", "/healthz")
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False
+
+    def stop(self, check=True):
+        """SIGTERM, wait (SIGKILL after a deadline); returns the exit code. With check, records one check
+        that serve exited 0 with no sanitizer report in its log."""
+        if not self.proc:
+            return self.exit_code
+        proc, self.proc = self.proc, None
+        if self in _live_cores:
+            _live_cores.remove(self)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.exit_code = proc.returncode
+        if check:
+            text = self.log.read_text(errors="replace") if self.log and self.log.exists() else ""
+            marks = [m for m in SANITIZER_MARKS if m in text]
+            self.suite.check(self.exit_code == 0 and not marks,
+                             f"hifadhi-core serve ({self.name}) stops cleanly on SIGTERM",
+                             f"exit {self.exit_code}, sanitizer reports: {marks or 'none'}; see {self.log}")
+        return self.exit_code
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # ---- HTTP
+
+    def request(self, method, path, json=None, headers=None, raw_body=None, timeout=30):
+        """One request on a new connection; returns (status, headers, body). headers is case-insensitive
+        (headers.get("X-Request-Id")); body is parsed JSON when the response says JSON and parses, else text
+        (bytes if it is not UTF-8)."""
+        hdrs = dict(headers or {})
+        body = raw_body
+        if json is not None:
+            body = jsonlib.dumps(json)
+            if not any(k.lower() == "content-type" for k in hdrs):
+                hdrs["Content-Type"] = "application/json"
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=hdrs)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        ctype = resp.headers.get("Content-Type", "")
+        parsed = data
+        try:
+            parsed = data.decode("utf-8")
+            if "json" in ctype.lower() and parsed:
+                parsed = jsonlib.loads(parsed)
+        except (UnicodeDecodeError, ValueError):
+            pass
+        return resp.status, resp.headers, parsed
+
+    def get(self, path, json=None, headers=None, raw_body=None):
+        return self.request("GET", path, json, headers, raw_body)
+
+    def post(self, path, json=None, headers=None, raw_body=None):
+        return self.request("POST", path, json, headers, raw_body)
+
+    def put(self, path, json=None, headers=None, raw_body=None):
+        return self.request("PUT", path, json, headers, raw_body)
+
+    def patch(self, path, json=None, headers=None, raw_body=None):
+        return self.request("PATCH", path, json, headers, raw_body)
+
+    def delete(self, path, json=None, headers=None, raw_body=None):
+        return self.request("DELETE", path, json, headers, raw_body)
