@@ -295,23 +295,73 @@ hf_err registry_programme_update(struct reg_req *rq, const char *code, json_t *b
 
 #define IND_FROM " FROM individuals i LEFT JOIN households h ON h.id = i.household_id"
 
-/* Enrolments of an individual and of their household, as [{id, programme, status, target}]. */
-static hf_err enrolments_of(struct reg_req *rq, int64_t ind_id, int64_t hh_id, json_t **out)
+/* Enrolments as "id,code,status,version;..." (GROUP_CONCAT of the subqueries below): every part is
+ * digits or a programme code / status word, which never contain ',' or ';'. */
+#define ENR_CONCAT                                                                                           \
+	"SELECT GROUP_CONCAT(CONCAT_WS(',', e.id, p.code, e.status, e.version) ORDER BY p.code SEPARATOR ';')" \
+	" FROM enrolments e JOIN programmes p ON p.id = e.programme_id"
+
+static void enrolments_parse(const char *s, const char *target, json_t *out)
+{
+	while (*s) {
+		const char *end = strchr(s, ';');
+		size_t n = end ? (size_t)(end - s) : strlen(s);
+		char item[160];
+		const char *part[4] = {NULL, NULL, NULL, NULL};
+		if (n < sizeof(item)) {
+			memcpy(item, s, n);
+			item[n] = '\0';
+			char *p = item;
+			for (int k = 0; k < 4 && p; k++) {
+				part[k] = p;
+				p = strchr(p, ',');
+				if (p)
+					*p++ = '\0';
+			}
+		}
+		int64_t version = 0;
+		if (part[3] && hf_parse_i64(part[3], 0, INT64_MAX, &version) == HF_OK)
+			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", part[0], "programme", part[1],
+							     "status", part[2], "target", target, "version",
+							     (json_int_t)version));
+		s += n + (end ? 1 : 0);
+	}
+}
+
+static int enrolment_cmp(const void *a, const void *b)
+{
+	const char *x = json_string_value(json_object_get(*(json_t *const *)a, "programme"));
+	const char *y = json_string_value(json_object_get(*(json_t *const *)b, "programme"));
+	return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Sorts an array of enrolments by programme code, in place. */
+static void enrolments_sort(json_t *a)
+{
+	size_t n = json_array_size(a);
+	if (n < 2)
+		return;
+	json_t **items = hf_xcalloc(n, sizeof(*items));
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_incref(json_array_get(a, i));
+	qsort(items, n, sizeof(*items), enrolment_cmp);
+	json_array_clear(a);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, items[i]);
+	free(items);
+}
+
+/* Enrolments of a household, as [{id, programme, status, target, version}]. */
+static hf_err enrolments_of_household(struct reg_req *rq, int64_t hh_id, json_t **out)
 {
 	struct db_rows *r = NULL;
-	struct db_val p[] = {DB_I64(ind_id), DB_I64(hh_id)};
-	hf_err err = db_query(rq->db,
-			      "SELECT e.id, p.code, e.status, IF(e.individual_id IS NULL, 'household', 'individual'), e.version"
-			      " FROM enrolments e JOIN programmes p ON p.id = e.programme_id"
-			      " WHERE e.individual_id = ? OR e.household_id = ? ORDER BY p.code",
-			      p, 2, &r);
+	struct db_val p[] = {DB_I64(hh_id)};
+	hf_err err = db_query(rq->db, ENR_CONCAT " WHERE e.household_id = ?", p, 1, &r);
 	if (err)
 		return err;
 	json_t *a = json_array();
-	while (db_rows_next(r))
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", db_rows_str(r, 0), "programme",
-						   db_rows_str(r, 1), "status", db_rows_str(r, 2), "target",
-						   db_rows_str(r, 3), "version", (json_int_t)db_rows_i64(r, 4)));
+	if (db_rows_next(r))
+		enrolments_parse(db_rows_str(r, 0), "household", a);
 	db_rows_free(r);
 	*out = a;
 	return HF_OK;
@@ -353,21 +403,38 @@ static hf_err ind_load(struct reg_req *rq, const char *ben_no, bool for_update, 
 	return err;
 }
 
+/* The hot read (kiosks, USSD, staff): one statement, one round trip, every lookup by a unique or
+ * foreign-key index; the individual's and the household's enrolments come along as two small
+ * concatenated lists instead of a second query. */
 hf_err registry_individual_get(struct reg_req *rq, const char *ben_no, json_t **out)
 {
-	int64_t id = 0, hh = 0;
-	json_t *o = NULL, *enr = NULL;
-	hf_err err = ind_load(rq, ben_no, false, &id, &hh, NULL, &o);
+	if (!numbers_valid(ben_no))
+		return conflict(rq, HF_ENOTFOUND,
+				"no beneficiary with this number (a beneficiary number has 9 digits and a valid check digit)");
+	struct db_rows *r = NULL;
+	struct db_val p[] = {db_str(ben_no)};
+	hf_err err = db_query(rq->db,
+			      "SELECT " PERSON_SELECT_COLUMNS ", (" ENR_CONCAT " WHERE e.individual_id = i.id), "
+			      "(" ENR_CONCAT " WHERE e.household_id = i.household_id)" IND_FROM " WHERE i.ben_no = ?",
+			      p, 1, &r);
 	if (err)
 		return err;
-	err = enrolments_of(rq, id, hh, &enr);
-	if (err) {
-		json_decref(o);
-		return err;
+	if (!db_rows_next(r)) {
+		db_rows_free(r);
+		return conflict(rq, HF_ENOTFOUND, "no beneficiary with this number");
 	}
-	json_object_set_new(o, "enrolments", enr);
-	*out = o;
-	return HF_OK;
+	json_t *o = NULL;
+	err = person_to_json(g_app.keys, r, 0, &o);
+	if (!err) {
+		json_t *enr = json_array();
+		enrolments_parse(db_rows_str(r, PERSON_SELECT_NCOLS), "individual", enr);
+		enrolments_parse(db_rows_str(r, PERSON_SELECT_NCOLS + 1), "household", enr);
+		enrolments_sort(enr);
+		json_object_set_new(o, "enrolments", enr);
+		*out = o;
+	}
+	db_rows_free(r);
+	return err;
 }
 
 /* ------------------------------------------------------------------ individuals: write */
@@ -662,7 +729,7 @@ hf_err registry_household_get(struct reg_req *rq, const char *hh_no, json_t **ou
 		return err;
 	err = hh_members(rq, id, &members);
 	if (!err)
-		err = enrolments_of(rq, 0, id, &enr);
+		err = enrolments_of_household(rq, id, &enr);
 	if (err) {
 		json_decref(o);
 		json_decref(members);
@@ -1106,8 +1173,10 @@ hf_err registry_individual_search(struct reg_req *rq, const struct reg_query *q,
 	struct db_val v[10];
 	size_t nv = 0;
 	char below[LOCATION_PATH_MAX + 2];
-	sql_lit(&sql, "SELECT " PERSON_SELECT_COLUMNS IND_FROM
-			  " LEFT JOIN locations l ON l.id = h.location_id WHERE i.id > ?");
+	bool by_location = q->location && q->location[0];
+	sql_lit(&sql, by_location ? "SELECT " PERSON_SELECT_COLUMNS IND_FROM " JOIN locations l ON l.id = h.location_id"
+				    " WHERE i.id > ?"
+				  : "SELECT " PERSON_SELECT_COLUMNS IND_FROM " WHERE i.id > ?");
 	v[nv++] = DB_I64(after);
 	if (q->ben_no && q->ben_no[0]) {
 		sql_lit(&sql, " AND i.ben_no = ?");
