@@ -192,6 +192,14 @@ static hf_err map_error(struct db *db, unsigned e, const char *msg, const char *
 	return HF_EDB;
 }
 
+/* Connector/C leaves an error met while streaming rows on the connection, not the statement. */
+static hf_err map_fetch_error(struct db *db, MYSQL_STMT *st)
+{
+	if (mysql_stmt_errno(st))
+		return map_error(db, mysql_stmt_errno(st), mysql_stmt_error(st), "fetch");
+	return map_error(db, mysql_errno(db->my), mysql_error(db->my), "fetch");
+}
+
 static void stmt_cache_clear(struct db *db)
 {
 	for (size_t i = 0; i < STMT_CACHE; i++) {
@@ -532,7 +540,7 @@ hf_err db_query(struct db *db, const char *sql, const struct db_val *params, siz
 	for (size_t row = 0; row < nrows; row++) {
 		int rc = fetch_row(st, b, nc, lens, big);
 		if (rc != 0) {
-			err = rc == MYSQL_NO_DATA ? HF_EINTERNAL : map_error(db, mysql_stmt_errno(st), mysql_stmt_error(st), "fetch");
+			err = rc == MYSQL_NO_DATA ? HF_EINTERNAL : map_fetch_error(db, st);
 			break;
 		}
 		for (size_t c = 0; c < nc; c++) {
@@ -583,7 +591,7 @@ hf_err db_stream(struct db *db, const char *sql, const struct db_val *params, si
 		if (rc == MYSQL_NO_DATA)
 			break;
 		if (rc != 0) {
-			err = map_error(db, mysql_stmt_errno(st), mysql_stmt_error(st), "fetch");
+			err = map_fetch_error(db, st);
 			break;
 		}
 		hf_buf_reset(&data);

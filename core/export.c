@@ -1,8 +1,11 @@
 /* export.c - streams households and members out as an import-format CSV, decrypting personal fields.
  *
- * One query joins individuals to their household and its three location levels, ordered by household, and
- * is streamed with db_stream: only one household's members are held at a time (at most a few dozen
- * rows), so a national registry exports in constant memory. Plaintext buffers are wiped once written.
+ * Households are walked in id order, a page of 1,000 at a time (a primary-key range: no sort), and each
+ * page's members are streamed with db_stream, joined to the household and its three location levels.
+ * Sorting the whole registry in one ORDER BY would make the server build and sort a million-row
+ * temporary table before sending the first row, long enough to hit the connection's read timeout; a
+ * page sorts a few thousand rows. Only one household's members are held here at a time, so memory is
+ * constant whatever the registry's size. Plaintext buffers are wiped once written.
  */
 #include "hf_base.h"
 #include "export.h"
@@ -56,7 +59,11 @@ enum {
 	"FROM individuals i JOIN households h ON h.id = i.household_id "                                       \
 	"JOIN locations lv ON lv.id = h.location_id JOIN locations ld ON ld.id = lv.parent_id "                 \
 	"JOIN locations lr ON lr.id = ld.parent_id "
-#define EXPORT_ORDER " ORDER BY i.household_id, i.id"
+#define EXPORT_PAGE 1000
+#define PAGE_ALL "SELECT id FROM households WHERE id > ? ORDER BY id LIMIT 1000"
+#define PAGE_BELOW                                                                                             \
+	"SELECT h.id FROM households h JOIN locations lv ON lv.id = h.location_id "                            \
+	"WHERE h.id > ? AND (lv.path = ? OR lv.path LIKE ? ESCAPE '!') ORDER BY h.id LIMIT 1000"
 
 struct member {
 	int64_t id;
@@ -283,9 +290,11 @@ static hf_err below_pattern(const char *prefix, struct hf_buf *out)
 hf_err export_run(struct db *db, FILE *out, const char *location_prefix)
 {
 	struct xctx x = {.out = out};
-	struct hf_buf path, like;
+	struct hf_buf path, like, sql;
+	struct db_val *ids = NULL;
 	hf_buf_init(&path, 1024);
 	hf_buf_init(&like, 2048);
+	hf_buf_init(&sql, 64 * 1024);
 	hf_buf_init(&x.hh_head, LINE_MAX_BYTES);
 	hf_buf_init(&x.plain, LINE_MAX_BYTES);
 	hf_err err = HF_OK;
@@ -305,7 +314,8 @@ hf_err export_run(struct db *db, FILE *out, const char *location_prefix)
 		fprintf(out, "%s%s", i ? "," : "", import_columns[i]);
 	fputc('\n', out);
 
-	if (location_prefix && location_prefix[0]) {
+	bool below = location_prefix && location_prefix[0];
+	if (below) {
 		err = hf_buf_append_str(&path, location_prefix);
 		while (!err && path.len && path.data[path.len - 1] == '/')
 			path.data[--path.len] = '\0';
@@ -315,11 +325,37 @@ hf_err export_run(struct db *db, FILE *out, const char *location_prefix)
 			err = HF_EINVAL;
 			goto out;
 		}
-		struct db_val v[] = {db_str(hf_buf_cstr(&path)), db_str(hf_buf_cstr(&like))};
-		err = db_stream(db, EXPORT_SELECT "WHERE lv.path = ? OR lv.path LIKE ? ESCAPE '!'" EXPORT_ORDER, v, 2, on_row,
-				&x);
-	} else {
-		err = db_stream(db, EXPORT_SELECT EXPORT_ORDER, NULL, 0, on_row, &x);
+	}
+	/* The members query: SQL from constants only, EXPORT_PAGE placeholders (a short page repeats its last
+	 * id, which changes nothing in an IN list). */
+	err = hf_buf_append_str(&sql, EXPORT_SELECT "WHERE i.household_id IN (");
+	for (size_t i = 0; !err && i < EXPORT_PAGE; i++)
+		err = hf_buf_append(&sql, i ? ",?" : "?", i ? 2 : 1);
+	if (!err)
+		err = hf_buf_append_str(&sql, ") ORDER BY i.household_id, i.id");
+	HF_ASSERT(err == HF_OK);
+	ids = hf_xcalloc(EXPORT_PAGE, sizeof(*ids));
+	int64_t after = 0;
+	for (;;) {
+		struct db_val pv[] = {DB_I64(after), db_str(hf_buf_cstr(&path)), db_str(hf_buf_cstr(&like))};
+		err = db_query(db, below ? PAGE_BELOW : PAGE_ALL, pv, below ? 3 : 1, &r);
+		if (err)
+			goto out;
+		size_t n = 0;
+		while (db_rows_next(r) && n < EXPORT_PAGE)
+			ids[n++] = DB_I64(db_rows_i64(r, 0));
+		db_rows_free(r);
+		r = NULL;
+		if (n == 0)
+			break;
+		after = ids[n - 1].i;
+		for (size_t i = n; i < EXPORT_PAGE; i++)
+			ids[i] = ids[n - 1];
+		err = db_stream(db, hf_buf_cstr(&sql), ids, EXPORT_PAGE, on_row, &x);
+		if (err)
+			goto out;
+		if (n < EXPORT_PAGE)
+			break;
 	}
 	if (!err)
 		err = household_write(&x);
@@ -342,5 +378,7 @@ out:
 	hf_buf_release(&x.plain);
 	hf_buf_release(&path);
 	hf_buf_release(&like);
+	hf_buf_release(&sql);
+	free(ids);
 	return err;
 }

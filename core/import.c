@@ -6,6 +6,9 @@
  * - The file is mapped and parsed twice with libcsv. The first pass only checks structure (header,
  *   quoting, field sizes) and counts records, so a malformed file is refused before anything is written
  *   and the progress line knows the total. It costs a few percent of the run.
+ * - Two threads: a reader parses, validates, draws ids and numbers and seals (the CPU work, about a third
+ *   of the total) while the calling thread, the only user of the connection, runs the lookups and
+ *   INSERTs of the previous batch. Two batches alternate between them; see batch_handover.
  * - Rows are collected into batches of ~500 households. Per batch: one IN-list lookup each for existing
  *   households, existing individuals, national IDs already registered and freshly drawn numbers, then one
  *   transaction of multi-row INSERTs. IN lists are padded to a few fixed sizes and INSERTs use a few fixed
@@ -33,6 +36,8 @@
 #include "validate.h"
 
 #include <csv.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -280,7 +285,7 @@ static void arena_release(struct arena *a)
 	a->first = a->cur = NULL;
 }
 
-/* ---- the batch ---- */
+/* ---- batches ---- */
 
 enum rstate { R_GOOD, R_BAD, R_EXISTING };
 
@@ -292,9 +297,10 @@ struct rerr {
 
 struct irow {
 	uint64_t recno;
-	size_t hh; /* its household's index in the batch */
+	size_t hh;                      /* its household's index in the batch */
 	const char *f[IMPORT_NCOLUMNS]; /* arena copies, "" when absent */
 	const char *ext_ref;            /* NULL when household_ref or member_no is unusable */
+	uint8_t ext_key[KEY_LEN];       /* key_of(ext_ref) */
 	int prog;                       /* index into programmes, -1 = none */
 	bool valid;                     /* passed every check made while reading */
 	bool head;                      /* the relationship column says head */
@@ -304,23 +310,42 @@ struct irow {
 	struct rerr *ferr, *ferr_tail; /* found while writing the batch (cleared when it is retried) */
 	enum rstate state;
 	bool sealed;
-	struct person_row pr;
+	struct person_row pr; /* id and ben_no drawn and sealed by the reader (see batch_preseal) */
 };
 
 struct ihh {
 	const char *ref; /* as in its first row */
 	bool ref_ok, nonconsecutive, too_many;
-	size_t first, n; /* its rows in the batch */
+	size_t first, n;               /* its rows in the batch */
 	uint64_t extra_first, extra_n; /* rows past IMPORT_HOUSEHOLD_MAX: reported, never kept */
-	uint32_t members;               /* bit per member_no seen */
+	uint32_t members;              /* bit per member_no seen */
 	int nheads;
-	size_t head; /* row index when nheads == 1 */
+	size_t head;    /* row index when nheads == 1 */
+	uint8_t key[KEY_LEN];  /* key_of(ref) */
+	uint8_t vkey[KEY_LEN]; /* key of the head row's region/district/village */
+	int64_t new_id;        /* drawn by the reader; the address is sealed under it */
+	int64_t sealed_village; /* the village in the members' duplicate keys as sealed (0 = not known then) */
+	bool sealed;
+	struct hf_buf addr_enc;
 	/* while writing */
 	bool exists, insert;
 	int64_t id, village_id;
 	char hh_no[BENNO_LEN + 1];
-	bool sealed;
-	struct hf_buf addr_enc;
+};
+
+/* ~BATCH_HOUSEHOLDS households. Two of them alternate: the reader fills one while the writer writes the
+ * other. Ownership passes under ictx.mu with `full`; no field is touched by both threads at once. */
+struct ibatch {
+	struct arena arena;
+	struct irow *rows;
+	size_t nrows, caprows;
+	struct ihh *hhs;
+	size_t nhh, caphh;
+	struct kmap bids;  /* ids drawn for this batch */
+	struct kmap bnums; /* numbers drawn for this batch */
+	bool full;        /* handed to the writer */
+	bool last;        /* the reader is done after this one */
+	bool abort;       /* the reader failed: write nothing */
 };
 
 struct prog {
@@ -333,39 +358,45 @@ struct enrol {
 };
 
 struct ictx {
+	/* set before the threads start, read-only after */
 	struct db *db;
 	const char *actor;
 	FILE *report, *progress;
-	struct import_stats st;
-	hf_err err; /* the first fatal error: stops the parse */
-	bool scanning;
-	struct hf_buf why; /* the reason a file is refused */
-
-	/* header: field index -> column (-1 = none) */
-	int colmap[IMPORT_ROW_FIELDS_MAX];
+	int colmap[IMPORT_ROW_FIELDS_MAX]; /* header field index -> column (-1 = none) */
 	size_t header_fields;
 	bool have_col[IMPORT_NCOLUMNS];
+	struct kmap progmap;
+	struct prog *progs;
+	size_t nprogs;
+	uint64_t total_rows;
+	int64_t t0;
 
-	/* the record being read */
-	uint64_t recno; /* records completed so far */
+	/* handover between the reader and the writer */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ibatch batches[2];
+	atomic_bool stop;      /* the writer failed: the reader stops */
+	struct kmap villages;  /* village key -> id; the writer adds, the reader looks up */
+
+	/* the reader (the main thread during the structure pass) */
+	bool scanning;
+	struct ibatch *rb;
+	bool hh_open; /* rb->hhs[nhh-1] still takes rows */
+	hf_err rerr;  /* the reader's own failure */
+	struct hf_buf why; /* the reason a file is refused */
+	uint64_t recno;    /* records completed so far */
 	size_t nfields;
 	char *rec;
 	size_t rec_len;
-	size_t off[IMPORT_ROW_FIELDS_MAX], len[IMPORT_ROW_FIELDS_MAX];
+	size_t off[IMPORT_ROW_FIELDS_MAX];
 	uint64_t long_mask, nul_mask; /* field indexes over IMPORT_FIELD_MAX / holding a NUL */
+	struct kmap seen_refs, seen_nids;
+	struct hf_ferrs fe;
+	uint64_t rows_read;
 
-	/* for the whole run */
-	struct kmap seen_refs, seen_nids, villages, progmap;
-	struct prog *progs;
-	size_t nprogs;
-
-	/* the batch */
-	struct arena arena;
-	struct irow *rows;
-	size_t nrows, caprows;
-	struct ihh *hhs;
-	size_t nhh, caphh;
-	bool hh_open; /* hhs[nhh-1] still takes rows */
+	/* the writer (the calling thread) */
+	struct import_stats st;
+	struct kmap bmap;
 	struct enrol *enr;
 	size_t nenr, capenr;
 	size_t *ins_hh, *ins_rows; /* indexes of what the batch inserts */
@@ -373,17 +404,12 @@ struct ictx {
 	size_t *todo, *taken; /* numbers to check against the database, and those found taken */
 	size_t ntodo, ntaken;
 	size_t capidx; /* of list, ins_hh, ins_rows, todo and taken */
-	struct kmap bmap, bids, bnums;
-	bool check_all_members;
-	struct db_val *list; /* IN-list values, one per row at most */
+	struct db_val *list;
 	struct db_val *scratch;
 	struct hf_buf sql;
-	struct hf_ferrs fe;
+	bool check_all_members, redraw_ids, redraw_numbers;
 	uint64_t batch_enrolled;
-
-	/* progress */
-	uint64_t total_rows;
-	int64_t t0, last_progress;
+	int64_t last_progress;
 };
 
 static void *grow(void *p, size_t *cap, size_t need, size_t size)
@@ -410,17 +436,52 @@ static void err_add(struct arena *a, struct rerr **head, struct rerr **tail, con
 	*tail = e;
 }
 
-/* A problem found while reading; field and reason must outlive the batch (literals or arena). */
-static void perr(struct ictx *c, struct irow *r, const char *field, const char *reason)
+/* A problem found while reading; field and reason must outlive the batch (literals or its arena). */
+static void perr(struct ibatch *b, struct irow *r, const char *field, const char *reason)
 {
-	err_add(&c->arena, &r->perr, &r->perr_tail, field, reason);
+	err_add(&b->arena, &r->perr, &r->perr_tail, field, reason);
 	r->valid = false;
 }
 
-static void ferr(struct ictx *c, struct irow *r, const char *field, const char *reason)
+static void ferr(struct ibatch *b, struct irow *r, const char *field, const char *reason)
 {
-	err_add(&c->arena, &r->ferr, &r->ferr_tail, field, reason);
+	err_add(&b->arena, &r->ferr, &r->ferr_tail, field, reason);
 	r->state = R_BAD;
+}
+
+/* A row id not yet used in this batch. */
+static int64_t batch_new_id(struct ibatch *b)
+{
+	for (;;) {
+		int64_t id = db_new_id();
+		uint8_t k[KEY_LEN];
+		key_of_i64(id, k);
+		if (kmap_add(&b->bids, k, 0))
+			return id;
+	}
+}
+
+static void batch_clear(struct ibatch *b)
+{
+	for (size_t i = 0; i < b->nrows; i++)
+		if (b->rows[i].sealed)
+			person_row_release(&b->rows[i].pr);
+	for (size_t i = 0; i < b->nhh; i++)
+		if (b->hhs[i].sealed)
+			hf_buf_release(&b->hhs[i].addr_enc);
+	b->nrows = b->nhh = 0;
+	b->last = b->abort = false;
+	arena_reset(&b->arena);
+}
+
+static void batch_release(struct ibatch *b)
+{
+	batch_clear(b);
+	arena_release(&b->arena);
+	free(b->rows);
+	free(b->hhs);
+	kmap_release(&b->bids);
+	kmap_release(&b->bnums);
 }
 
 /* ---- report and progress ---- */
@@ -468,12 +529,12 @@ static uint64_t rows_done(const struct ictx *c)
 	return c->st.individuals_inserted + c->st.skipped_existing + c->st.rejected_rows;
 }
 
-static void progress_show(struct ictx *c)
+static void progress_show(struct ictx *c, bool force)
 {
 	if (!c->progress)
 		return;
 	int64_t now = hf_mono_ms();
-	if (now - c->last_progress < PROGRESS_EVERY_MS)
+	if (!force && now - c->last_progress < PROGRESS_EVERY_MS)
 		return;
 	c->last_progress = now;
 	uint64_t done = rows_done(c);
@@ -498,7 +559,7 @@ static void file_refuse(struct ictx *c, uint64_t recno)
 	hf_log(HF_LOG_WARN, "core.import", "msg=\"file refused\" record=%" PRIu64 " reason=\"%s\"", recno, why);
 }
 
-/* ---- programmes, villages, ids, numbers ---- */
+/* ---- programmes, villages, numbers ---- */
 
 static hf_err programmes_load(struct ictx *c)
 {
@@ -520,47 +581,52 @@ static hf_err programmes_load(struct ictx *c)
 	return HF_OK;
 }
 
-static hf_err village_of(struct ictx *c, const struct irow *head, int64_t *out)
+static void village_key(const struct irow *head, uint8_t out[KEY_LEN])
 {
 	struct hf_buf k;
 	hf_buf_init(&k, 4 * IMPORT_FIELD_MAX);
 	hf_err err = hf_buf_appendf(&k, "%s\x1f%s\x1f%s", head->f[C_REGION], head->f[C_DISTRICT], head->f[C_VILLAGE]);
 	HF_ASSERT(err == HF_OK); /* each part is capped at IMPORT_FIELD_MAX */
-	uint8_t key[KEY_LEN];
-	key_of("import.loc", hf_buf_cstr(&k), key);
+	key_of("import.loc", hf_buf_cstr(&k), out);
 	hf_buf_release(&k);
-	int64_t id;
-	if (kmap_get(&c->villages, key, &id)) {
+}
+
+/* The run's village cache; 0 when the village was not resolved yet. Either thread. */
+static int64_t village_cached(struct ictx *c, const uint8_t key[KEY_LEN])
+{
+	int64_t id = 0;
+	pthread_mutex_lock(&c->mu);
+	if (!kmap_get(&c->villages, key, &id))
+		id = 0;
+	pthread_mutex_unlock(&c->mu);
+	return id;
+}
+
+/* The writer: the village id of a household, created on first use. */
+static hf_err village_of(struct ictx *c, const struct ihh *h, const struct irow *head, int64_t *out)
+{
+	int64_t id = village_cached(c, h->vkey);
+	if (id) {
 		*out = id;
 		return HF_OK;
 	}
-	err = location_resolve(c->db, head->f[C_REGION], head->f[C_DISTRICT], head->f[C_VILLAGE], &id);
+	hf_err err = location_resolve(c->db, head->f[C_REGION], head->f[C_DISTRICT], head->f[C_VILLAGE], &id);
 	if (err)
 		return err;
-	kmap_add(&c->villages, key, id);
+	pthread_mutex_lock(&c->mu);
+	kmap_add(&c->villages, h->vkey, id);
+	pthread_mutex_unlock(&c->mu);
 	*out = id;
 	return HF_OK;
 }
 
-/* A row id not yet used in this batch. */
-static int64_t batch_new_id(struct ictx *c)
-{
-	for (;;) {
-		int64_t id = db_new_id();
-		uint8_t k[KEY_LEN];
-		key_of_i64(id, k);
-		if (kmap_add(&c->bids, k, 0))
-			return id;
-	}
-}
-
-static void batch_new_number(struct ictx *c, char out[BENNO_LEN + 1])
+static void batch_new_number(struct ibatch *b, char out[BENNO_LEN + 1])
 {
 	for (;;) {
 		numbers_new(out);
 		uint8_t k[KEY_LEN];
 		key_of_number(out, k);
-		if (kmap_add(&c->bnums, k, 0))
+		if (kmap_add(&b->bnums, k, 0))
 			return;
 	}
 }
@@ -572,11 +638,12 @@ static size_t in_class(size_t n)
 	return n <= 16 ? 16 : n <= 128 ? 128 : IN_MAX;
 }
 
-typedef void (*in_row_fn)(struct ictx *c, struct db_rows *r);
+typedef void (*in_row_fn)(struct ictx *c, struct ibatch *b, struct db_rows *r);
 
 /* Runs prefix "?,?,...)" over vals[0..n) in chunks, each padded to a fixed size with its last value (a
  * repeated value in an IN list changes nothing), and hands every result row to fn. */
-static hf_err query_in(struct ictx *c, const char *prefix, const struct db_val *vals, size_t n, in_row_fn fn)
+static hf_err query_in(struct ictx *c, struct ibatch *b, const char *prefix, const struct db_val *vals, size_t n,
+		       in_row_fn fn)
 {
 	for (size_t at = 0; at < n; at += IN_MAX) {
 		size_t k = n - at < IN_MAX ? n - at : IN_MAX;
@@ -595,46 +662,47 @@ static hf_err query_in(struct ictx *c, const char *prefix, const struct db_val *
 		if (err)
 			return err;
 		while (db_rows_next(r))
-			fn(c, r);
+			fn(c, b, r);
 		db_rows_free(r);
 	}
 	return HF_OK;
 }
 
-static void on_household_exists(struct ictx *c, struct db_rows *r)
+static void on_household_exists(struct ictx *c, struct ibatch *b, struct db_rows *r)
 {
 	uint8_t k[KEY_LEN];
 	int64_t i;
 	key_of("import.ref", db_rows_str(r, 0), k);
 	if (!kmap_get(&c->bmap, k, &i))
 		return;
-	c->hhs[i].exists = true;
-	c->hhs[i].id = db_rows_i64(r, 1);
-	c->hhs[i].village_id = db_rows_i64(r, 2);
+	b->hhs[i].exists = true;
+	b->hhs[i].id = db_rows_i64(r, 1);
+	b->hhs[i].village_id = db_rows_i64(r, 2);
 }
 
-static void on_individual_exists(struct ictx *c, struct db_rows *r)
+static void on_individual_exists(struct ictx *c, struct ibatch *b, struct db_rows *r)
 {
 	uint8_t k[KEY_LEN];
 	int64_t i;
 	key_of("import.ref", db_rows_str(r, 0), k);
 	if (kmap_get(&c->bmap, k, &i))
-		c->rows[i].state = R_EXISTING;
+		b->rows[i].state = R_EXISTING;
 }
 
-static void on_nid_taken(struct ictx *c, struct db_rows *r)
+static void on_nid_taken(struct ictx *c, struct ibatch *b, struct db_rows *r)
 {
 	size_t len = 0;
-	const void *b = db_rows_blob(r, 0, &len);
+	const void *bidx = db_rows_blob(r, 0, &len);
 	int64_t i;
-	if (!b || len != HF_BIDX_LEN || !kmap_get(&c->bmap, b, &i))
+	if (!bidx || len != HF_BIDX_LEN || !kmap_get(&c->bmap, bidx, &i))
 		return;
-	if (c->rows[i].state == R_GOOD)
-		ferr(c, &c->rows[i], "national_id", "this national ID is already registered to someone else");
+	if (b->rows[i].state == R_GOOD)
+		ferr(b, &b->rows[i], "national_id", "this national ID is already registered to someone else");
 }
 
-static void on_number_taken(struct ictx *c, struct db_rows *r)
+static void on_number_taken(struct ictx *c, struct ibatch *b, struct db_rows *r)
 {
+	(void)b;
 	const char *no = db_rows_str(r, 0);
 	uint8_t k[KEY_LEN];
 	int64_t i;
@@ -720,15 +788,15 @@ static bool header_parse(struct ictx *c)
 
 static struct ihh *household_start(struct ictx *c, const char *ref)
 {
-	c->hhs = grow(c->hhs, &c->caphh, c->nhh + 1, sizeof(*c->hhs));
-	struct ihh *h = &c->hhs[c->nhh++];
-	*h = (struct ihh){0};
-	h->ref = arena_strndup(&c->arena, ref, strlen(ref));
+	struct ibatch *b = c->rb;
+	b->hhs = grow(b->hhs, &b->caphh, b->nhh + 1, sizeof(*b->hhs));
+	struct ihh *h = &b->hhs[b->nhh++];
+	memset(h, 0, sizeof(*h));
+	h->ref = arena_strndup(&b->arena, ref, strlen(ref));
 	h->ref_ok = ref_valid(ref);
-	h->first = c->nrows;
-	uint8_t k[KEY_LEN];
-	key_of("import.ref", ref, k);
-	h->nonconsecutive = !kmap_add(&c->seen_refs, k, 0);
+	h->first = b->nrows;
+	key_of("import.ref", ref, h->key);
+	h->nonconsecutive = !kmap_add(&c->seen_refs, h->key, 0);
 	c->hh_open = true;
 	return h;
 }
@@ -736,6 +804,7 @@ static struct ihh *household_start(struct ictx *c, const char *ref)
 /* Checks that need the whole household. */
 static void household_finish(struct ictx *c, struct ihh *h)
 {
+	struct ibatch *b = c->rb;
 	c->hh_open = false;
 	const char *why = NULL;
 	if (h->nonconsecutive)
@@ -745,22 +814,22 @@ static void household_finish(struct ictx *c, struct ihh *h)
 	else if (h->nheads == 0)
 		why = "household has no head";
 	else if (h->nheads > 1)
-		why = arena_printf(&c->arena, "household has %d heads", h->nheads);
+		why = arena_printf(&b->arena, "household has %d heads", h->nheads);
 	if (why) {
 		for (size_t i = h->first; i < h->first + h->n; i++)
-			perr(c, &c->rows[i], "", why);
+			perr(b, &b->rows[i], "", why);
 		return;
 	}
 	/* The household's place and address come from the head row; others may repeat them, not differ. */
 	static const enum col shared[] = {C_REGION, C_DISTRICT, C_VILLAGE, C_ADDRESS};
-	const struct irow *hr = &c->rows[h->head];
+	const struct irow *hr = &b->rows[h->head];
 	for (size_t i = h->first; i < h->first + h->n; i++) {
-		struct irow *r = &c->rows[i];
+		struct irow *r = &b->rows[i];
 		if (i == h->head)
 			continue;
 		for (size_t k = 0; k < HF_ARRAY_LEN(shared); k++)
 			if (r->f[shared[k]][0] && strcmp(r->f[shared[k]], hr->f[shared[k]]) != 0)
-				perr(c, r, import_columns[shared[k]], "not the same as on the household's head row");
+				perr(b, r, import_columns[shared[k]], "not the same as on the household's head row");
 	}
 }
 
@@ -771,12 +840,12 @@ static bool bad_cols_has(uint32_t mask, int col)
 
 static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t bad_cols)
 {
+	struct ibatch *b = c->rb;
 	struct vfail why;
-	r->prog = -1;
 
 	const char *ref = r->f[C_HOUSEHOLD_REF];
 	if (!bad_cols_has(bad_cols, C_HOUSEHOLD_REF) && !h->ref_ok)
-		perr(c, r, "household_ref",
+		perr(b, r, "household_ref",
 		     ref[0] ? "a household_ref has 1 to 40 letters, digits, '-' or '_'" : "this field is required");
 
 	int64_t member = 0;
@@ -784,12 +853,12 @@ static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t ba
 	if (bad_cols_has(bad_cols, C_MEMBER_NO)) {
 		member = 0;
 	} else if (!m[0]) {
-		perr(c, r, "member_no", "this field is required");
+		perr(b, r, "member_no", "this field is required");
 	} else if (hf_parse_i64(m, 1, IMPORT_HOUSEHOLD_MAX, &member) != HF_OK) {
-		perr(c, r, "member_no", "member_no is a whole number from 1 to 30");
+		perr(b, r, "member_no", "member_no is a whole number from 1 to 30");
 		member = 0;
 	} else if (h->members & (1u << (member - 1))) {
-		perr(c, r, "member_no", "another row of this household has the same member_no");
+		perr(b, r, "member_no", "another row of this household has the same member_no");
 		member = 0;
 	} else {
 		h->members |= 1u << (member - 1);
@@ -798,7 +867,7 @@ static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t ba
 	r->head = strcmp(r->f[C_RELATIONSHIP], "head") == 0;
 	if (r->head) {
 		h->nheads++;
-		h->head = (size_t)(r - c->rows);
+		h->head = (size_t)(r - b->rows);
 	}
 
 	static const enum col places[] = {C_REGION, C_DISTRICT, C_VILLAGE};
@@ -808,17 +877,17 @@ static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t ba
 			continue;
 		if (!v[0]) {
 			if (r->head)
-				perr(c, r, import_columns[places[k]], "this field is required on the head row");
+				perr(b, r, import_columns[places[k]], "this field is required on the head row");
 		} else if (!validate_place_name(v, &why)) {
-			perr(c, r, import_columns[places[k]], why.message);
+			perr(b, r, import_columns[places[k]], why.message);
 		}
 	}
 	const char *addr = r->f[C_ADDRESS];
 	if (addr[0] && !bad_cols_has(bad_cols, C_ADDRESS)) {
 		if (!hf_utf8_valid_text(addr, strlen(addr)))
-			perr(c, r, "address", "the address contains characters that are not text");
+			perr(b, r, "address", "the address contains characters that are not text");
 		else if (hf_utf8_len(addr) > ADDRESS_MAX_CHARS)
-			perr(c, r, "address", "an address has at most 200 characters");
+			perr(b, r, "address", "an address has at most 200 characters");
 	}
 	const char *prog = r->f[C_PROGRAMME];
 	if (prog[0] && !bad_cols_has(bad_cols, C_PROGRAMME)) {
@@ -828,7 +897,7 @@ static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t ba
 		if (kmap_get(&c->progmap, k, &idx))
 			r->prog = (int)idx;
 		else
-			perr(c, r, "programme", "no active programme has this code");
+			perr(b, r, "programme", "no active programme has this code");
 	}
 
 	struct person_in in = {
@@ -851,32 +920,159 @@ static void row_check(struct ictx *c, struct ihh *h, struct irow *r, uint32_t ba
 			int col = field ? col_of_name(field) : -1;
 			if (col >= 0 && bad_cols_has(bad_cols, col))
 				continue; /* already reported as too long / not text */
-			perr(c, r, col >= 0 ? import_columns[col] : "",
-			     arena_strndup(&c->arena, msg ? msg : "invalid", strlen(msg ? msg : "invalid")));
+			if (!msg)
+				msg = "invalid";
+			perr(b, r, col >= 0 ? import_columns[col] : "", arena_strndup(&b->arena, msg, strlen(msg)));
 		}
 		json_array_clear(c->fe.list);
 	}
 	if (r->pr.nid[0]) {
 		person_nid_bidx(g_app.keys, r->pr.nid, r->nid_bidx);
 		if (!kmap_add(&c->seen_nids, r->nid_bidx, 0))
-			perr(c, r, "national_id", "this national ID is also on an earlier row of the file");
+			perr(b, r, "national_id", "this national ID is also on an earlier row of the file");
 		else
 			r->has_nid = true;
 	}
-	if (h->ref_ok && !h->nonconsecutive && member > 0)
-		r->ext_ref = arena_printf(&c->arena, "%s/%d", h->ref, (int)member);
+	if (h->ref_ok && !h->nonconsecutive && member > 0) {
+		r->ext_ref = arena_printf(&b->arena, "%s/%d", h->ref, (int)member);
+		key_of("import.ref", r->ext_ref, r->ext_key);
+	}
 }
 
-static void record_data(struct ictx *c);
+static hf_err seal_address(struct ihh *h, int64_t id, const char *address)
+{
+	if (h->sealed)
+		hf_buf_release(&h->addr_enc);
+	hf_buf_init(&h->addr_enc, 4096);
+	h->sealed = true;
+	if (!address[0])
+		return HF_OK;
+	char ad[64];
+	int n = snprintf(ad, sizeof(ad), "households.address:%lld", (long long)id);
+	return hf_field_seal(g_app.keys, (struct hf_str){ad, (size_t)n}, address, strlen(address), &h->addr_enc);
+}
+
+/* The CPU-heavy part of a batch, done by the reader while the writer waits on the database: ids, numbers
+ * and sealing of every row that passed reading. A village seen before is taken from the run's cache; a
+ * new one needs the database, so its members' duplicate key is sealed with village 0 and recomputed by
+ * the writer. Rows the database later turns away were sealed for nothing; that costs less than making
+ * the writer wait for it. */
+static void batch_preseal(struct ictx *c, struct ibatch *b)
+{
+	kmap_clear(&b->bids);
+	kmap_clear(&b->bnums);
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
+		h->new_id = batch_new_id(b);
+		h->sealed_village = 0;
+		if (h->nheads != 1)
+			continue;
+		const struct irow *hr = &b->rows[h->head];
+		village_key(hr, h->vkey);
+		h->sealed_village = village_cached(c, h->vkey);
+		batch_new_number(b, h->hh_no);
+		if (seal_address(h, h->new_id, hr->f[C_ADDRESS]) != HF_OK)
+			HF_ASSERT(!"sealed address over 4 KiB: input caps are broken");
+	}
+	for (size_t j = 0; j < b->nrows; j++) {
+		struct irow *r = &b->rows[j];
+		if (!r->valid)
+			continue;
+		r->pr.id = batch_new_id(b);
+		batch_new_number(b, r->pr.ben_no);
+		person_seal(g_app.keys, &r->pr, b->hhs[r->hh].sealed_village);
+		r->sealed = true;
+	}
+}
+
+/* Hands the reader's batch to the writer and takes the other one once the writer is done with it. */
+static void batch_handover(struct ictx *c, bool last, bool abort)
+{
+	struct ibatch *b = c->rb;
+	b->last = last;
+	b->abort = abort;
+	if (!abort)
+		batch_preseal(c, b);
+	struct ibatch *other = b == &c->batches[0] ? &c->batches[1] : &c->batches[0];
+	pthread_mutex_lock(&c->mu);
+	b->full = true;
+	pthread_cond_broadcast(&c->cv);
+	while (other->full && !atomic_load(&c->stop))
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+	c->rb = other;
+}
+
+static void record_data(struct ictx *c)
+{
+	c->rows_read++;
+	uint64_t recno = c->recno + 1;
+	const char *v[IMPORT_NCOLUMNS];
+	for (size_t j = 0; j < IMPORT_NCOLUMNS; j++)
+		v[j] = "";
+	uint32_t bad = 0;
+	for (size_t i = 0; i < c->nfields && i < c->header_fields; i++) {
+		int col = c->colmap[i];
+		field_value(c, i, &v[col]);
+		if ((c->long_mask | c->nul_mask) & (1ULL << i))
+			bad |= 1u << col;
+	}
+	const char *ref = v[C_HOUSEHOLD_REF];
+	struct ihh *h = c->hh_open ? &c->rb->hhs[c->rb->nhh - 1] : NULL;
+	if (!h || strcasecmp(ref, h->ref) != 0) {
+		if (h) {
+			household_finish(c, h);
+			if (c->rb->nhh >= BATCH_HOUSEHOLDS)
+				batch_handover(c, false, false);
+		}
+		h = household_start(c, ref);
+	}
+	struct ibatch *b = c->rb;
+	if (h->n >= IMPORT_HOUSEHOLD_MAX) {
+		if (!h->extra_n)
+			h->extra_first = recno;
+		h->extra_n++;
+		h->too_many = true;
+		return;
+	}
+	b->rows = grow(b->rows, &b->caprows, b->nrows + 1, sizeof(*b->rows));
+	struct irow *r = &b->rows[b->nrows++];
+	memset(r, 0, sizeof(*r));
+	h->n++;
+	r->recno = recno;
+	r->hh = b->nhh - 1;
+	r->valid = true;
+	r->prog = -1;
+	for (size_t j = 0; j < IMPORT_NCOLUMNS; j++)
+		r->f[j] = v[j][0] ? arena_strndup(&b->arena, v[j], strlen(v[j])) : "";
+	if (c->nfields != c->header_fields) {
+		if (c->nfields > IMPORT_ROW_FIELDS_MAX)
+			perr(b, r, "", "the row has more than 64 fields");
+		else
+			perr(b, r, "",
+			     arena_printf(&b->arena, "the row has %zu fields, the header row has %zu", c->nfields,
+					  c->header_fields));
+		return;
+	}
+	for (int col = 0; col < IMPORT_NCOLUMNS; col++) {
+		if (!bad_cols_has(bad, col))
+			continue;
+		bool too_long = false;
+		for (size_t i = 0; i < c->header_fields; i++)
+			if (c->colmap[i] == col && (c->long_mask & (1ULL << i)))
+				too_long = true;
+		perr(b, r, import_columns[col], too_long ? "longer than 1000 bytes" : "contains a NUL byte");
+	}
+	row_check(c, h, r, bad);
+}
 
 static void on_field(void *s, size_t len, void *data)
 {
 	struct ictx *c = data;
 	size_t i = c->nfields++;
-	if (c->err || i >= IMPORT_ROW_FIELDS_MAX)
+	if (i >= IMPORT_ROW_FIELDS_MAX)
 		return;
 	c->off[i] = c->rec_len;
-	c->len[i] = 0;
 	if (len > IMPORT_FIELD_MAX) {
 		c->long_mask |= 1ULL << i;
 		return;
@@ -887,7 +1083,6 @@ static void on_field(void *s, size_t len, void *data)
 		return; /* the structure pass keeps only the header */
 	memcpy(c->rec + c->rec_len, s, len);
 	c->rec[c->rec_len + len] = '\0';
-	c->len[i] = len;
 	c->rec_len += len + 1;
 }
 
@@ -895,10 +1090,10 @@ static void on_record(int term, void *data)
 {
 	(void)term;
 	struct ictx *c = data;
-	if (!c->err) {
+	if (!c->rerr && !atomic_load_explicit(&c->stop, memory_order_relaxed)) {
 		if (c->recno == 0) {
 			if (c->scanning && !header_parse(c))
-				c->err = HF_EINVAL;
+				c->rerr = HF_EINVAL;
 		} else if (!c->scanning) {
 			record_data(c);
 		}
@@ -938,51 +1133,70 @@ static hf_err parse_all(struct ictx *c, const char *data, size_t len)
 	c->rec_len = 0;
 	c->long_mask = c->nul_mask = 0;
 	hf_err err = HF_OK;
-	for (size_t at = 0; at < len && !c->err; at += PARSE_CHUNK) {
+	for (size_t at = 0; at < len && !c->rerr && !atomic_load(&c->stop); at += PARSE_CHUNK) {
 		size_t k = len - at < PARSE_CHUNK ? len - at : PARSE_CHUNK;
 		if (csv_parse(&p, data + at, k, on_field, on_record, c) != k) {
 			err = csv_refuse(c, &p);
 			break;
 		}
 	}
-	if (!err && !c->err && csv_fini(&p, on_field, on_record, c) != 0)
+	if (!err && !c->rerr && !atomic_load(&c->stop) && csv_fini(&p, on_field, on_record, c) != 0)
 		err = csv_refuse(c, &p);
 	csv_free(&p);
-	return err ? err : c->err;
+	return err ? err : c->rerr;
 }
 
-/* ---- writing a batch ---- */
+struct reader_args {
+	struct ictx *c;
+	const char *data;
+	size_t len;
+};
 
-static void batch_reset_write(struct ictx *c)
+/* The reader thread: pass 2 over the file, handing over full batches; the last one says so. */
+static void *reader_main(void *vargs)
 {
-	for (size_t i = 0; i < c->nrows; i++) {
-		struct irow *r = &c->rows[i];
+	struct reader_args *a = vargs;
+	struct ictx *c = a->c;
+	hf_err err = parse_all(c, a->data, a->len);
+	if (!err && c->hh_open)
+		household_finish(c, &c->rb->hhs[c->rb->nhh - 1]);
+	if (err)
+		c->rerr = err;
+	batch_handover(c, true, err != HF_OK || atomic_load(&c->stop));
+	return NULL;
+}
+
+/* ---- writing a batch (the calling thread) ---- */
+
+static void batch_reset_write(struct ictx *c, struct ibatch *b)
+{
+	for (size_t i = 0; i < b->nrows; i++) {
+		struct irow *r = &b->rows[i];
 		r->state = r->valid ? R_GOOD : R_BAD;
 		r->ferr = r->ferr_tail = NULL;
 	}
-	for (size_t i = 0; i < c->nhh; i++) {
-		struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
 		h->exists = h->insert = false;
-		h->id = h->village_id = 0;
+		h->id = h->new_id;
+		h->village_id = 0;
 	}
 	c->nenr = c->nins_hh = c->nins_rows = 0;
 }
 
 /* Which rows are already in, which clash with the database, and which households go in. */
-static hf_err classify(struct ictx *c)
+static hf_err classify(struct ictx *c, struct ibatch *b)
 {
-	uint8_t k[KEY_LEN];
 	size_t n = 0;
 	kmap_clear(&c->bmap);
-	for (size_t i = 0; i < c->nhh; i++) {
-		struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
 		if (!h->ref_ok || h->nonconsecutive)
 			continue;
-		key_of("import.ref", h->ref, k);
-		if (kmap_add(&c->bmap, k, (int64_t)i))
+		if (kmap_add(&c->bmap, h->key, (int64_t)i))
 			c->list[n++] = db_str(h->ref);
 	}
-	hf_err err = query_in(c, "SELECT ext_ref, id, location_id FROM households WHERE ext_ref IN (", c->list, n,
+	hf_err err = query_in(c, b, "SELECT ext_ref, id, location_id FROM households WHERE ext_ref IN (", c->list, n,
 			      on_household_exists);
 	if (err)
 		return err;
@@ -991,57 +1205,54 @@ static hf_err classify(struct ictx *c)
 	 * a write found otherwise: then every row is looked up. */
 	n = 0;
 	kmap_clear(&c->bmap);
-	for (size_t i = 0; i < c->nhh; i++) {
-		struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
 		if (!h->exists && !c->check_all_members)
 			continue;
 		for (size_t j = h->first; j < h->first + h->n; j++) {
-			if (!c->rows[j].ext_ref)
-				continue;
-			key_of("import.ref", c->rows[j].ext_ref, k);
-			if (kmap_add(&c->bmap, k, (int64_t)j))
-				c->list[n++] = db_str(c->rows[j].ext_ref);
+			if (b->rows[j].ext_ref && kmap_add(&c->bmap, b->rows[j].ext_key, (int64_t)j))
+				c->list[n++] = db_str(b->rows[j].ext_ref);
 		}
 	}
-	err = query_in(c, "SELECT ext_ref FROM individuals WHERE ext_ref IN (", c->list, n, on_individual_exists);
+	err = query_in(c, b, "SELECT ext_ref FROM individuals WHERE ext_ref IN (", c->list, n, on_individual_exists);
 	if (err)
 		return err;
 
 	n = 0;
 	kmap_clear(&c->bmap);
-	for (size_t j = 0; j < c->nrows; j++) {
-		struct irow *r = &c->rows[j];
+	for (size_t j = 0; j < b->nrows; j++) {
+		struct irow *r = &b->rows[j];
 		if (r->state == R_GOOD && r->has_nid && kmap_add(&c->bmap, r->nid_bidx, (int64_t)j))
 			c->list[n++] = DB_BLOB(r->nid_bidx, HF_BIDX_LEN);
 	}
-	err = query_in(c, "SELECT nid_bidx FROM individuals WHERE nid_bidx IN (", c->list, n, on_nid_taken);
+	err = query_in(c, b, "SELECT nid_bidx FROM individuals WHERE nid_bidx IN (", c->list, n, on_nid_taken);
 	if (err)
 		return err;
 
-	for (size_t i = 0; i < c->nhh; i++) {
-		struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
 		if (h->nonconsecutive || h->too_many || h->nheads != 1)
 			continue; /* every row was rejected while reading (or is already in) */
-		struct irow *hr = &c->rows[h->head];
+		struct irow *hr = &b->rows[h->head];
 		if (h->exists && hr->state == R_GOOD)
-			ferr(c, hr, "", "the household is already registered with another head");
+			ferr(b, hr, "", "the household is already registered with another head");
 		bool head_ok = h->exists ? hr->state == R_EXISTING : hr->state == R_GOOD;
 		if (!head_ok)
 			for (size_t j = h->first; j < h->first + h->n; j++)
-				if (c->rows[j].state == R_GOOD)
-					ferr(c, &c->rows[j], "", "head row rejected");
+				if (b->rows[j].state == R_GOOD)
+					ferr(b, &b->rows[j], "", "head row rejected");
 		h->insert = !h->exists && hr->state == R_GOOD;
 	}
 	return HF_OK;
 }
 
-static const char *number_of(struct ictx *c, bool households, size_t item)
+static char *number_slot(struct ictx *c, struct ibatch *b, bool households, size_t item)
 {
-	return households ? c->hhs[c->ins_hh[item]].hh_no : c->rows[c->ins_rows[item]].pr.ben_no;
+	return households ? b->hhs[c->ins_hh[item]].hh_no : b->rows[c->ins_rows[item]].pr.ben_no;
 }
 
 /* Redraws the numbers the database already holds until none is taken. */
-static hf_err numbers_check(struct ictx *c, bool households)
+static hf_err numbers_check(struct ictx *c, struct ibatch *b, bool households)
 {
 	size_t count = households ? c->nins_hh : c->nins_rows;
 	c->ntodo = count;
@@ -1053,22 +1264,21 @@ static hf_err numbers_check(struct ictx *c, bool households)
 		kmap_clear(&c->bmap);
 		for (size_t i = 0; i < c->ntodo; i++) {
 			uint8_t k[KEY_LEN];
-			const char *no = number_of(c, households, c->todo[i]);
+			const char *no = number_slot(c, b, households, c->todo[i]);
 			key_of_number(no, k);
 			kmap_add(&c->bmap, k, (int64_t)c->todo[i]);
 			c->list[i] = db_strn(no, BENNO_LEN);
 		}
 		c->ntaken = 0;
-		hf_err err = query_in(c,
+		hf_err err = query_in(c, b,
 				      households ? "SELECT hh_no FROM households WHERE hh_no IN ("
 						 : "SELECT ben_no FROM individuals WHERE ben_no IN (",
 				      c->list, c->ntodo, on_number_taken);
 		if (err)
 			return err;
 		for (size_t i = 0; i < c->ntaken; i++) {
-			size_t item = c->taken[i];
-			batch_new_number(c, households ? c->hhs[c->ins_hh[item]].hh_no : c->rows[c->ins_rows[item]].pr.ben_no);
-			c->todo[i] = item;
+			batch_new_number(b, number_slot(c, b, households, c->taken[i]));
+			c->todo[i] = c->taken[i];
 		}
 		c->ntodo = c->ntaken;
 	}
@@ -1076,20 +1286,8 @@ static hf_err numbers_check(struct ictx *c, bool households)
 	return HF_ECONFLICT;
 }
 
-static hf_err seal_address(struct ihh *h, const char *address)
-{
-	if (h->sealed)
-		hf_buf_release(&h->addr_enc);
-	hf_buf_init(&h->addr_enc, 4096);
-	h->sealed = true;
-	if (!address[0])
-		return HF_OK;
-	char ad[64];
-	int n = snprintf(ad, sizeof(ad), "households.address:%lld", (long long)h->id);
-	return hf_field_seal(g_app.keys, (struct hf_str){ad, (size_t)n}, address, strlen(address), &h->addr_enc);
-}
-
-static void enrol_add(struct ictx *c, size_t hh_first_enrol, int64_t prog_id, int64_t ind_id, int64_t hh_id)
+static void enrol_add(struct ictx *c, struct ibatch *b, size_t hh_first_enrol, int64_t prog_id, int64_t ind_id,
+		      int64_t hh_id)
 {
 	/* Several members may name the same household programme: one enrolment. */
 	if (hh_id)
@@ -1097,55 +1295,65 @@ static void enrol_add(struct ictx *c, size_t hh_first_enrol, int64_t prog_id, in
 			if (c->enr[i].prog_id == prog_id && c->enr[i].hh_id == hh_id)
 				return;
 	c->enr = grow(c->enr, &c->capenr, c->nenr + 1, sizeof(*c->enr));
-	c->enr[c->nenr++] = (struct enrol){batch_new_id(c), prog_id, ind_id, hh_id};
+	c->enr[c->nenr++] = (struct enrol){batch_new_id(b), prog_id, ind_id, hh_id};
 }
 
-/* Draws ids and numbers, seals, and lists what goes in. Repeatable: a retried batch draws again. */
-static hf_err prepare(struct ictx *c)
+/* Villages, the duplicate keys, free numbers and the lists of what goes in. Repeatable: a retried batch
+ * draws numbers again after a number collision, and ids (sealing again) after an id collision. */
+static hf_err prepare(struct ictx *c, struct ibatch *b)
 {
-	kmap_clear(&c->bids);
-	kmap_clear(&c->bnums);
+	bool ids = c->redraw_ids, numbers = c->redraw_numbers;
+	c->redraw_ids = c->redraw_numbers = false;
 	c->nins_hh = c->nins_rows = c->nenr = 0;
-	for (size_t i = 0; i < c->nhh; i++) {
-		struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		struct ihh *h = &b->hhs[i];
 		if (h->insert) {
-			const struct irow *hr = &c->rows[h->head];
-			hf_err err = village_of(c, hr, &h->village_id);
+			const struct irow *hr = &b->rows[h->head];
+			hf_err err = village_of(c, h, hr, &h->village_id);
 			if (err)
 				return err;
-			h->id = batch_new_id(c);
-			batch_new_number(c, h->hh_no);
-			err = seal_address(h, hr->f[C_ADDRESS]);
-			if (err)
-				return err;
+			if (ids) {
+				h->id = h->new_id = batch_new_id(b);
+				err = seal_address(h, h->id, hr->f[C_ADDRESS]);
+				if (err)
+					return err;
+			}
+			if (numbers)
+				batch_new_number(b, h->hh_no);
 			c->ins_hh[c->nins_hh++] = i;
 		}
 		size_t first_enrol = c->nenr;
 		for (size_t j = h->first; j < h->first + h->n; j++) {
-			struct irow *r = &c->rows[j];
+			struct irow *r = &b->rows[j];
 			if (r->state != R_GOOD)
 				continue;
-			HF_ASSERT(h->insert || h->exists);
-			r->pr.id = batch_new_id(c);
-			batch_new_number(c, r->pr.ben_no);
-			if (r->sealed)
+			HF_ASSERT((h->insert || h->exists) && r->sealed);
+			if (ids) {
+				r->pr.id = batch_new_id(b);
 				person_row_release(&r->pr);
-			person_seal(g_app.keys, &r->pr, h->village_id);
-			r->sealed = true;
+				person_seal(g_app.keys, &r->pr, h->village_id);
+			} else if (h->village_id != h->sealed_village) {
+				person_dedup_bidx(g_app.keys, r->pr.given_name, r->pr.family_name, r->pr.dob, h->village_id,
+						  r->pr.dedup_bidx);
+			}
+			if (numbers)
+				batch_new_number(b, r->pr.ben_no);
 			c->ins_rows[c->nins_rows++] = j;
 			if (r->prog >= 0) {
 				const struct prog *p = &c->progs[r->prog];
-				enrol_add(c, first_enrol, p->id, p->household ? 0 : r->pr.id, p->household ? h->id : 0);
+				enrol_add(c, b, first_enrol, p->id, p->household ? 0 : r->pr.id, p->household ? h->id : 0);
 			}
 		}
+		if (ids)
+			h->sealed_village = h->village_id;
 	}
-	hf_err err = numbers_check(c, true);
+	hf_err err = numbers_check(c, b, true);
 	if (!err)
-		err = numbers_check(c, false);
+		err = numbers_check(c, b, false);
 	return err;
 }
 
-typedef void (*fill_fn)(struct ictx *c, size_t item, struct db_val *out);
+typedef void (*fill_fn)(struct ictx *c, struct ibatch *b, size_t item, struct db_val *out);
 
 #define HH_INSERT                                                                                              \
 	"INSERT INTO households (id, hh_no, ext_ref, location_id, address_enc, created_at, created_by, "       \
@@ -1158,9 +1366,9 @@ typedef void (*fill_fn)(struct ictx *c, size_t item, struct db_val *out);
 #define ENROL_ROW "(?,?,?,?,'pending',UTC_TIMESTAMP(3),?,UTC_TIMESTAMP(3),?)"
 #define ENROL_NPARAMS 6
 
-static void fill_household(struct ictx *c, size_t item, struct db_val *v)
+static void fill_household(struct ictx *c, struct ibatch *b, size_t item, struct db_val *v)
 {
-	const struct ihh *h = &c->hhs[c->ins_hh[item]];
+	const struct ihh *h = &b->hhs[c->ins_hh[item]];
 	v[0] = DB_I64(h->id);
 	v[1] = db_str(h->hh_no);
 	v[2] = db_str(h->ref);
@@ -1170,14 +1378,15 @@ static void fill_household(struct ictx *c, size_t item, struct db_val *v)
 	v[6] = db_str(c->actor);
 }
 
-static void fill_individual(struct ictx *c, size_t item, struct db_val *v)
+static void fill_individual(struct ictx *c, struct ibatch *b, size_t item, struct db_val *v)
 {
-	const struct irow *r = &c->rows[c->ins_rows[item]];
-	person_insert_vals(&r->pr, c->hhs[r->hh].id, r->ext_ref, c->actor, v);
+	const struct irow *r = &b->rows[c->ins_rows[item]];
+	person_insert_vals(&r->pr, b->hhs[r->hh].id, r->ext_ref, c->actor, v);
 }
 
-static void fill_enrolment(struct ictx *c, size_t item, struct db_val *v)
+static void fill_enrolment(struct ictx *c, struct ibatch *b, size_t item, struct db_val *v)
 {
+	(void)b;
 	const struct enrol *e = &c->enr[item];
 	v[0] = DB_I64(e->id);
 	v[1] = DB_I64(e->prog_id);
@@ -1189,8 +1398,8 @@ static void fill_enrolment(struct ictx *c, size_t item, struct db_val *v)
 
 /* Multi-row INSERTs of 256, 64, 16, 4 or 1 rows: few distinct statements, all cached once prepared. The
  * SQL is made of our constant placeholders only; every value is bound. */
-static hf_err insert_chunks(struct ictx *c, const char *head, const char *row, size_t per_row, size_t n, fill_fn fill,
-			    uint64_t *affected)
+static hf_err insert_chunks(struct ictx *c, struct ibatch *b, const char *head, const char *row, size_t per_row,
+			    size_t n, fill_fn fill, uint64_t *affected)
 {
 	for (size_t at = 0; at < n;) {
 		size_t k = INSERT_CHUNK_MAX;
@@ -1206,7 +1415,7 @@ static hf_err insert_chunks(struct ictx *c, const char *head, const char *row, s
 		}
 		HF_ASSERT(err == HF_OK);
 		for (size_t i = 0; i < k; i++)
-			fill(c, at + i, c->scratch + i * per_row);
+			fill(c, b, at + i, c->scratch + i * per_row);
 		uint64_t a = 0;
 		err = db_exec(c->db, hf_buf_cstr(&c->sql), c->scratch, k * per_row, &a);
 		if (err)
@@ -1218,17 +1427,24 @@ static hf_err insert_chunks(struct ictx *c, const char *head, const char *row, s
 	return HF_OK;
 }
 
-static hf_err batch_write(struct db *db, void *vctx)
+struct write_args {
+	struct ictx *c;
+	struct ibatch *b;
+};
+
+static hf_err batch_write(struct db *db, void *vargs)
 {
 	(void)db;
-	struct ictx *c = vctx;
+	struct write_args *a = vargs;
+	struct ictx *c = a->c;
 	c->batch_enrolled = 0;
-	hf_err err = insert_chunks(c, HH_INSERT, HH_ROW, HH_NPARAMS, c->nins_hh, fill_household, NULL);
+	hf_err err = insert_chunks(c, a->b, HH_INSERT, HH_ROW, HH_NPARAMS, c->nins_hh, fill_household, NULL);
 	if (!err)
-		err = insert_chunks(c, "INSERT INTO individuals (" PERSON_INSERT_COLUMNS ") VALUES ", PERSON_INSERT_ROW,
-				    PERSON_INSERT_NPARAMS, c->nins_rows, fill_individual, NULL);
+		err = insert_chunks(c, a->b, "INSERT INTO individuals (" PERSON_INSERT_COLUMNS ") VALUES ",
+				    PERSON_INSERT_ROW, PERSON_INSERT_NPARAMS, c->nins_rows, fill_individual, NULL);
 	if (!err)
-		err = insert_chunks(c, ENROL_INSERT, ENROL_ROW, ENROL_NPARAMS, c->nenr, fill_enrolment, &c->batch_enrolled);
+		err = insert_chunks(c, a->b, ENROL_INSERT, ENROL_ROW, ENROL_NPARAMS, c->nenr, fill_enrolment,
+				    &c->batch_enrolled);
 	return err;
 }
 
@@ -1239,17 +1455,24 @@ static bool retry_key(struct ictx *c, const char *key)
 		c->check_all_members = true;
 		return true;
 	}
-	return strcmp(key, "PRIMARY") == 0 || strcmp(key, "uq_households_no") == 0 ||
-	       strcmp(key, "uq_individuals_ben_no") == 0;
+	if (strcmp(key, "PRIMARY") == 0) {
+		c->redraw_ids = true;
+		return true;
+	}
+	if (strcmp(key, "uq_households_no") == 0 || strcmp(key, "uq_individuals_ben_no") == 0) {
+		c->redraw_numbers = true; /* drawn by someone else since we checked */
+		return true;
+	}
+	return false;
 }
 
-static void batch_report(struct ictx *c)
+static void batch_report(struct ictx *c, struct ibatch *b)
 {
-	for (size_t i = 0; i < c->nhh; i++) {
-		const struct ihh *h = &c->hhs[i];
+	for (size_t i = 0; i < b->nhh; i++) {
+		const struct ihh *h = &b->hhs[i];
 		const char *ref = h->ref_ok ? h->ref : "";
 		for (size_t j = h->first; j < h->first + h->n; j++) {
-			const struct irow *r = &c->rows[j];
+			const struct irow *r = &b->rows[j];
 			switch (r->state) {
 			case R_GOOD:
 				c->st.individuals_inserted++;
@@ -1276,44 +1499,37 @@ static void batch_report(struct ictx *c)
 	c->st.enrolments += c->batch_enrolled;
 }
 
-static void batch_clear(struct ictx *c)
+/* The per-batch index arrays hold one entry per row at most. */
+static void idx_reserve(struct ictx *c, size_t need)
 {
-	for (size_t i = 0; i < c->nrows; i++)
-		if (c->rows[i].sealed)
-			person_row_release(&c->rows[i].pr);
-	for (size_t i = 0; i < c->nhh; i++)
-		if (c->hhs[i].sealed)
-			hf_buf_release(&c->hhs[i].addr_enc);
-	c->nrows = c->nhh = 0;
-	c->hh_open = false;
-	arena_reset(&c->arena);
+	if (need <= c->capidx)
+		return;
+	size_t cap = c->capidx ? c->capidx : 1024;
+	while (cap < need)
+		cap *= 2;
+	c->list = hf_xrealloc(c->list, cap * sizeof(*c->list));
+	c->ins_hh = hf_xrealloc(c->ins_hh, cap * sizeof(size_t));
+	c->ins_rows = hf_xrealloc(c->ins_rows, cap * sizeof(size_t));
+	c->todo = hf_xrealloc(c->todo, cap * sizeof(size_t));
+	c->taken = hf_xrealloc(c->taken, cap * sizeof(size_t));
+	c->capidx = cap;
 }
 
-static void batch_flush(struct ictx *c)
+static hf_err batch_flush(struct ictx *c, struct ibatch *b)
 {
-	if (c->nhh == 0)
-		return;
-	size_t need = c->nrows + 1;
-	size_t cap = c->capidx;
-	c->list = grow(c->list, &cap, need, sizeof(*c->list));
-	cap = c->capidx;
-	c->ins_hh = grow(c->ins_hh, &cap, need, sizeof(size_t));
-	cap = c->capidx;
-	c->ins_rows = grow(c->ins_rows, &cap, need, sizeof(size_t));
-	cap = c->capidx;
-	c->todo = grow(c->todo, &cap, need, sizeof(size_t));
-	cap = c->capidx;
-	c->taken = grow(c->taken, &cap, need, sizeof(size_t));
-	c->capidx = cap;
+	if (b->nhh == 0)
+		return HF_OK;
+	idx_reserve(c, b->nrows + 1);
 
 	hf_err err = HF_OK;
+	struct write_args wa = {c, b};
 	for (int attempt = 1;; attempt++) {
-		batch_reset_write(c);
-		err = classify(c);
+		batch_reset_write(c, b);
+		err = classify(c, b);
 		if (!err)
-			err = prepare(c);
+			err = prepare(c, b);
 		if (!err)
-			err = db_tx(c->db, batch_write, c);
+			err = db_tx(c->db, batch_write, &wa);
 		if (err != HF_ECONFLICT || attempt >= WRITE_ATTEMPTS || !retry_key(c, db_conflict_key(c->db)))
 			break;
 		hf_log(HF_LOG_INFO, "core.import", "msg=\"batch retried after a unique key conflict\" key=%s attempt=%d",
@@ -1321,80 +1537,40 @@ static void batch_flush(struct ictx *c)
 	}
 	if (err) {
 		hf_log(HF_LOG_ERROR, "core.import",
-		       "msg=\"batch write failed, rows before it are imported\" first_record=%" PRIu64 " err=%s",
-		       c->nrows ? c->rows[0].recno : 0, hf_err_name(err));
-		c->err = err;
-		batch_clear(c);
-		return;
+		       "msg=\"batch write failed; the rows before it are imported\" first_record=%" PRIu64 " err=%s",
+		       b->nrows ? b->rows[0].recno : 0, hf_err_name(err));
+		return err;
 	}
-	batch_report(c);
-	batch_clear(c);
-	progress_show(c);
+	batch_report(c, b);
+	progress_show(c, false);
+	return HF_OK;
 }
 
-static void record_data(struct ictx *c)
+/* The writer's loop: takes the batches in turn until the last one; on failure tells the reader to stop. */
+static hf_err write_all(struct ictx *c)
 {
-	c->st.rows++;
-	uint64_t recno = c->recno + 1;
-	const char *v[IMPORT_NCOLUMNS];
-	for (size_t j = 0; j < IMPORT_NCOLUMNS; j++)
-		v[j] = "";
-	uint32_t bad = 0;
-	for (size_t i = 0; i < c->nfields && i < c->header_fields; i++) {
-		int col = c->colmap[i];
-		field_value(c, i, &v[col]);
-		if ((c->long_mask | c->nul_mask) & (1ULL << i))
-			bad |= 1u << col;
-	}
-	const char *ref = v[C_HOUSEHOLD_REF];
-	struct ihh *h = c->hh_open ? &c->hhs[c->nhh - 1] : NULL;
-	if (!h || strcasecmp(ref, h->ref) != 0) {
-		if (h) {
-			household_finish(c, h);
-			if (c->nhh >= BATCH_HOUSEHOLDS) {
-				batch_flush(c);
-				if (c->err)
-					return;
-			}
-		}
-		h = household_start(c, ref);
-	}
-	if (h->n >= IMPORT_HOUSEHOLD_MAX) {
-		if (!h->extra_n)
-			h->extra_first = recno;
-		h->extra_n++;
-		h->too_many = true;
-		return;
-	}
-	c->rows = grow(c->rows, &c->caprows, c->nrows + 1, sizeof(*c->rows));
-	struct irow *r = &c->rows[c->nrows++];
-	memset(r, 0, sizeof(*r));
-	h->n++;
-	r->recno = recno;
-	r->hh = c->nhh - 1;
-	r->valid = true;
-	r->prog = -1;
-	for (size_t j = 0; j < IMPORT_NCOLUMNS; j++)
-		r->f[j] = v[j][0] ? arena_strndup(&c->arena, v[j], strlen(v[j])) : "";
-	if (c->nfields != c->header_fields) {
-		if (c->nfields > IMPORT_ROW_FIELDS_MAX)
-			perr(c, r, "", "the row has more than 64 fields");
+	hf_err err = HF_OK;
+	for (size_t i = 0;; i ^= 1) {
+		struct ibatch *b = &c->batches[i];
+		pthread_mutex_lock(&c->mu);
+		while (!b->full)
+			pthread_cond_wait(&c->cv, &c->mu);
+		pthread_mutex_unlock(&c->mu);
+		bool last = b->last;
+		if (b->abort)
+			err = c->rerr ? c->rerr : HF_EINTERNAL;
 		else
-			perr(c, r, "",
-			     arena_printf(&c->arena, "the row has %zu fields, the header row has %zu", c->nfields,
-					  c->header_fields));
-		return;
+			err = batch_flush(c, b);
+		batch_clear(b);
+		pthread_mutex_lock(&c->mu);
+		b->full = false;
+		if (err)
+			atomic_store(&c->stop, true);
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		if (err || last)
+			return err;
 	}
-	for (int col = 0; col < IMPORT_NCOLUMNS; col++) {
-		if (!bad_cols_has(bad, col))
-			continue;
-		bool too_long = false;
-		for (size_t i = 0; i < c->header_fields; i++)
-			if (c->colmap[i] == col && (c->long_mask & (1ULL << i)))
-				too_long = true;
-		perr(c, r, import_columns[col], too_long ? "longer than 1000 bytes" : "contains a NUL byte");
-	}
-	row_check(c, h, r, bad);
 }
 
 /* ---- the run ---- */
@@ -1421,12 +1597,11 @@ static hf_err run_record_end(struct ictx *c, int64_t run_id, bool finished)
 		       v, HF_ARRAY_LEN(v), NULL);
 }
 
-static void summary_print(struct ictx *c)
+static void summary_print(struct ictx *c, bool stopped)
 {
 	if (!c->progress)
 		return;
-	c->last_progress = 0;
-	progress_show(c);
+	progress_show(c, true);
 	double rate = c->st.seconds > 0 ? (double)rows_done(c) / c->st.seconds : 0;
 	char t[32];
 	fmt_secs(t, sizeof(t), c->st.seconds);
@@ -1437,7 +1612,7 @@ static void summary_print(struct ictx *c)
 		"  already imported (skipped):  %10" PRIu64 "\n"
 		"  rows rejected:               %10" PRIu64 "%s\n"
 		"  enrolments created:          %10" PRIu64 "\n",
-		c->err ? "STOPPED by an error" : "finished", t, rate, c->st.households_inserted,
+		stopped ? "STOPPED by an error" : "finished", t, rate, c->st.households_inserted,
 		c->st.individuals_inserted, c->st.skipped_existing, c->st.rejected_rows,
 		c->st.rejected_rows ? "  (reasons in the report)" : "", c->st.enrolments);
 	fflush(c->progress);
@@ -1449,6 +1624,9 @@ static void ctx_init(struct ictx *c, struct db *db, const char *actor, FILE *rep
 	c->actor = actor;
 	c->report = report;
 	c->progress = progress;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	atomic_init(&c->stop, false);
 	hf_buf_init(&c->why, 1024);
 	hf_buf_init(&c->sql, 64 * 1024);
 	hf_ferrs_init(&c->fe);
@@ -1459,23 +1637,24 @@ static void ctx_init(struct ictx *c, struct db *db, const char *actor, FILE *rep
 	kmap_init(&c->villages, 1 << 10, true);
 	kmap_init(&c->progmap, 1 << 6, true);
 	kmap_init(&c->bmap, 1 << 15, true);
-	kmap_init(&c->bids, 1 << 15, false);
-	kmap_init(&c->bnums, 1 << 15, false);
+	for (size_t i = 0; i < HF_ARRAY_LEN(c->batches); i++) {
+		kmap_init(&c->batches[i].bids, 1 << 16, false);
+		kmap_init(&c->batches[i].bnums, 1 << 16, false);
+	}
+	c->rb = &c->batches[0];
 	for (size_t i = 0; i < IMPORT_ROW_FIELDS_MAX; i++)
 		c->colmap[i] = -1;
 }
 
 static void ctx_release(struct ictx *c)
 {
-	batch_clear(c);
-	arena_release(&c->arena);
+	for (size_t i = 0; i < HF_ARRAY_LEN(c->batches); i++)
+		batch_release(&c->batches[i]);
 	hf_buf_release(&c->why);
 	hf_buf_release(&c->sql);
 	hf_ferrs_release(&c->fe);
 	free(c->rec);
 	free(c->scratch);
-	free(c->rows);
-	free(c->hhs);
 	free(c->enr);
 	free(c->list);
 	free(c->ins_hh);
@@ -1483,9 +1662,50 @@ static void ctx_release(struct ictx *c)
 	free(c->todo);
 	free(c->taken);
 	free(c->progs);
-	struct kmap *maps[] = {&c->seen_refs, &c->seen_nids, &c->villages, &c->progmap, &c->bmap, &c->bids, &c->bnums};
+	struct kmap *maps[] = {&c->seen_refs, &c->seen_nids, &c->villages, &c->progmap, &c->bmap};
 	for (size_t i = 0; i < HF_ARRAY_LEN(maps); i++)
 		kmap_release(maps[i]);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+}
+
+/* Opens and maps the file; refuses what is not a readable regular file of a sane size. */
+static hf_err file_map(struct ictx *c, const char *path, int *fd_out, void **map_out, size_t *size_out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot open the import file\" errno=%d", e);
+		if (c->progress)
+			fprintf(c->progress, "import: cannot open the file: %s\n", strerror(e));
+		return HF_EIO;
+	}
+	*fd_out = fd;
+	struct stat sb;
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+		hf_buf_note(&c->why, "not a regular file");
+		file_refuse(c, 0);
+		return HF_EINVAL;
+	}
+	if ((uint64_t)sb.st_size > IMPORT_FILE_MAX) {
+		hf_buf_note(&c->why, "the file is larger than 2 GiB: split it at a household boundary");
+		file_refuse(c, 0);
+		return HF_ETOOBIG;
+	}
+	if (sb.st_size == 0) {
+		hf_buf_note(&c->why, "the file is empty");
+		file_refuse(c, 0);
+		return HF_EINVAL;
+	}
+	void *map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot map the import file\" errno=%d", errno);
+		return HF_EIO;
+	}
+	madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
+	*map_out = map;
+	*size_out = (size_t)sb.st_size;
+	return HF_OK;
 }
 
 hf_err import_run(struct db *db, const char *csv_path, const char *actor, FILE *report, FILE *progress,
@@ -1495,7 +1715,7 @@ hf_err import_run(struct db *db, const char *csv_path, const char *actor, FILE *
 	ctx_init(c, db, actor, report, progress);
 	c->t0 = hf_mono_ms();
 	int fd = -1;
-	void *map = MAP_FAILED;
+	void *map = NULL;
 	size_t size = 0;
 	int64_t run_id = 0;
 	hf_err err = HF_OK;
@@ -1506,50 +1726,17 @@ hf_err import_run(struct db *db, const char *csv_path, const char *actor, FILE *
 		err = HF_EINVAL;
 		goto out;
 	}
-	fd = open(csv_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot open the import file\" errno=%d (%s)", errno,
-		       strerror(errno));
-		if (progress)
-			fprintf(progress, "import: cannot open the file: %s\n", strerror(errno));
-		err = HF_EIO;
+	if (report)
+		fputs("row,household_ref,field,reason\n", report);
+	err = file_map(c, csv_path, &fd, &map, &size);
+	if (err)
 		goto out;
-	}
-	struct stat sb;
-	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-		hf_buf_note(&c->why, "not a regular file");
-		file_refuse(c, 0);
-		err = HF_EINVAL;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > IMPORT_FILE_MAX) {
-		hf_buf_note(&c->why, "the file is larger than 2 GiB: split it (at a household boundary)");
-		file_refuse(c, 0);
-		err = HF_ETOOBIG;
-		goto out;
-	}
-	size = (size_t)sb.st_size;
-	if (size == 0) {
-		hf_buf_note(&c->why, "the file is empty");
-		file_refuse(c, 0);
-		err = HF_EINVAL;
-		goto out;
-	}
-	map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) {
-		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot map the import file\" errno=%d", errno);
-		err = HF_EIO;
-		goto out;
-	}
-	madvise(map, size, MADV_SEQUENTIAL);
 	const char *data = map;
 	size_t len = size;
 	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* a BOM, as spreadsheets write */
 		data += 3;
 		len -= 3;
 	}
-	if (report)
-		fputs("row,household_ref,field,reason\n", report);
 
 	/* Pass 1: structure and the number of records, before anything is written. */
 	c->scanning = true;
@@ -1559,7 +1746,7 @@ hf_err import_run(struct db *db, const char *csv_path, const char *actor, FILE *
 		err = HF_EINVAL;
 	}
 	if (err) {
-		file_refuse(c, c->recno == 0 ? 1 : c->recno + (c->err ? 0 : 1));
+		file_refuse(c, c->rerr ? 1 : c->recno + 1);
 		goto out;
 	}
 	c->total_rows = c->recno - 1;
@@ -1575,42 +1762,44 @@ hf_err import_run(struct db *db, const char *csv_path, const char *actor, FILE *
 	err = run_record_start(c, run_id, sha_hex);
 	if (err)
 		goto out;
-	hf_log(HF_LOG_INFO, "core.import", "msg=\"import started\" run=%lld rows=%" PRIu64 " bytes=%zu", (long long)run_id,
-	       c->total_rows, size);
+	hf_log(HF_LOG_INFO, "core.import", "msg=\"import started\" run=%lld rows=%" PRIu64 " bytes=%zu",
+	       (long long)run_id, c->total_rows, size);
 
-	/* Pass 2: rows, households, batches. */
+	/* Pass 2: a reader thread parses, validates and seals batches while this one writes them. */
 	c->scanning = false;
-	err = parse_all(c, data, len);
-	if (!err && c->hh_open)
-		household_finish(c, &c->hhs[c->nhh - 1]);
-	if (!err)
-		batch_flush(c);
-	if (!err)
-		err = c->err;
-	if (err == HF_EINVAL && c->why.len) /* the file changed under us between the passes */
+	pthread_t reader;
+	struct reader_args ra = {c, data, len};
+	if (pthread_create(&reader, NULL, reader_main, &ra) != 0) {
+		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot start the reader thread\"");
+		err = HF_EINTERNAL;
+		goto out;
+	}
+	err = write_all(c);
+	pthread_join(reader, NULL);
+	c->st.rows = c->rows_read;
+	if (c->rerr == HF_EINVAL && c->why.len) /* the file changed under us between the passes */
 		file_refuse(c, c->recno + 1);
 	if (report && (fflush(report) != 0 || ferror(report))) {
-		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot write the report\" errno=%d", errno);
+		hf_log(HF_LOG_ERROR, "core.import", "msg=\"cannot write the report\"");
 		if (!err)
 			err = HF_EIO;
 	}
 	c->st.seconds = (double)(hf_mono_ms() - c->t0) / 1000.0;
-	hf_err err2 = run_record_end(c, run_id, err == HF_OK);
+	hf_err end_err = run_record_end(c, run_id, err == HF_OK);
 	if (!err)
-		err = err2;
+		err = end_err;
+	summary_print(c, err != HF_OK);
 	hf_log(HF_LOG_INFO, "core.import",
 	       "msg=\"import %s\" run=%lld rows=%" PRIu64 " households_inserted=%" PRIu64 " individuals_inserted=%" PRIu64
 	       " skipped_existing=%" PRIu64 " rejected=%" PRIu64 " enrolments=%" PRIu64 " seconds=%.1f",
 	       err ? "stopped" : "finished", (long long)run_id, c->st.rows, c->st.households_inserted,
 	       c->st.individuals_inserted, c->st.skipped_existing, c->st.rejected_rows, c->st.enrolments,
 	       c->st.seconds);
-	c->err = err;
-	summary_print(c);
 out:
 	c->st.seconds = (double)(hf_mono_ms() - c->t0) / 1000.0;
 	if (out)
 		*out = c->st;
-	if (map != MAP_FAILED)
+	if (map)
 		munmap(map, size);
 	if (fd >= 0)
 		close(fd);

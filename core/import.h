@@ -24,9 +24,10 @@
  * imported (same ext_ref) are skipped and counted, never updated. Caps: file 2 GiB, field 1000 bytes,
  * row 64 fields, household 30 rows.
  *
- * The report is CSV: row,household_ref,field,reason - row is the record number (the header is 1),
- * field the column ("" for a reason about the whole row or household), reason a sentence. It never
- * holds a rejected value: those may be personal data.
+ * The report is CSV: row,household_ref,field,reason - row is the record number (the header is 1; 0 for
+ * a reason about the file itself), household_ref is "" when it is itself invalid, field the column (""
+ * for a reason about the whole row or household), reason a sentence. It never holds a rejected value:
+ * those may be personal data. Rows come in file order.
  */
 #ifndef HF_CORE_IMPORT_H
 #define HF_CORE_IMPORT_H
@@ -57,7 +58,8 @@ struct import_stats {
 };
 
 /* Imports csv_path as actor (1..64 bytes, recorded as created_by). Uses g_app (keys, rules) and db, a
- * dedicated connection that must not be inside a transaction. Writes the rejected rows to report and,
+ * dedicated connection that must not be inside a transaction; db is used from the calling thread only,
+ * while a reader thread started and joined inside the call parses, validates and seals. Writes the rejected rows to report and,
  * when progress is not NULL, a progress line updated about twice a second and a final summary (both
  * may be NULL). Commits every ~500 households, so after a fatal error the rows before it stay
  * imported and a re-run continues where it stopped.

@@ -316,7 +316,7 @@ static int cmd_quality(const struct hf_config *cfg, int argc, char **argv)
 		return 1;
 	}
 	if (as_json)
-		json_dumpf(report, stdout, JSON_INDENT(2));
+		json_dumpf(report, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 	else
 		quality_print(report, stdout);
 	json_decref(report);

@@ -1,8 +1,11 @@
 /* quality.c - completeness, re-validation, duplicate groups and staleness of the registry.
  *
- * Counting and grouping is left to MariaDB (aggregates over the blind-index columns, which are indexed);
- * only the checks that need plaintext decrypt, in one streamed pass over individuals. Lists are capped
- * while they are built, totals are always exact.
+ * Every statement here streams rows from its first moment: one pass over individuals (counting, and
+ * decrypting for re-validation), one over households, and one GROUP BY per duplicate kind that the
+ * server answers from an index in order (see duplicates). A statement that aggregates or sorts a million
+ * rows before sending the first one is turned into an error by the connection's read timeout
+ * (db.rw_timeout_s, seconds). Lists are capped while they are built, totals are always exact; memory is
+ * constant apart from one 16-byte entry per same-name-dob-village group.
  */
 #include "hf_base.h"
 #include "quality.h"
@@ -33,58 +36,15 @@ static void completeness_add(json_t *c, const char *field, int64_t filled, int64
 						(json_int_t)(total - filled), "percent", percent_of(filled, total)));
 }
 
-static hf_err completeness(struct db *db, json_t *rep)
+static void *grow_array(void *p, size_t *cap, size_t need, size_t size)
 {
-	static const char *const fields[] = {"national_id",  "phone",	 "date_of_birth", "given_name",
-					     "family_name",  "disability", "language",	  "relationship"};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db,
-			      "SELECT COUNT(*), COALESCE(SUM(LENGTH(national_id_enc) > 0), 0), "
-			      "COALESCE(SUM(LENGTH(phone_enc) > 0), 0), COALESCE(SUM(LENGTH(dob_enc) > 0), 0), "
-			      "COALESCE(SUM(LENGTH(given_name_enc) > 0), 0), COALESCE(SUM(LENGTH(family_name_enc) > 0), 0), "
-			      "COUNT(disability), COALESCE(SUM(language <> ''), 0), COUNT(relationship) FROM individuals",
-			      NULL, 0, &r);
-	if (err)
-		return err;
-	json_t *c = json_object();
-	json_object_set_new(rep, "completeness", c);
-	int64_t total = 0;
-	if (db_rows_next(r)) {
-		total = db_rows_i64(r, 0);
-		for (size_t i = 0; i < HF_ARRAY_LEN(fields); i++)
-			completeness_add(c, fields[i], db_rows_i64(r, i + 1), total);
-	}
-	db_rows_free(r);
-	json_object_set_new(rep, "individuals", json_integer(total));
-
-	err = db_query(db, "SELECT COUNT(*), COALESCE(SUM(LENGTH(address_enc) > 0), 0) FROM households", NULL, 0, &r);
-	if (err)
-		return err;
-	int64_t hh = 0;
-	if (db_rows_next(r)) {
-		hh = db_rows_i64(r, 0);
-		completeness_add(c, "address", db_rows_i64(r, 1), hh);
-	}
-	db_rows_free(r);
-	json_object_set_new(rep, "households", json_integer(hh));
-	return HF_OK;
-}
-
-/* ---- re-validation ---- */
-
-struct inv {
-	json_t *list, *by_field;
-	int64_t total;
-	struct hf_buf plain;
-};
-
-static void inv_add(struct inv *v, const char *key, const char *no, const char *field, const char *code)
-{
-	v->total++;
-	json_t *n = json_object_get(v->by_field, field);
-	json_object_set_new(v->by_field, field, json_integer((n ? json_integer_value(n) : 0) + 1));
-	if (json_array_size(v->list) < QUALITY_LIST_MAX)
-		json_array_append_new(v->list, json_pack("{s:s, s:s, s:s}", key, no, "field", field, "code", code));
+	if (need <= *cap)
+		return p;
+	size_t n = *cap ? *cap * 2 : 256;
+	while (n < need)
+		n *= 2;
+	*cap = n;
+	return hf_xrealloc(p, n * size);
 }
 
 static void wipe(struct hf_buf *b)
@@ -94,16 +54,47 @@ static void wipe(struct hf_buf *b)
 	b->len = 0;
 }
 
-/* Columns: id, ben_no, household_id, national_id_enc, phone_enc, dob_enc. */
+/* ---- one pass over individuals, one over households: completeness and re-validation ---- */
+
+static const char *const FILLED_FIELDS[] = {"national_id", "phone",	 "date_of_birth", "given_name",
+					    "family_name", "disability", "language",	  "relationship"};
+
+struct pass {
+	int64_t individuals, households, address_filled;
+	int64_t filled[HF_ARRAY_LEN(FILLED_FIELDS)];
+	json_t *list, *by_field;
+	int64_t invalid;
+	struct hf_buf plain;
+};
+
+static void inv_add(struct pass *v, const char *key, const char *no, const char *field, const char *code)
+{
+	v->invalid++;
+	json_t *n = json_object_get(v->by_field, field);
+	json_object_set_new(v->by_field, field, json_integer((n ? json_integer_value(n) : 0) + 1));
+	if (json_array_size(v->list) < QUALITY_LIST_MAX)
+		json_array_append_new(v->list, json_pack("{s:s, s:s, s:s}", key, no, "field", field, "code", code));
+}
+
+/* Columns: id, ben_no, household_id, national_id_enc, phone_enc, dob_enc, then one 0/1 per FILLED_FIELDS
+ * entry from given_name on. */
+#define PASS_INDIVIDUALS                                                                                       \
+	"SELECT id, ben_no, household_id, national_id_enc, phone_enc, dob_enc, LENGTH(given_name_enc) > 0, "   \
+	"LENGTH(family_name_enc) > 0, disability IS NOT NULL, language <> '', relationship IS NOT NULL "      \
+	"FROM individuals"
+
 static hf_err on_individual(void *ctx, struct db_rows *r)
 {
 	static const struct {
 		size_t col;
 		const char *column, *field;
 	} sealed[] = {{3, "national_id", "national_id"}, {4, "phone", "phone"}, {5, "dob", "date_of_birth"}};
-	struct inv *v = ctx;
+	struct pass *v = ctx;
 	int64_t id = db_rows_i64(r, 0);
 	const char *ben_no = db_rows_str(r, 1);
+	v->individuals++;
+	for (size_t k = 3; k < HF_ARRAY_LEN(FILLED_FIELDS); k++)
+		v->filled[k] += db_rows_i64(r, 6 + k - 3) ? 1 : 0;
 	if (db_rows_null(r, 2))
 		inv_add(v, "ben_no", ben_no, "household", "no_household");
 	for (size_t k = 0; k < HF_ARRAY_LEN(sealed); k++) {
@@ -111,6 +102,7 @@ static hf_err on_individual(void *ctx, struct db_rows *r)
 		const void *b = db_rows_blob(r, sealed[k].col, &len);
 		if (!b || len == 0)
 			continue;
+		v->filled[k]++;
 		wipe(&v->plain);
 		if (person_open_field(g_app.keys, id, sealed[k].column, b, len, &v->plain) != HF_OK) {
 			inv_add(v, "ben_no", ben_no, sealed[k].field, "unreadable");
@@ -119,9 +111,10 @@ static hf_err on_individual(void *ctx, struct db_rows *r)
 		struct vfail why = {0};
 		char norm[NID_MAX + PHONE_MAX + 2];
 		int year;
-		bool ok = k == 0   ? validate_national_id(v->plain.data, norm, &why)
-			  : k == 1 ? validate_phone(v->plain.data, norm, &why)
-				   : validate_birth_date(v->plain.data, &year, &why);
+		const char *plain = hf_buf_cstr(&v->plain);
+		bool ok = k == 0   ? validate_national_id(plain, norm, &why)
+			  : k == 1 ? validate_phone(plain, norm, &why)
+				   : validate_birth_date(plain, &year, &why);
 		memset(norm, 0, sizeof(norm));
 		if (!ok)
 			inv_add(v, "ben_no", ben_no, sealed[k].field, why.code);
@@ -130,91 +123,284 @@ static hf_err on_individual(void *ctx, struct db_rows *r)
 	return HF_OK;
 }
 
-static hf_err on_household_heads(void *ctx, struct db_rows *r)
+/* Columns: hh_no, address filled (0/1), rows saying head. The count is a probe of the household's members
+ * through uq_individuals_head (household_id first), so rows flow from the first household on. */
+#define PASS_HOUSEHOLDS                                                                                        \
+	"SELECT h.hh_no, LENGTH(h.address_enc) > 0, (SELECT COUNT(*) FROM individuals i "                      \
+	"WHERE i.household_id = h.id AND i.relationship = 'head') FROM households h"
+
+static hf_err on_household(void *ctx, struct db_rows *r)
 {
-	struct inv *v = ctx;
-	inv_add(v, "hh_no", db_rows_str(r, 0), "head", db_rows_i64(r, 1) == 0 ? "no_head" : "several_heads");
+	struct pass *v = ctx;
+	v->households++;
+	v->address_filled += db_rows_i64(r, 1) ? 1 : 0;
+	int64_t heads = db_rows_i64(r, 2);
+	if (heads != 1)
+		inv_add(v, "hh_no", db_rows_str(r, 0), "head", heads == 0 ? "no_head" : "several_heads");
 	return HF_OK;
 }
 
-static hf_err invalid(struct db *db, json_t *rep)
+static hf_err passes(struct db *db, json_t *rep)
 {
-	struct inv v = {json_array(), json_object(), 0, {0}};
+	struct pass v = {.list = json_array(), .by_field = json_object()};
 	hf_buf_init(&v.plain, 4096);
-	hf_err err = db_stream(db, "SELECT id, ben_no, household_id, national_id_enc, phone_enc, dob_enc FROM individuals",
-			       NULL, 0, on_individual, &v);
+	hf_err err = db_stream(db, PASS_INDIVIDUALS, NULL, 0, on_individual, &v);
 	if (!err)
-		err = db_stream(db,
-				"SELECT h.hh_no, COUNT(i.id) FROM households h LEFT JOIN individuals i "
-				"ON i.household_id = h.id AND i.relationship = 'head' GROUP BY h.id, h.hh_no "
-				"HAVING COUNT(i.id) <> 1 ORDER BY h.hh_no",
-				NULL, 0, on_household_heads, &v);
+		err = db_stream(db, PASS_HOUSEHOLDS, NULL, 0, on_household, &v);
 	wipe(&v.plain);
 	hf_buf_release(&v.plain);
+	json_object_set_new(rep, "individuals", json_integer(v.individuals));
+	json_object_set_new(rep, "households", json_integer(v.households));
+	json_t *c = json_object();
+	for (size_t k = 0; k < HF_ARRAY_LEN(FILLED_FIELDS); k++)
+		completeness_add(c, FILLED_FIELDS[k], v.filled[k], v.individuals);
+	completeness_add(c, "address", v.address_filled, v.households);
+	json_object_set_new(rep, "completeness", c);
 	json_object_set_new(rep, "invalid", v.list);
-	json_object_set_new(rep, "invalid_total", json_integer(v.total));
+	json_object_set_new(rep, "invalid_total", json_integer(v.invalid));
 	json_object_set_new(rep, "invalid_by_field", v.by_field);
 	return err;
 }
 
-/* ---- duplicates ---- */
+/* ---- duplicates ----
+ * Each kind is one GROUP BY over its blind-index column, forced onto that column's index: the index holds
+ * the key and the row id, so the server reads it in order and emits each group as it ends, without a
+ * temporary table or a sort, and without touching the table rows (an ORDER BY COUNT(*) would aggregate
+ * and sort the whole table before the first row, past the connection's read timeout on a national
+ * registry). The 1,000 largest groups of each kind are kept as ids; their ben_nos are looked up at the
+ * end, a page of ids at a time. */
 
-struct groups {
-	json_t *list;
-	int64_t total;
+#define ID_PAGE 1000
+
+struct group {
+	int64_t size;
+	size_t nids;
+	int64_t ids[GROUP_BEN_NOS_MAX];
 };
 
-/* Columns: GROUP_CONCAT of ben_nos (comma-separated, possibly cut by group_concat_max_len), COUNT(*). */
+struct dedup_size {
+	int64_t min_id, size;
+};
+
+struct groups {
+	int64_t total;
+	struct group *top; /* QUALITY_LIST_MAX, ntop used */
+	size_t ntop;
+	struct group cur;
+	/* same_name_dob_village groups by their smallest id (filled by that kind, read by phonetic) */
+	bool collect_dedup, skip_dedup_equal;
+	struct dedup_size *dd;
+	size_t ndd, capdd;
+};
+
+static int cmp_dedup(const void *a, const void *b)
+{
+	const struct dedup_size *x = a, *y = b;
+	return (x->min_id > y->min_id) - (x->min_id < y->min_id);
+}
+
+/* A phonetic group always contains the dedup group of its smallest id (equal names and dates give equal
+ * phonetic keys), whose smallest id is then the same; the two are equal exactly when their sizes are. */
+static bool equals_dedup_group(const struct groups *g, int64_t min_id, int64_t size)
+{
+	struct dedup_size k = {min_id, 0};
+	const struct dedup_size *d = bsearch(&k, g->dd, g->ndd, sizeof(*g->dd), cmp_dedup);
+	return d && d->size == size;
+}
+
+static void group_keep(struct groups *g)
+{
+	size_t at = g->ntop;
+	if (g->ntop == QUALITY_LIST_MAX) {
+		at = 0;
+		for (size_t i = 1; i < g->ntop; i++)
+			if (g->top[i].size < g->top[at].size)
+				at = i;
+		if (g->top[at].size >= g->cur.size)
+			return;
+	} else {
+		g->ntop++;
+	}
+	g->top[at] = g->cur;
+}
+
+/* Columns: COUNT(*), MIN(id), GROUP_CONCAT(id ORDER BY id). */
 static hf_err on_group(void *ctx, struct db_rows *r)
 {
 	struct groups *g = ctx;
-	g->total++;
-	if (json_array_size(g->list) >= QUALITY_LIST_MAX)
+	int64_t size = db_rows_i64(r, 0), min_id = db_rows_i64(r, 1);
+	if (g->collect_dedup) {
+		g->dd = grow_array(g->dd, &g->capdd, g->ndd + 1, sizeof(*g->dd));
+		g->dd[g->ndd++] = (struct dedup_size){min_id, size};
+	}
+	if (g->skip_dedup_equal && equals_dedup_group(g, min_id, size))
 		return HF_OK;
-	json_t *nos = json_array();
-	const char *s = db_rows_str(r, 0);
-	while (*s && json_array_size(nos) < GROUP_BEN_NOS_MAX) {
+	g->total++;
+	g->cur.size = size;
+	g->cur.nids = 0;
+	/* The list may be cut by group_concat_max_len; a cut last id fails to parse or is ignored below. */
+	const char *s = db_rows_str(r, 2);
+	while (*s && g->cur.nids < GROUP_BEN_NOS_MAX) {
 		const char *end = strchr(s, ',');
 		size_t n = end ? (size_t)(end - s) : strlen(s);
-		if (n == BENNO_LEN) /* a number cut short by the server's length cap is left out */
-			json_array_append_new(nos, json_stringn(s, n));
+		char num[24];
+		int64_t id;
+		if (n < sizeof(num) && end) {
+			memcpy(num, s, n);
+			num[n] = '\0';
+			if (hf_parse_i64(num, 1, INT64_MAX, &id) == HF_OK)
+				g->cur.ids[g->cur.nids++] = id;
+		} else if (!end && (int64_t)g->cur.nids + 1 == size && n < sizeof(num)) {
+			memcpy(num, s, n); /* the last id of an uncut list */
+			num[n] = '\0';
+			if (hf_parse_i64(num, 1, INT64_MAX, &id) == HF_OK)
+				g->cur.ids[g->cur.nids++] = id;
+		}
 		s += n + (end ? 1 : 0);
 	}
-	json_array_append_new(g->list, json_pack("{s:o, s:I}", "ben_nos", nos, "size", (json_int_t)db_rows_i64(r, 1)));
+	group_keep(g);
+	return HF_OK;
+}
+
+struct id_no {
+	int64_t id;
+	char no[BENNO_LEN + 1];
+};
+
+static int cmp_id_no(const void *a, const void *b)
+{
+	const struct id_no *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+struct lookup {
+	struct id_no *map;
+	size_t n;
+};
+
+static hf_err on_ben_no(void *ctx, struct db_rows *r)
+{
+	struct lookup *l = ctx;
+	l->map[l->n].id = db_rows_i64(r, 0);
+	hf_strlcpy(l->map[l->n].no, db_rows_str(r, 1), sizeof(l->map[l->n].no));
+	l->n++;
+	return HF_OK;
+}
+
+static int cmp_no(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static int cmp_group(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return (x->ids[0] > y->ids[0]) - (x->ids[0] < y->ids[0]);
+}
+
+/* The kept groups as JSON, ben_nos looked up by id a page at a time. */
+static hf_err groups_json(struct db *db, struct groups *g, json_t **out)
+{
+	size_t nids = 0;
+	for (size_t k = 0; k < g->ntop; k++)
+		nids += g->top[k].nids;
+	struct lookup l = {hf_xcalloc(nids + 1, sizeof(*l.map)), 0};
+	struct db_val *page = hf_xcalloc(ID_PAGE, sizeof(*page));
+	struct hf_buf sql;
+	hf_buf_init(&sql, 16 * 1024);
+	hf_err err = hf_buf_append_str(&sql, "SELECT id, ben_no FROM individuals WHERE id IN (");
+	for (size_t i = 0; !err && i < ID_PAGE; i++)
+		err = hf_buf_append(&sql, i ? ",?" : "?", i ? 2 : 1);
+	if (!err)
+		err = hf_buf_append(&sql, ")", 1);
+	HF_ASSERT(err == HF_OK);
+	size_t n = 0;
+	for (size_t k = 0; k < g->ntop && !err; k++) {
+		for (size_t j = 0; j < g->top[k].nids && !err; j++) {
+			page[n++] = DB_I64(g->top[k].ids[j]);
+			bool last = k + 1 == g->ntop && j + 1 == g->top[k].nids;
+			if (n < ID_PAGE && !last)
+				continue;
+			for (size_t i = n; i < ID_PAGE; i++) /* a repeated id changes nothing in an IN list */
+				page[i] = page[n - 1];
+			err = db_stream(db, hf_buf_cstr(&sql), page, ID_PAGE, on_ben_no, &l);
+			n = 0;
+		}
+	}
+	hf_buf_release(&sql);
+	free(page);
+	if (err) {
+		free(l.map);
+		return err;
+	}
+	qsort(l.map, l.n, sizeof(*l.map), cmp_id_no);
+	qsort(g->top, g->ntop, sizeof(*g->top), cmp_group);
+	json_t *list = json_array();
+	char nos[GROUP_BEN_NOS_MAX][BENNO_LEN + 1];
+	for (size_t k = 0; k < g->ntop; k++) {
+		size_t nn = 0;
+		for (size_t j = 0; j < g->top[k].nids; j++) {
+			struct id_no key = {.id = g->top[k].ids[j]};
+			const struct id_no *f = bsearch(&key, l.map, l.n, sizeof(*l.map), cmp_id_no);
+			if (f) /* deleted since: left out */
+				hf_strlcpy(nos[nn++], f->no, sizeof(nos[0]));
+		}
+		qsort(nos, nn, sizeof(nos[0]), cmp_no);
+		json_t *arr = json_array();
+		for (size_t j = 0; j < nn; j++)
+			json_array_append_new(arr, json_string(nos[j]));
+		json_array_append_new(list, json_pack("{s:o, s:I}", "ben_nos", arr, "size", (json_int_t)g->top[k].size));
+	}
+	free(l.map);
+	*out = list;
 	return HF_OK;
 }
 
 static hf_err duplicates(struct db *db, json_t *rep)
 {
+	/* same_name_dob_village first: phonetic_name_dob needs its groups. */
 	static const struct {
 		const char *name, *sql;
 	} kinds[] = {
-		{"same_national_id",
-		 "SELECT GROUP_CONCAT(ben_no ORDER BY ben_no SEPARATOR ','), COUNT(*) FROM individuals "
-		 "WHERE nid_bidx IS NOT NULL GROUP BY nid_bidx HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC, MIN(ben_no)"},
 		{"same_name_dob_village",
-		 "SELECT GROUP_CONCAT(ben_no ORDER BY ben_no SEPARATOR ','), COUNT(*) FROM individuals "
-		 "GROUP BY dedup_bidx HAVING COUNT(*) > 1 ORDER BY COUNT(*) DESC, MIN(ben_no)"},
-		/* A same-name-dob-village group always lies inside one phonetic group (equal names give equal
-		 * phonetic codes), so a phonetic group equals one of them exactly when it has one dedup key. */
+		 "SELECT COUNT(*), MIN(id), GROUP_CONCAT(id ORDER BY id) FROM individuals FORCE INDEX "
+		 "(ix_individuals_dedup) GROUP BY dedup_bidx HAVING COUNT(*) > 1"},
 		{"phonetic_name_dob",
-		 "SELECT GROUP_CONCAT(ben_no ORDER BY ben_no SEPARATOR ','), COUNT(*) FROM individuals "
-		 "GROUP BY phonetic_bidx HAVING COUNT(*) > 1 AND COUNT(DISTINCT dedup_bidx) > 1 "
-		 "ORDER BY COUNT(*) DESC, MIN(ben_no)"},
+		 "SELECT COUNT(*), MIN(id), GROUP_CONCAT(id ORDER BY id) FROM individuals FORCE INDEX "
+		 "(ix_individuals_phonetic) GROUP BY phonetic_bidx HAVING COUNT(*) > 1"},
+		{"same_national_id",
+		 "SELECT COUNT(*), MIN(id), GROUP_CONCAT(id ORDER BY id) FROM individuals FORCE INDEX "
+		 "(ix_individuals_nid) WHERE nid_bidx IS NOT NULL GROUP BY nid_bidx HAVING COUNT(*) > 1"},
 	};
 	json_t *d = json_object();
 	json_object_set_new(rep, "duplicates", d);
-	for (size_t i = 0; i < HF_ARRAY_LEN(kinds); i++) {
-		struct groups g = {json_array(), 0};
-		hf_err err = db_stream(db, kinds[i].sql, NULL, 0, on_group, &g);
+	struct groups *g = hf_xcalloc(1, sizeof(*g));
+	g->top = hf_xcalloc(QUALITY_LIST_MAX, sizeof(*g->top));
+	hf_err err = HF_OK;
+	for (size_t i = 0; i < HF_ARRAY_LEN(kinds) && !err; i++) {
+		g->total = 0;
+		g->ntop = 0;
+		g->collect_dedup = i == 0;
+		g->skip_dedup_equal = i == 1;
+		err = db_stream(db, kinds[i].sql, NULL, 0, on_group, g);
+		if (i == 0)
+			qsort(g->dd, g->ndd, sizeof(*g->dd), cmp_dedup);
+		json_t *list = NULL;
+		if (!err)
+			err = groups_json(db, g, &list);
+		if (err)
+			break;
 		char key[64];
 		snprintf(key, sizeof(key), "%s_total", kinds[i].name);
-		json_object_set_new(d, kinds[i].name, g.list);
-		json_object_set_new(d, key, json_integer(g.total));
-		if (err)
-			return err;
+		json_object_set_new(d, kinds[i].name, list);
+		json_object_set_new(d, key, json_integer(g->total));
 	}
-	return HF_OK;
+	free(g->dd);
+	free(g->top);
+	free(g);
+	return err;
 }
 
 /* ---- staleness ---- */
@@ -269,9 +455,7 @@ hf_err quality_report(struct db *db, int stale_days, json_t **out)
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	json_object_set_new(rep, "generated_at", json_string(ts));
-	hf_err err = completeness(db, rep);
-	if (!err)
-		err = invalid(db, rep);
+	hf_err err = passes(db, rep);
 	if (!err)
 		err = duplicates(db, rep);
 	if (!err)

@@ -18,8 +18,9 @@
  *   "duplicates": {"same_national_id": [{"ben_nos": [...], "size": n}, ...], "same_national_id_total": N,
  *                  "same_name_dob_village": [...], "same_name_dob_village_total": N,
  *                  "phonetic_name_dob": [...], "phonetic_name_dob_total": N}
- *       groups of 2+ individuals, largest first, first 1000 of each (ben_nos of a group: first 100);
- *       phonetic groups exactly equal to a same_name_dob_village group are left out,
+ *       groups of 2+ individuals: the 1000 largest of each kind, largest first; a group's ben_nos are
+ *       sorted and cut at 100 (size is exact); phonetic groups exactly equal to a same_name_dob_village
+ *       group are left out,
  *   "stale": {"days": N, "individuals": n, "households": n, "sample": [ben_no, ... up to 100, oldest first]}}
  */
 #ifndef HF_CORE_QUALITY_H
@@ -36,7 +37,9 @@
 
 /* Builds the report (stale_days < 1 = the configured quality.stale_days). Decrypts every individual's
  * national ID, phone and date of birth once, streaming: memory stays constant (a million individuals
- * take seconds, not gigabytes). *out is owned (json_decref). Uses g_app.keys; a database error as is. */
+ * take about 15 s and 10 MB). *out is owned (json_decref). Uses g_app.keys; a database error as is.
+ * Several statements run one after another without a transaction, so on a registry being written
+ * meanwhile the counts may disagree by the rows written during the run. */
 HF_MUST_CHECK hf_err quality_report(struct db *db, int stale_days, json_t **out);
 
 /* Writes a readable summary of a report to out (ben_nos only, long lists cut with a count). Returns 0,

@@ -125,10 +125,13 @@ cmd_start() {
 	# `make run` must not reach it: the caller stops it cleanly with `stop`. Hence a subshell that closes
 	# every fd above 2, setsid, and redirections.
 	# innodb_autoinc_lock_mode=2 is what Galera requires, so single-server runs see the same id behaviour.
+	# Temporary tables live in the server's own folder: a shared /tmp may be cleaned under a running query.
+	mkdir -p -m 0700 "$DB_DIR/tmp"
 	(
 		close_inherited_fds
 		exec setsid mariadbd --no-defaults --user=root \
 			--datadir="$DATA" --socket="$SOCK" --port="$PORT" --bind-address=127.0.0.1 \
+			--tmpdir="$DB_DIR/tmp" \
 			--pid-file="$PIDFILE" --log-error="$ERRLOG" --skip-name-resolve \
 			--innodb-buffer-pool-size="$BUFFER_POOL" --innodb-flush-log-at-trx-commit=1 \
 			--innodb-autoinc-lock-mode=2 --max-connections=500 \

@@ -321,7 +321,7 @@ bool hf_json_get_enum(const json_t *obj, const char *prefix, const char *key, bo
 
 hf_err hf_json_dump(const json_t *v, struct hf_buf *out)
 {
-	char *s = json_dumps(v, JSON_COMPACT);
+	char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (!s)
 		return HF_EINTERNAL;
 	hf_err err = hf_buf_append_str(out, s);
