@@ -9,7 +9,8 @@ struct app g_app;
 const struct hf_cfg_decl core_config_decls[] = {
 	{"http.bind", HF_CFG_STR, "127.0.0.1", 7, 15, false, "numeric IPv4 address to listen on"},
 	{"http.port", HF_CFG_INT, "8080", 1, 65535, false, "TCP port of the API"},
-	{"http.threads", HF_CFG_INT, "16", 1, 256, false, "request threads (each holds one DB connection)"},
+	{"http.threads", HF_CFG_INT, "4", 1, 256, false,
+	 "request threads, each holding one DB connection; about 2 per CPU core (more only adds tail latency)"},
 	{"http.max_body", HF_CFG_INT, "1048576", 1024, 16777216, false, "largest request body in bytes"},
 	{"http.max_response", HF_CFG_INT, "16777216", 65536, 268435456, false, "largest response body in bytes"},
 	{"http.conn_timeout_s", HF_CFG_INT, "30", 1, 3600, false, "idle connection timeout"},

@@ -39,7 +39,7 @@ cat >"$tmp" <<CONF
 [http]
 bind = 127.0.0.1
 port = $port
-threads = 16
+threads = 4
 
 [db]
 socket = $db_dir/mysqld.sock

@@ -22,6 +22,31 @@ struct hf_keyring {
 	int active;
 };
 
+/* Each thread draws randomness from its own pool, refilled 4 KiB at a time: libsodium's randombytes_buf
+ * is one getrandom(2) system call per call, which dominated bulk import (one nonce per sealed field) and
+ * id generation. The pool holds kernel CSPRNG output only; bytes are handed out once and wiped. */
+#define RAND_POOL 4096
+static _Thread_local uint8_t rand_pool[RAND_POOL];
+static _Thread_local size_t rand_left;
+
+static void pool_take(void *p, size_t n)
+{
+	uint8_t *out = p;
+	while (n) {
+		if (rand_left == 0) {
+			randombytes_buf(rand_pool, RAND_POOL);
+			rand_left = RAND_POOL;
+		}
+		size_t k = n < rand_left ? n : rand_left;
+		uint8_t *src = rand_pool + (RAND_POOL - rand_left);
+		memcpy(out, src, k);
+		sodium_memzero(src, k);
+		rand_left -= k;
+		out += k;
+		n -= k;
+	}
+}
+
 hf_err hf_crypto_init(void)
 {
 	return sodium_init() < 0 ? HF_EINTERNAL : HF_OK;
@@ -172,7 +197,7 @@ hf_err hf_field_seal(const struct hf_keyring *kr, struct hf_str ad, const void *
 	hf_err err = hf_buf_append(out, hdr, 2);
 	if (err)
 		return err;
-	randombytes_buf(nonce, sizeof(nonce));
+	pool_take(nonce, sizeof(nonce));
 	err = hf_buf_append(out, nonce, sizeof(nonce));
 	if (err)
 		goto out_undo;
@@ -246,12 +271,22 @@ void hf_blind_index(const struct hf_keyring *kr, const char *domain, struct hf_s
 
 void hf_random_bytes(void *p, size_t n)
 {
-	randombytes_buf(p, n);
+	if (n > RAND_POOL / 4)
+		randombytes_buf(p, n);
+	else
+		pool_take(p, n);
 }
 
 uint32_t hf_random_uniform(uint32_t upper)
 {
-	return randombytes_uniform(upper);
+	/* Rejection sampling, as randombytes_uniform does, to avoid modulo bias. */
+	if (upper < 2)
+		return 0;
+	uint32_t min = (uint32_t)(-upper) % upper, r;
+	do
+		pool_take(&r, sizeof(r));
+	while (r < min);
+	return r % upper;
 }
 
 void hf_hex(const void *bin, size_t len, char *out)

@@ -206,6 +206,7 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 	}
 	srv->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC,
 				  (uint16_t)opts->port, NULL, NULL, on_request, srv,
+				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opts->threads,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->conn_timeout_s,
@@ -213,7 +214,6 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 				  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 				  MHD_OPTION_END);
 	if (!srv->d) {
 		free(srv);

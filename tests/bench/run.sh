@@ -1,0 +1,551 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # cleanup and the signal handlers are reached only through trap
+# run.sh - the benchmarks of `make bench`: `make bench` calls `tests/bench/run.sh build/release`.
+#
+# Each figure is reported next to a baseline measured in the same run on the same machine, and against a
+# target (PASS/MISS); docs/benchmarks.md explains them and records figures measured so far.
+#   A  GET /api/v1/individuals/<ben_no> over HTTP (80,000 people), wrk -c64, vs a bare libmicrohttpd
+#      server (tests/bench/bare_mhd.c) with the same thread count: throughput ratio, p50/p99 latency
+#   B  `hifadhi-core import` of ~400,000 individuals vs plain multi-row INSERTs of the same rows into an
+#      unindexed TEXT table (tests/bench/plain_insert.c): individuals/s and the ratio
+#   C  GET /api/v1/individuals?national_id=<id> with ~1,000,000 individuals, wrk -c16: p50/p99, req/s
+#
+# Everything runs on loopback, out of var/bench/ (removed on exit, whatever happens): a private MariaDB
+# (deploy/mariadb.sh, 127.0.0.1:3327), hifadhi-core and bare_mhd on 127.0.0.1 (ports 18327/18328).
+# Results: the summary table on stdout and in build/bench/results.txt; raw wrk output, import summaries and
+# server logs in build/bench/logs/ (replaced by each run).
+# Exit status: 0 when every benchmark measured what it should, even if targets are missed (MISS);
+# 1 when a benchmark is invalid (a lookup answered something else than 200 with the expected record, a
+# socket error, an import that did not insert every row) or when setting up failed.
+#
+# Knobs (environment), for trying things out; the defaults are what docs/benchmarks.md reports:
+#   HF_BENCH_THREADS   http.threads values tried for hifadhi-core in A; the highest req/s is kept (default "4", the shipped default)
+#   HF_BENCH_C_THREADS the same for C, where the lowest p99 is kept ("2 4 8 16")
+#   HF_BENCH_DURATION  seconds of each measured wrk run (15);  HF_BENCH_WARMUP  seconds of warm-up (3)
+#   HF_BENCH_HH_A / HF_BENCH_HH_B / HF_BENCH_HH_C  households generated (20000 / 100000 / 250000)
+#   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABC)
+#   HF_BENCH_PORT      HTTP port of hifadhi-core; bare_mhd uses the next one (18327)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+if [ "$#" -ne 1 ]; then
+	echo "usage: $0 BUILD_DIR   (e.g. build/release)" >&2
+	exit 2
+fi
+[ -d "$1" ] || { echo "bench: no build directory $1 (run make first)" >&2; exit 2; }
+BUILD=$(cd "$1" && pwd)
+CORE="$BUILD/bin/hifadhi-core"
+BARE="$BUILD/bench/bare_mhd"
+PLAIN="$BUILD/bench/plain_insert"
+LUA="$ROOT/tests/bench/paths.lua"
+
+read -r -a threads_arr <<<"${HF_BENCH_THREADS:-4}"
+THREADS_LIST="${threads_arr[*]}" # normalised: single spaces
+read -r -a threads_arr <<<"${HF_BENCH_C_THREADS:-4}"
+C_THREADS_LIST="${threads_arr[*]}"
+DURATION=${HF_BENCH_DURATION:-15}
+WARMUP=${HF_BENCH_WARMUP:-3}
+HH_A=${HF_BENCH_HH_A:-20000}
+HH_B=${HF_BENCH_HH_B:-100000}
+HH_C=${HF_BENCH_HH_C:-250000}
+ONLY=${HF_BENCH_ONLY:-ABC}
+PORT=${HF_BENCH_PORT:-18327}
+BARE_PORT=$((PORT + 1))
+LOOKUPS=5000          # distinct records each lookup benchmark cycles through
+IMPORT_TIMEOUT_S=600  # an import that takes longer is stuck, not slow
+HEALTH_DEADLINE_S=30
+STOP_DEADLINE_S=15
+
+for v in DURATION WARMUP HH_A HH_B HH_C PORT; do
+	case "${!v}" in '' | *[!0-9]*) echo "bench: $v must be a number, got '${!v}'" >&2; exit 2 ;; esac
+done
+for t in $THREADS_LIST $C_THREADS_LIST; do
+	case "$t" in '' | *[!0-9]*) echo "bench: HF_BENCH_THREADS and HF_BENCH_C_THREADS must be numbers" >&2; exit 2 ;; esac
+done
+
+export HF_DB_DIR=var/bench/mariadb
+export HF_DB_PORT=3327
+export HF_KEY_DIR=var/bench/keys
+unset HF_DB_NAME
+VAR="$ROOT/var/bench"
+SOCK="$VAR/mariadb/mysqld.sock"
+CORE_KEYS="$VAR/core-keys"
+OUT="$ROOT/build/bench"
+LOGS="$OUT/logs"
+RESULTS="$OUT/results.txt"
+MARIADB="$ROOT/deploy/mariadb.sh"
+
+say() { printf 'bench: %s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for f in "$CORE" "$BARE" "$PLAIN"; do
+	[ -x "$f" ] || die "$f not found; run make first (make bench builds everything)"
+done
+for c in wrk mariadb curl python3 flock timeout; do
+	command -v "$c" >/dev/null 2>&1 || die "$c not found (deploy/deps.sh installs it)"
+done
+
+# ---- processes we start, stopped on exit whatever happens
+
+core_pid=""
+bare_pid=""
+fg_pid=""
+db_started=false
+cleaned=false
+
+stop_pid() { # stop_pid PID NAME: SIGTERM, wait up to STOP_DEADLINE_S, then SIGKILL
+	local pid=$1 name=$2 tries=$((STOP_DEADLINE_S * 20))
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null && ((tries-- > 0)); do sleep 0.05; done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "$name (pid $pid) did not stop within ${STOP_DEADLINE_S}s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+# run_waited CMD...: CMD in the background, waited for, so that a signal is acted on at once (bash runs a trap
+# only once the foreground command has finished) and cleanup can stop it. Returns CMD's exit status.
+run_waited() {
+	local rc=0
+	"$@" &
+	fg_pid=$!
+	wait "$fg_pid" || rc=$?
+	fg_pid=""
+	return "$rc"
+}
+
+stop_core() { stop_pid "$core_pid" hifadhi-core; core_pid=""; }
+stop_bare() { stop_pid "$bare_pid" bare_mhd; bare_pid=""; }
+
+cleanup() {
+	$cleaned && return 0
+	cleaned=true
+	trap '' INT TERM HUP # a second Ctrl-C or TERM must not leave the servers running half-way through
+	stop_pid "$fg_pid" "the running command"
+	stop_core
+	stop_bare
+	if $db_started; then
+		[ -f "$VAR/mariadb/error.log" ] && cp "$VAR/mariadb/error.log" "$LOGS/mariadb-error.log" 2>/dev/null
+		"$MARIADB" stop >>"$LOGS/mariadb-stop.log" 2>&1 || say "could not stop the bench MariaDB in $VAR/mariadb"
+	fi
+	rm -rf "$VAR"
+}
+trap 'cleanup' EXIT
+trap 'echo; say "interrupted"; exit 130' INT
+trap 'say "terminated"; exit 143' TERM HUP
+
+# One bench at a time per checkout: a second one would share var/bench and the ports.
+mkdir -p "$OUT"
+exec {lock_fd}>"$OUT/.lock"
+flock -n "$lock_fd" || { cleaned=true; die "another bench is running in this checkout ($OUT/.lock)"; }
+
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
+# Leftovers of a bench that was killed: its server (stopped through its own pid file) and its folder.
+if [ -d "$VAR/mariadb" ]; then
+	"$MARIADB" stop >/dev/null 2>&1 || true
+fi
+rm -rf "$VAR"
+mkdir -p "$VAR" "$CORE_KEYS"
+chmod 0700 "$CORE_KEYS"
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$PORT" "$BARE_PORT"; do
+	port_busy "$p" && die "port $p on 127.0.0.1 is in use; set HF_BENCH_PORT"
+done
+
+# ---- helpers
+
+root_sql() { mariadb --no-defaults --socket="$SOCK" -uroot --batch --skip-column-names "$@"; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+calc() { awk "BEGIN { printf \"$1\", ($2) }"; } # calc FORMAT EXPR (in parentheses: > is not a redirection)
+fmt_int() { calc %.0f "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; } # 1234567.8 -> 1,234,568
+load_avg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# A fresh database with both accounts, a config file for it, keys and the schema.
+# new_db NAME CONF: the config is written for port PORT; serve overrides http.threads per run.
+new_db() {
+	local db=$1 conf=$2
+	root_sql -e "DROP DATABASE IF EXISTS \`$db\`"
+	HF_DB_NAME=$db "$MARIADB" init-db
+	cat >"$conf" <<CONF
+# written by tests/bench/run.sh
+[http]
+bind = 127.0.0.1
+port = $PORT
+threads = 8
+access_log = false
+
+[db]
+socket = $SOCK
+name = $db
+user = hifadhi
+password_file = $ROOT/$HF_KEY_DIR/db-app.password
+migrate_user = hifadhi_admin
+migrate_password_file = $ROOT/$HF_KEY_DIR/db-admin.password
+
+[crypto]
+key_dir = $CORE_KEYS
+active_key_id = 1
+
+[log]
+level = warn
+
+[paths]
+sql_dir = $ROOT/sql
+CONF
+	"$CORE" -c "$conf" keygen >>"$LOGS/setup.log" 2>&1 || die "keygen failed; see $LOGS/setup.log"
+	"$CORE" -c "$conf" migrate >>"$LOGS/setup.log" 2>&1 || die "migrate failed; see $LOGS/setup.log"
+}
+
+# start_core CONF THREADS LOG: serve in the background, wait until /healthz answers 200.
+start_core() {
+	local conf=$1 threads=$2 log=$3 tries=$((HEALTH_DEADLINE_S * 20))
+	"$CORE" -c "$conf" -o "http.threads=$threads" serve </dev/null >"$log" 2>&1 &
+	core_pid=$!
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; do
+		kill -0 "$core_pid" 2>/dev/null || { tail -n 20 "$log" >&2; core_pid=""; die "hifadhi-core serve exited; log: $log"; }
+		((tries-- > 0)) || { tail -n 20 "$log" >&2; die "hifadhi-core did not answer /healthz within ${HEALTH_DEADLINE_S}s"; }
+		sleep 0.05
+	done
+}
+
+start_bare() {
+	local threads=$1 tries=$((HEALTH_DEADLINE_S * 20))
+	"$BARE" "$BARE_PORT" "$threads" </dev/null >"$LOGS/bare_mhd.log" 2>&1 &
+	bare_pid=$!
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$BARE_PORT/")" = 200 ]; do
+		kill -0 "$bare_pid" 2>/dev/null || { bare_pid=""; die "bare_mhd exited; log: $LOGS/bare_mhd.log"; }
+		((tries-- > 0)) || die "bare_mhd did not answer within ${HEALTH_DEADLINE_S}s"
+		sleep 0.05
+	done
+}
+
+# The programmes the generated data enrols people in (`gen` uses these codes).
+create_programmes() {
+	local p code target status
+	for p in OPCT:individual PWSD-CT:individual CT-OVC:household; do
+		code=${p%%:*}
+		target=${p#*:}
+		status=$(curl -s -o "$LOGS/programme.json" -w '%{http_code}' --max-time 10 -X POST \
+			-H 'Content-Type: application/json' -H 'X-Hifadhi-Actor: bench' \
+			-d "{\"code\":\"$code\",\"name\":\"Benchmark programme $code\",\"target\":\"$target\",\"currency\":\"KES\"}" \
+			"http://127.0.0.1:$PORT/api/v1/programmes")
+		[ "$status" = 201 ] || die "POST /api/v1/programmes $code answered $status: $(cat "$LOGS/programme.json")"
+	done
+}
+
+gen_csv() { # gen_csv HOUSEHOLDS SEED OUT: prints the number of data rows (individuals)
+	timeout 300 "$CORE" gen --households "$1" --seed "$2" >"$3" || die "hifadhi-core gen failed"
+	echo $(($(wc -l <"$3") - 1))
+}
+
+# import_csv CONF FILE NAME: runs the import, sets IMPORT_SECONDS and IMPORT_INDIVIDUALS (from its summary).
+import_csv() {
+	local conf=$1 file=$2 name=$3 t0 t1 rc=0 err="$LOGS/import-$3.txt" m0 m1 cpu
+	cpu_mark m0
+	t0=$(now)
+	run_waited timeout "$IMPORT_TIMEOUT_S" "$CORE" -c "$conf" import "$file" --actor bench --report "$VAR/$name.rejected.csv" \
+		</dev/null 2>"$err.raw" >/dev/null || rc=$?
+	t1=$(now)
+	cpu_mark m1
+	cpu=$(cpu_report "$m0" "$m1")
+	NOISE+=("import-$name: $cpu")
+	tr '\r' '\n' <"$err.raw" | grep -v '^import: [0-9]*/[0-9]* rows' >"$err" || true
+	rm -f "$err.raw"
+	[ "$rc" = 0 ] || { cat "$err" >&2; die "import of $file failed (exit $rc); see $err"; }
+	echo "# $cpu" >>"$err"
+	IMPORT_SECONDS=$(elapsed "$t0" "$t1")
+	IMPORT_INDIVIDUALS=$(sed -n 's/^ *individuals inserted: *\([0-9][0-9]*\).*/\1/p' "$err")
+	IMPORT_REJECTED=$(sed -n 's/^ *rows rejected: *\([0-9][0-9]*\).*/\1/p' "$err")
+	[ -n "$IMPORT_INDIVIDUALS" ] || die "no 'individuals inserted' line in the import summary; see $err"
+}
+
+# wrk_run NAME SERVER_PID URL PATHS_FILE CONNS [one]: one measured run; sets W_RPS W_P50 W_P99 W_BAD W_OK
+# (true/false). Latencies are in milliseconds. W_OK is false when any response was not 200 (or not exactly
+# one record with "one"), a socket error happened, or nothing was answered.
+wrk_val() { grep -o "$1=[^ ]*" "$2" | head -n 1 | cut -d= -f2; } # wrk_val KEY FILE: from the BENCH lines
+wrk_run() {
+	local name=$1 spid=$2 url=$3 paths=$4 conns=$5 one=${6:-} out="$LOGS/wrk-$1.txt" m0 m1 cpu
+	run_waited wrk -t2 -c"$conns" -d"${WARMUP}s" --timeout 5s -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
+		>"$LOGS/wrk-$name-warmup.txt" 2>&1 || die "wrk (warm-up of $name) failed; see $LOGS/wrk-$name-warmup.txt"
+	cpu_mark m0 "$spid"
+	run_waited wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
+		>"$out" 2>&1 || die "wrk ($name) failed; see $out"
+	cpu_mark m1 "$spid"
+	local sname=hifadhi-core
+	[[ "$name" == *bare* ]] && sname=bare_mhd
+	cpu=$(cpu_report "$m0" "$m1" "$sname")
+	echo "# $cpu" >>"$out"
+	NOISE+=("$name: $cpu")
+	local responses non200 wrong sockerr first
+	responses=$(wrk_val responses "$out")
+	non200=$(wrk_val non200 "$out")
+	wrong=$(wrk_val wrong_body "$out")
+	sockerr=$(wrk_val socket_errors "$out")
+	first=$(wrk_val first_bad_status "$out")
+	W_RPS=$(wrk_val rps "$out")
+	W_P50=$(calc %.2f "$(wrk_val p50_us "$out") / 1000")
+	W_P99=$(calc %.2f "$(wrk_val p99_us "$out") / 1000")
+	if [ -z "$responses" ] || [ -z "$W_RPS" ]; then die "no BENCH lines in the wrk output; see $out"; fi
+	W_OK=true
+	W_BAD=""
+	if [ "$responses" -eq 0 ] || [ "$non200" -ne 0 ] || [ "$wrong" -ne 0 ] || [ "$sockerr" -ne 0 ]; then
+		W_OK=false
+		W_BAD="$responses responses: $non200 not 200 (first: $first), $wrong without exactly one record, $sockerr socket errors"
+		say "INVALID $name: $W_BAD"
+	fi
+	say "$name: $(fmt_int "$W_RPS") req/s, p50 $W_P50 ms, p99 $W_P99 ms ($responses responses checked)"
+	say "  $cpu"
+}
+
+# ---- where the CPU went during a measurement: the server under test, mariadbd, our children (wrk,
+# plain_insert, import), and everything else on the machine (other users' work is noise in these figures).
+TICK=$(getconf CLK_TCK)
+NCPU=$(nproc)
+proc_ticks() { # utime+stime of a process (all threads), 0 if gone
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	s=${s##*) }
+	# shellcheck disable=SC2086  # split into fields on purpose
+	set -- $s
+	echo $((${12} + ${13}))
+}
+machine_busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+db_pid() { cat "$VAR/mariadb/mysqld.pid" 2>/dev/null || echo 0; }
+# cpu_mark VAR [SERVER_PID]: stores a snapshot for cpu_report in VAR. Not in a $(...): `times` (the CPU of
+# our waited-for children, e.g. wrk) must run in this shell, a subshell starts from zero.
+cpu_mark() {
+	times >"$VAR/times.txt"
+	local kids
+	kids=$(awk -v tick="$TICK" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+		printf "%.0f", t * tick }' "$VAR/times.txt")
+	printf -v "$1" '%s %s %s %s %s' "$(now)" "$(machine_busy_ticks)" "$(proc_ticks "$(db_pid)")" "$(proc_ticks "${2:-0}")" "$kids"
+}
+# cpu_report MARK_BEFORE MARK_AFTER [SERVER_NAME]: "CPU (100% = one core, NCPU cores): server N%, ..."
+cpu_report() {
+	awk -v a="$1" -v b="$2" -v tick="$TICK" -v ncpu="$NCPU" -v name="${3:-}" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); wall = y[1] - x[1]; if (wall <= 0) wall = 1
+		busy = y[2] - x[2]; db = y[3] - x[3]; srv = y[4] - x[4]; kids = y[5] - x[5]
+		other = busy - db - srv - kids; if (other < 0) other = 0
+		pc = 100 / (wall * tick)
+		printf "CPU (100%% = one core, %d cores):", ncpu
+		if (name != "") printf " %s %.0f%%,", name, srv * pc
+		printf " mariadbd %.0f%%, client/tool %.0f%%, other processes %.0f%%", db * pc, kids * pc, other * pc }'
+}
+NOISE=()
+NOTES=()
+
+mark() { # mark CONDITION_EXPR: PASS or MISS (awk expression)
+	if [ "$(calc %d "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo MISS; fi
+}
+
+# ---- results
+
+INVALID=0
+ROWS=()
+row() { ROWS+=("$(printf '%-46s %-30s %-30s %s' "$1" "$2" "$3" "$4")"); }
+
+STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOAD_START=$(load_avg)
+say "started $STARTED on $(nproc) CPUs, load average $LOAD_START"
+
+say "starting MariaDB (var/bench/mariadb, 127.0.0.1:$HF_DB_PORT)"
+db_started=true
+"$MARIADB" start {lock_fd}>&- # the server outlives no bench, but must not hold the lock if it did
+
+# ---- A: lookup by beneficiary number over HTTP, against a bare libmicrohttpd server
+
+BEST_THREADS=${THREADS_LIST%% *}
+if [[ "$ONLY" == *A* ]]; then
+	say "A: generating $HH_A households and importing them"
+	CONF_A="$VAR/core-a.conf"
+	new_db hf_bench_a "$CONF_A"
+	rows_a=$(gen_csv "$HH_A" 1 "$VAR/a.csv")
+	start_core "$CONF_A" "$BEST_THREADS" "$LOGS/core-a-setup.log"
+	create_programmes
+	stop_core
+	import_csv "$CONF_A" "$VAR/a.csv" a
+	say "A: $IMPORT_INDIVIDUALS individuals imported in ${IMPORT_SECONDS}s"
+	[ "$IMPORT_INDIVIDUALS" = "$rows_a" ] || die "A: the import inserted $IMPORT_INDIVIDUALS individuals of $rows_a rows"
+	root_sql -e "SELECT CONCAT('/api/v1/individuals/', ben_no) FROM hf_bench_a.individuals ORDER BY RAND(1) LIMIT $LOOKUPS" \
+		>"$VAR/a-paths.txt"
+	[ "$(wc -l <"$VAR/a-paths.txt")" -eq "$LOOKUPS" ] || die "A: fewer than $LOOKUPS individuals to look up"
+	echo / >"$VAR/bare-paths.txt"
+
+	best_rps=0
+	A_TRIES=""
+	for t in $THREADS_LIST; do
+		say "A: hifadhi-core with http.threads=$t, wrk -t2 -c64 -d${DURATION}s (after ${WARMUP}s of warm-up)"
+		start_core "$CONF_A" "$t" "$LOGS/core-a-threads$t.log"
+		wrk_run "a-core-threads$t" "$core_pid" "http://127.0.0.1:$PORT" "$VAR/a-paths.txt" 64
+		stop_core
+		$W_OK || INVALID=1
+		A_TRIES+="${A_TRIES:+, }$t threads: $(fmt_int "$W_RPS") req/s p99 $W_P99 ms"
+		if $W_OK && [ "$(calc %d "$W_RPS > $best_rps")" = 1 ]; then
+			best_rps=$W_RPS
+			BEST_THREADS=$t
+			A_P50=$W_P50
+			A_P99=$W_P99
+		fi
+	done
+	say "A: best for hifadhi-core: http.threads=$BEST_THREADS; bare_mhd gets the same"
+	start_bare "$BEST_THREADS"
+	wrk_run "a-bare-threads$BEST_THREADS" "$bare_pid" "http://127.0.0.1:$BARE_PORT" "$VAR/bare-paths.txt" 64
+	stop_bare
+	$W_OK || INVALID=1
+	bare_rps=$W_RPS
+	if [ "$best_rps" != 0 ]; then
+		ratio=$(calc %.3f "$best_rps / $bare_rps")
+		row "A lookup by ben_no, core ($BEST_THREADS threads, -c64)" "$(fmt_int "$best_rps") req/s" \
+			"bare_mhd $(fmt_int "$bare_rps") req/s" ""
+		row "A   ratio core/bare" "$ratio" "target >= 0.40" "$(mark "$ratio >= 0.4")"
+		row "A   core latency p50 / p99" "$A_P50 / $A_P99 ms" "target p99 <= 10 ms" "$(mark "$A_P99 <= 10")"
+		NOTES+=("A: http.threads tried (-c64; the highest req/s is kept): $A_TRIES")
+	else
+		row "A lookup by ben_no" "no valid run" "" "INVALID"
+	fi
+	root_sql -e "DROP DATABASE hf_bench_a"
+	rm -f "$VAR/a.csv"
+fi
+
+# ---- B: import, against plain multi-row INSERTs of the same rows
+
+if [[ "$ONLY" == *B* ]]; then
+	say "B: generating $HH_B households"
+	rows_b=$(gen_csv "$HH_B" 2 "$VAR/b.csv")
+	say "B: $rows_b individuals; baseline: plain INSERTs of 1000 rows into a TEXT table"
+	root_sql -e "DROP DATABASE IF EXISTS hf_bench_plain"
+	HF_DB_NAME=hf_bench_plain "$MARIADB" init-db
+	cpu_mark m0
+	t0=$(now)
+	run_waited timeout "$IMPORT_TIMEOUT_S" "$PLAIN" "$SOCK" hifadhi_admin "$ROOT/$HF_KEY_DIR/db-admin.password" hf_bench_plain \
+		plain_individuals "$VAR/b.csv" >"$LOGS/plain_insert-b.txt" 2>&1 ||
+		{ cat "$LOGS/plain_insert-b.txt" >&2; die "plain_insert failed"; }
+	t1=$(now)
+	cpu_mark m1
+	cpu=$(cpu_report "$m0" "$m1")
+	NOISE+=("plain_insert: $cpu")
+	echo "# $cpu" >>"$LOGS/plain_insert-b.txt"
+	plain_s=$(elapsed "$t0" "$t1")
+	plain_rows=$(sed -n 's/.*rows=\([0-9]*\) .*/\1/p' "$LOGS/plain_insert-b.txt")
+	[ "$plain_rows" = "$rows_b" ] || die "B: plain_insert inserted $plain_rows rows of $rows_b"
+	plain_rate=$(calc %.1f "$plain_rows / $plain_s")
+	say "B: plain INSERTs: $plain_rows rows in ${plain_s}s = $(fmt_int "$plain_rate") rows/s"
+	# Dropped before the import, so its dirty pages are discarded instead of written during the import.
+	root_sql -e "DROP DATABASE hf_bench_plain"
+
+	CONF_B="$VAR/core-b.conf"
+	new_db hf_bench_b "$CONF_B"
+	start_core "$CONF_B" "$BEST_THREADS" "$LOGS/core-b-setup.log"
+	create_programmes
+	stop_core
+	say "B: hifadhi-core import"
+	import_csv "$CONF_B" "$VAR/b.csv" b
+	import_rate=$(calc %.1f "$IMPORT_INDIVIDUALS / $IMPORT_SECONDS")
+	say "B: import: $IMPORT_INDIVIDUALS individuals in ${IMPORT_SECONDS}s = $(fmt_int "$import_rate") individuals/s"
+	if [ "$IMPORT_INDIVIDUALS" != "$rows_b" ]; then
+		INVALID=1
+		say "INVALID B: the import inserted $IMPORT_INDIVIDUALS individuals of $rows_b rows ($IMPORT_REJECTED rejected)"
+		row "B import" "$IMPORT_INDIVIDUALS of $rows_b rows inserted" "" "INVALID"
+	else
+		row "B import of $(fmt_int "$rows_b") individuals" "$(fmt_int "$import_rate") individuals/s (${IMPORT_SECONDS}s)" \
+			"target >= 20,000/s" "$(mark "$import_rate >= 20000")"
+		row "B   ratio import/plain INSERT" "$(calc %.3f "$import_rate / $plain_rate")" \
+			"plain $(fmt_int "$plain_rate") rows/s (${plain_s}s)" "(no target)"
+	fi
+	root_sql -e "DROP DATABASE hf_bench_b"
+	rm -f "$VAR/b.csv"
+fi
+
+# ---- C: lookup by national ID among ~1,000,000 individuals
+
+if [[ "$ONLY" == *C* ]]; then
+	say "C: generating $HH_C households"
+	rows_c=$(gen_csv "$HH_C" 3 "$VAR/c.csv")
+	CONF_C="$VAR/core-c.conf"
+	new_db hf_bench_c "$CONF_C"
+	start_core "$CONF_C" "$BEST_THREADS" "$LOGS/core-c-setup.log"
+	create_programmes
+	stop_core
+	say "C: importing $rows_c individuals"
+	import_csv "$CONF_C" "$VAR/c.csv" c
+	c_rate=$(calc %.1f "$IMPORT_INDIVIDUALS / $IMPORT_SECONDS")
+	count_c=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_c.individuals")
+	say "C: $count_c individuals in the registry (import: ${IMPORT_SECONDS}s, $(fmt_int "$c_rate") individuals/s)"
+	[ "$count_c" = "$rows_c" ] || die "C: the registry holds $count_c individuals, the file has $rows_c rows"
+	# 5000 national IDs from the file (column 12, non-empty), a fixed random sample over the whole file.
+	python3 - "$VAR/c.csv" "$LOOKUPS" >"$VAR/c-paths.txt" <<'PY'
+import csv, random, sys
+with open(sys.argv[1], newline="", encoding="utf-8") as f:
+    r = csv.reader(f)
+    header = next(r)
+    col = header.index("national_id")
+    ids = [row[col] for row in r if row[col]]
+for nid in random.Random(3).sample(ids, int(sys.argv[2])):
+    print("/api/v1/individuals?national_id=" + nid)
+PY
+	[ "$(wc -l <"$VAR/c-paths.txt")" -eq "$LOOKUPS" ] || die "C: fewer than $LOOKUPS national IDs in the file"
+	rm -f "$VAR/c.csv"
+	reads0=$(root_sql -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'" | cut -f2)
+	c_best="" C_TRIES=""
+	for t in $C_THREADS_LIST; do
+		say "C: hifadhi-core with http.threads=$t, wrk -t2 -c16 -d${DURATION}s (after ${WARMUP}s of warm-up)"
+		start_core "$CONF_C" "$t" "$LOGS/core-c-threads$t.log"
+		wrk_run "c-core-threads$t" "$core_pid" "http://127.0.0.1:$PORT" "$VAR/c-paths.txt" 16 one
+		stop_core
+		C_TRIES+="${C_TRIES:+, }$t: p99 $W_P99 ms $(fmt_int "$W_RPS") req/s"
+		if ! $W_OK; then
+			INVALID=1
+			C_BAD=$W_BAD
+		elif [ -z "$c_best" ] || [ "$(calc %d "$W_P99 < $C_P99")" = 1 ]; then
+			c_best=$t C_P50=$W_P50 C_P99=$W_P99 C_RPS=$W_RPS
+		fi
+	done
+	reads1=$(root_sql -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'" | cut -f2)
+	if [ -n "$c_best" ]; then
+		row "C lookup by national_id, $(fmt_int "$count_c") indiv." "p50 $C_P50 / p99 $C_P99 ms" "target p99 <= 5 ms" \
+			"$(mark "$C_P99 <= 5")"
+		row "C   throughput (-c16, $c_best threads)" "$(fmt_int "$C_RPS") req/s" \
+			"$((reads1 - reads0)) InnoDB page reads (all runs)" "(no target)"
+		NOTES+=("C: http.threads tried (-c16; the lowest p99 is kept): $C_TRIES")
+	fi
+	if [ -n "${C_BAD:-}" ]; then
+		row "C lookup by national_id" "$C_BAD" "" "INVALID"
+	fi
+	row "C   import of $(fmt_int "$IMPORT_INDIVIDUALS") individuals" "$(fmt_int "$c_rate") individuals/s (${IMPORT_SECONDS}s)" \
+		"" "(info)"
+	root_sql -e "DROP DATABASE hf_bench_c"
+fi
+
+# ---- summary
+
+FINISHED=$(date -u '+%Y-%m-%d %H:%M UTC')
+{
+	echo "Hifadhi benchmarks ($ONLY), ${BUILD#"$ROOT"/}, $(nproc) CPUs, $STARTED - $FINISHED"
+	echo "load average at start: $LOAD_START; raw output in build/bench/logs/"
+	echo
+	printf '%-46s %-30s %-30s %s\n' "benchmark" "measured" "baseline / target" "result"
+	printf '%s\n' "${ROWS[@]}"
+	if [ "${#NOTES[@]}" -gt 0 ]; then
+		echo
+		printf '%s\n' "${NOTES[@]}"
+	fi
+	echo
+	echo "Where the CPU went during each measurement (client/tool = wrk, plain_insert or hifadhi-core import):"
+	printf '  %s\n' "${NOISE[@]}"
+	if [ "$INVALID" != 0 ]; then
+		echo
+		echo "INVALID: at least one benchmark did not measure what it should (see above and build/bench/logs/)"
+	fi
+} >"$RESULTS"
+echo
+cat "$RESULTS"
+say "results written to ${RESULTS#"$ROOT"/}"
+exit "$INVALID"
