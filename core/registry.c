@@ -63,6 +63,32 @@ static bool change_meta(json_t *body, struct reg_req *rq, const char **reason, i
 	return ok;
 }
 
+/* One registry operation: the request, its body, the record it names (code, number or id; NULL for a
+ * create) and, once the transaction committed, the JSON answer. */
+struct tx_call {
+	struct reg_req *rq;
+	json_t *body;
+	const char *key;
+	json_t *result;
+};
+
+/* Refuses unknown fields, then runs fn in a retried transaction and hands its result over. */
+static hf_err run_tx(struct reg_req *rq, json_t *body, const char *const *allowed, const char *key, db_tx_fn fn,
+		     json_t **out)
+{
+	hf_json_only_fields(body, allowed, "", rq->fe);
+	if (hf_ferrs_any(rq->fe))
+		return HF_EINVAL;
+	struct tx_call t = {rq, body, key, NULL};
+	hf_err err = db_tx(rq->db, fn, &t);
+	if (err) {
+		json_decref(t.result);
+		return err;
+	}
+	*out = t.result;
+	return HF_OK;
+}
+
 /* Seals the JSON of the record as it was and stores it as version `version` of entity/id. */
 static hf_err keep_version(struct reg_req *rq, const char *entity, int64_t entity_id, int64_t version, json_t *before,
 			   const char *reason)
@@ -175,19 +201,12 @@ hf_err registry_programme_get(struct reg_req *rq, const char *code, json_t **out
 	return prog_load(rq, code, false, NULL, out);
 }
 
-struct prog_tx {
-	struct reg_req *rq;
-	json_t *body;
-	const char *code;
-	json_t *result;
-};
-
 static const char *const PROG_FIELDS[] = {"code", "name", "target", "currency", "description", "active", NULL};
 
 static hf_err prog_create_tx(struct db *db, void *vctx)
 {
 	(void)db;
-	struct prog_tx *t = vctx;
+	struct tx_call *t = vctx;
 	struct reg_req *rq = t->rq;
 	const char *code = NULL, *name = NULL, *target = NULL, *currency = NULL, *desc = NULL;
 	hf_json_get_str(t->body, "", "code", true, 2, 32, rq->fe, &code);
@@ -220,23 +239,13 @@ static hf_err prog_create_tx(struct db *db, void *vctx)
 
 hf_err registry_programme_create(struct reg_req *rq, json_t *body, json_t **out)
 {
-	hf_json_only_fields(body, PROG_FIELDS, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct prog_tx t = {rq, body, NULL, NULL};
-	hf_err err = db_tx(rq->db, prog_create_tx, &t);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
+	return run_tx(rq, body, PROG_FIELDS, NULL, prog_create_tx, out);
 }
 
 static hf_err prog_update_tx(struct db *db, void *vctx)
 {
 	(void)db;
-	struct prog_tx *t = vctx;
+	struct tx_call *t = vctx;
 	struct reg_req *rq = t->rq;
 	const char *reason = NULL, *name = NULL, *desc = NULL;
 	int64_t version = 0, id = 0;
@@ -248,7 +257,7 @@ static hf_err prog_update_tx(struct db *db, void *vctx)
 	if (hf_ferrs_any(rq->fe))
 		return HF_EINVAL;
 	json_t *before = NULL;
-	hf_err err = prog_load(rq, t->code, true, &id, &before);
+	hf_err err = prog_load(rq, t->key, true, &id, &before);
 	if (err)
 		return err;
 	if (json_integer_value(json_object_get(before, "version")) != version) {
@@ -272,23 +281,13 @@ static hf_err prog_update_tx(struct db *db, void *vctx)
 	json_decref(before);
 	if (err)
 		return err;
-	return prog_load(rq, t->code, false, NULL, &t->result);
+	return prog_load(rq, t->key, false, NULL, &t->result);
 }
 
 hf_err registry_programme_update(struct reg_req *rq, const char *code, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"name", "description", "active", "reason", "version", NULL};
-	hf_json_only_fields(body, allowed, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct prog_tx t = {rq, body, code, NULL};
-	hf_err err = db_tx(rq->db, prog_update_tx, &t);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
+	return run_tx(rq, body, allowed, code, prog_update_tx, out);
 }
 
 /* ------------------------------------------------------------------ individuals: read */
@@ -496,17 +495,10 @@ static hf_err ind_insert(struct reg_req *rq, struct person_row *row, int64_t hh_
 	return conflict(rq, HF_ECONFLICT, "could not draw a free beneficiary number; try again");
 }
 
-struct ind_tx {
-	struct reg_req *rq;
-	json_t *body;
-	const char *number;
-	json_t *result;
-};
-
 static hf_err ind_update_tx(struct db *db, void *vctx)
 {
 	(void)db;
-	struct ind_tx *t = vctx;
+	struct tx_call *t = vctx;
 	struct reg_req *rq = t->rq;
 	const char *reason = NULL;
 	int64_t version = 0, id = 0, hh = 0, village = 0;
@@ -516,7 +508,7 @@ static hf_err ind_update_tx(struct db *db, void *vctx)
 	if (hf_ferrs_any(rq->fe))
 		return HF_EINVAL;
 	json_t *before = NULL;
-	hf_err err = ind_load(rq, t->number, true, &id, &hh, &village, &before);
+	hf_err err = ind_load(rq, t->key, true, &id, &hh, &village, &before);
 	if (err)
 		return err;
 	struct person_row row;
@@ -584,7 +576,7 @@ static hf_err ind_update_tx(struct db *db, void *vctx)
 		      v, HF_ARRAY_LEN(v), NULL);
 	if (err)
 		goto out;
-	err = registry_individual_get(rq, t->number, &t->result);
+	err = registry_individual_get(rq, t->key, &t->result);
 out:
 	person_row_release(&row);
 	json_decref(before);
@@ -596,17 +588,7 @@ hf_err registry_individual_update(struct reg_req *rq, const char *ben_no, json_t
 	static const char *const allowed[] = {"given_name", "family_name", "sex",      "date_of_birth", "national_id",
 					      "phone",	    "relationship", "disability", "language",	   "reason",
 					      "version",    NULL};
-	hf_json_only_fields(body, allowed, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct ind_tx t = {rq, body, ben_no, NULL};
-	hf_err err = db_tx(rq->db, ind_update_tx, &t);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
+	return run_tx(rq, body, allowed, ben_no, ind_update_tx, out);
 }
 
 /* ------------------------------------------------------------------ households */
@@ -1374,17 +1356,10 @@ static hf_err enr_load(struct reg_req *rq, int64_t id, bool for_update, json_t *
 	return HF_OK;
 }
 
-struct enr_tx {
-	struct reg_req *rq;
-	json_t *body;
-	const char *id;
-	json_t *result;
-};
-
 static hf_err enr_create_tx(struct db *db, void *vctx)
 {
 	(void)db;
-	struct enr_tx *t = vctx;
+	struct tx_call *t = vctx;
 	struct reg_req *rq = t->rq;
 	const char *prog = NULL, *ben_no = NULL, *hh_no = NULL, *status = "pending", *reason = NULL;
 	hf_json_get_str(t->body, "", "programme", true, 2, 32, rq->fe, &prog);
@@ -1441,29 +1416,19 @@ static hf_err enr_create_tx(struct db *db, void *vctx)
 hf_err registry_enrolment_create(struct reg_req *rq, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"programme", "ben_no", "hh_no", "status", "reason", NULL};
-	hf_json_only_fields(body, allowed, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct enr_tx t = {rq, body, NULL, NULL};
-	hf_err err = db_tx(rq->db, enr_create_tx, &t);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
+	return run_tx(rq, body, allowed, NULL, enr_create_tx, out);
 }
 
 static hf_err enr_update_tx(struct db *db, void *vctx)
 {
 	(void)db;
-	struct enr_tx *t = vctx;
+	struct tx_call *t = vctx;
 	struct reg_req *rq = t->rq;
 	const char *reason = NULL, *status = NULL;
 	int64_t version = 0, id = 0;
 	change_meta(t->body, rq, &reason, &version);
 	hf_json_get_enum(t->body, "", "status", true, VALID_ENROLMENT_STATUS, rq->fe, &status);
-	if (hf_parse_i64(t->id, 1, INT64_MAX, &id))
+	if (hf_parse_i64(t->key, 1, INT64_MAX, &id))
 		return conflict(rq, HF_ENOTFOUND, "no enrolment with this id");
 	if (hf_ferrs_any(rq->fe))
 		return HF_EINVAL;
@@ -1494,17 +1459,7 @@ static hf_err enr_update_tx(struct db *db, void *vctx)
 hf_err registry_enrolment_update(struct reg_req *rq, const char *id, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"status", "reason", "version", NULL};
-	hf_json_only_fields(body, allowed, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct enr_tx t = {rq, body, id, NULL};
-	hf_err err = db_tx(rq->db, enr_update_tx, &t);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
+	return run_tx(rq, body, allowed, id, enr_update_tx, out);
 }
 
 hf_err registry_enrolment_search(struct reg_req *rq, const struct reg_query *q, json_t **out)
