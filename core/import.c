@@ -351,10 +351,12 @@ struct ibatch {
 struct prog {
 	int64_t id;
 	bool household;
+	char code[33];
 };
 
 struct enrol {
 	int64_t id, prog_id, ind_id, hh_id;
+	const char *code; /* borrowed from ictx.progs */
 };
 
 struct ictx {
@@ -575,6 +577,7 @@ static hf_err programmes_load(struct ictx *c)
 			continue;
 		c->progs[c->nprogs].id = db_rows_i64(r, 0);
 		c->progs[c->nprogs].household = strcmp(db_rows_str(r, 2), "household") == 0;
+		hf_strlcpy(c->progs[c->nprogs].code, db_rows_str(r, 1), sizeof(c->progs[c->nprogs].code));
 		c->nprogs++;
 	}
 	db_rows_free(r);
@@ -1286,16 +1289,16 @@ static hf_err numbers_check(struct ictx *c, struct ibatch *b, bool households)
 	return HF_ECONFLICT;
 }
 
-static void enrol_add(struct ictx *c, struct ibatch *b, size_t hh_first_enrol, int64_t prog_id, int64_t ind_id,
+static void enrol_add(struct ictx *c, struct ibatch *b, size_t hh_first_enrol, const struct prog *p, int64_t ind_id,
 		      int64_t hh_id)
 {
 	/* Several members may name the same household programme: one enrolment. */
 	if (hh_id)
 		for (size_t i = hh_first_enrol; i < c->nenr; i++)
-			if (c->enr[i].prog_id == prog_id && c->enr[i].hh_id == hh_id)
+			if (c->enr[i].prog_id == p->id && c->enr[i].hh_id == hh_id)
 				return;
 	c->enr = grow(c->enr, &c->capenr, c->nenr + 1, sizeof(*c->enr));
-	c->enr[c->nenr++] = (struct enrol){batch_new_id(b), prog_id, ind_id, hh_id};
+	c->enr[c->nenr++] = (struct enrol){batch_new_id(b), p->id, ind_id, hh_id, p->code};
 }
 
 /* Villages, the duplicate keys, free numbers and the lists of what goes in. Repeatable: a retried batch
@@ -1341,7 +1344,7 @@ static hf_err prepare(struct ictx *c, struct ibatch *b)
 			c->ins_rows[c->nins_rows++] = j;
 			if (r->prog >= 0) {
 				const struct prog *p = &c->progs[r->prog];
-				enrol_add(c, b, first_enrol, p->id, p->household ? 0 : r->pr.id, p->household ? h->id : 0);
+				enrol_add(c, b, first_enrol, p, p->household ? 0 : r->pr.id, p->household ? h->id : 0);
 			}
 		}
 		if (ids)
@@ -1361,10 +1364,11 @@ typedef void (*fill_fn)(struct ictx *c, struct ibatch *b, size_t item, struct db
 #define HH_ROW "(?,?,?,?,?,UTC_TIMESTAMP(3),?,UTC_TIMESTAMP(3),?)"
 #define HH_NPARAMS 7
 #define ENROL_INSERT                                                                                           \
-	"INSERT IGNORE INTO enrolments (id, programme_id, individual_id, household_id, status, created_at, "   \
+	"INSERT IGNORE INTO enrolments (id, programme_id, programme_code, individual_id, household_id, status, " \
+	"created_at, "                                                                                          \
 	"created_by, updated_at, updated_by) VALUES "
-#define ENROL_ROW "(?,?,?,?,'pending',UTC_TIMESTAMP(3),?,UTC_TIMESTAMP(3),?)"
-#define ENROL_NPARAMS 6
+#define ENROL_ROW "(?,?,?,?,?,'pending',UTC_TIMESTAMP(3),?,UTC_TIMESTAMP(3),?)"
+#define ENROL_NPARAMS 7
 
 static void fill_household(struct ictx *c, struct ibatch *b, size_t item, struct db_val *v)
 {
@@ -1390,10 +1394,11 @@ static void fill_enrolment(struct ictx *c, struct ibatch *b, size_t item, struct
 	const struct enrol *e = &c->enr[item];
 	v[0] = DB_I64(e->id);
 	v[1] = DB_I64(e->prog_id);
-	v[2] = e->ind_id ? DB_I64(e->ind_id) : DB_NULLV;
-	v[3] = e->hh_id ? DB_I64(e->hh_id) : DB_NULLV;
-	v[4] = db_str(c->actor);
+	v[2] = db_str(e->code);
+	v[3] = e->ind_id ? DB_I64(e->ind_id) : DB_NULLV;
+	v[4] = e->hh_id ? DB_I64(e->hh_id) : DB_NULLV;
 	v[5] = db_str(c->actor);
+	v[6] = db_str(c->actor);
 }
 
 /* Multi-row INSERTs of 256, 64, 16, 4 or 1 rows: few distinct statements, all cached once prepared. The

@@ -297,8 +297,8 @@ hf_err registry_programme_update(struct reg_req *rq, const char *code, json_t *b
 /* Enrolments as "id,code,status,version;..." (GROUP_CONCAT of the subqueries below): every part is
  * digits or a programme code / status word, which never contain ',' or ';'. */
 #define ENR_CONCAT                                                                                           \
-	"SELECT GROUP_CONCAT(CONCAT_WS(',', e.id, p.code, e.status, e.version) ORDER BY p.code SEPARATOR ';')" \
-	" FROM enrolments e JOIN programmes p ON p.id = e.programme_id"
+	"SELECT GROUP_CONCAT(CONCAT_WS(',', e.id, e.programme_code, e.status, e.version)"                        \
+	" ORDER BY e.programme_code SEPARATOR ';') FROM enrolments e"
 
 static void enrolments_parse(const char *s, const char *target, json_t *out)
 {
@@ -431,12 +431,10 @@ hf_err registry_individual_get(struct reg_req *rq, const char *ben_no, json_t **
 	struct db_rows *r = NULL;
 	struct db_val p[] = {db_str(ben_no)};
 	hf_err err = db_query(rq->db,
-			      "SELECT " PERSON_SELECT_COLUMNS ", e1.id, p1.code, e1.status, e1.version,"
-			      " e2.id, p2.code, e2.status, e2.version" IND_FROM
+			      "SELECT " PERSON_SELECT_COLUMNS ", e1.id, e1.programme_code, e1.status, e1.version,"
+			      " e2.id, e2.programme_code, e2.status, e2.version" IND_FROM
 			      " LEFT JOIN enrolments e1 ON e1.individual_id = i.id"
-			      " LEFT JOIN programmes p1 ON p1.id = e1.programme_id"
 			      " LEFT JOIN enrolments e2 ON e2.household_id = i.household_id"
-			      " LEFT JOIN programmes p2 ON p2.id = e2.programme_id"
 			      " WHERE i.ben_no = ?",
 			      p, 1, &r);
 	if (err)
@@ -1409,10 +1407,12 @@ static hf_err enr_create_tx(struct db *db, void *vctx)
 		return err;
 	const char *target = jstr(p, "target");
 	bool wants_ind = strcmp(target, "individual") == 0;
+	char code[40];
+	hf_strlcpy(code, jstr(p, "code"), sizeof(code)); /* as stored: the lookup ignores case */
 	if (!json_is_true(json_object_get(p, "active")))
 		err = conflict(rq, HF_ECONFLICT, "the programme is not active");
 	else if (wants_ind != !!ben_no)
-		err = conflict(rq, HF_ECONFLICT, "programme %s enrols %ss: give %s", prog, target,
+		err = conflict(rq, HF_ECONFLICT, "programme %s enrols %ss: give %s", code, target,
 			       wants_ind ? "ben_no" : "hh_no");
 	else if (ben_no)
 		err = ind_load(rq, ben_no, false, &target_id, NULL, NULL, &tj);
@@ -1423,16 +1423,16 @@ static hf_err enr_create_tx(struct db *db, void *vctx)
 	if (err)
 		return err;
 	int64_t id = db_new_id();
-	struct db_val v[] = {DB_I64(id),	 DB_I64(prog_id),	    ben_no ? DB_I64(target_id) : DB_NULLV,
+	struct db_val v[] = {DB_I64(id),	 DB_I64(prog_id),	    db_str(code), ben_no ? DB_I64(target_id) : DB_NULLV,
 			     hh_no ? DB_I64(target_id) : DB_NULLV, db_str(status), db_str(reason),
 			     db_str(rq->actor), db_str(rq->actor)};
 	err = db_exec(rq->db,
-		      "INSERT INTO enrolments (id, programme_id, individual_id, household_id, status, status_reason,"
-		      " version, created_at, created_by, updated_at, updated_by)"
-		      " VALUES (?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(3), ?, UTC_TIMESTAMP(3), ?)",
+		      "INSERT INTO enrolments (id, programme_id, programme_code, individual_id, household_id, status,"
+		      " status_reason, version, created_at, created_by, updated_at, updated_by)"
+		      " VALUES (?, ?, ?, ?, ?, ?, ?, 1, UTC_TIMESTAMP(3), ?, UTC_TIMESTAMP(3), ?)",
 		      v, HF_ARRAY_LEN(v), NULL);
 	if (err == HF_ECONFLICT)
-		return conflict(rq, HF_ECONFLICT, "already enrolled in programme %s", prog);
+		return conflict(rq, HF_ECONFLICT, "already enrolled in programme %s", code);
 	if (err)
 		return err;
 	return enr_load(rq, id, false, &t->result);

@@ -67,7 +67,8 @@ static void parse_text(const char *text, struct parsed *p)
 		uint8_t k[KEY_LEN];
 		key_of("import.prog", codes[i], k);
 		kmap_add(&c->progmap, k, i);
-		c->progs[i] = (struct prog){i + 1, i == 1};
+		c->progs[i] = (struct prog){i + 1, i == 1, ""};
+		hf_strlcpy(c->progs[i].code, codes[i], sizeof(c->progs[i].code));
 	}
 	c->nprogs = 2;
 	size_t len = strlen(text);
