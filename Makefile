@@ -98,3 +98,103 @@ clean:
 	rm -rf build
 
 -include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+
+# ---- fuzzing (tests/fuzz/) ----------------------------------------------------------------------------
+#   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="json_body config"]
+#       builds every tests/fuzz/fuzz_<target>.c with clang's libFuzzer, ASan and UBSan into build/fuzz/ and
+#       runs each for FUZZ_SECONDS over a COPY of its committed seeds (tests/fuzz/corpus/<target>/): new
+#       inputs go to build/fuzz/corpus-<target>/, a crash to build/fuzz/crashes-<target>/ and fails make.
+#   make fuzz-build    only builds them.
+# Needs the Debian packages clang and libclang-rt-14-dev (libFuzzer). The committed corpora are also
+# replayed with gcc by every build (make, make test, make unit, also with SAN=): one unit suite per target,
+# $(BUILD)/tests/test_fuzzreplay_<target>, from the target and tests/fuzz/replay_main.c.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_ALL := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c17 $(WARN) -O1 -g $(FUZZ_SANFLAGS) -fsanitize=fuzzer-no-link -Ilib $(PKG_CFLAGS) -MMD -MP
+# hf_http.c is left out: no target uses the HTTP server (and clang's -Wformat-nonliteral refuses its
+# microhttpd log callback).
+FUZZ_LIB_OBJ := $(patsubst %.c,$(FUZZ_DIR)/%.o,$(filter-out lib/hf_http.c,$(LIB_SRC)))
+FUZZ_LIBHF := $(FUZZ_DIR)/lib/libhf.a
+FUZZ_BIN := $(FUZZ_ALL:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_REPLAY_BIN := $(FUZZ_ALL:%=$(BUILD)/tests/test_fuzzreplay_%)
+# libFuzzer options for every target, then per target (-max_len: the importer needs room for a file of
+# more than one batch; a dictionary tests/fuzz/<target>.dict is used when present).
+FUZZ_OPTS := -timeout=30 -print_final_stats=1
+FUZZ_OPTS_csv_import := -max_len=16384
+FUZZ_OPTS_json_body := -max_len=8192
+FUZZ_OPTS_config := -max_len=4096
+FUZZ_OPTS_validate := -max_len=1024
+
+.PHONY: fuzz fuzz-build fuzz-check-cc
+
+fuzz: $(FUZZ_TARGETS:%=fuzz-run-%)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz-check-cc:
+	@mkdir -p $(FUZZ_DIR)
+	@deploy/deps.sh clang libclang-rt-14-dev
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || { echo "make fuzz: $(FUZZ_CC) not found; install the Debian packages" \
+		"clang and libclang-rt-14-dev (apt-get install clang libclang-rt-14-dev)" >&2; exit 1; }
+	@printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+		| $(FUZZ_CC) -x c -fsanitize=fuzzer -o $(FUZZ_DIR)/.cc-check - >/dev/null 2>&1 \
+		|| { echo "make fuzz: $(FUZZ_CC) cannot link libFuzzer; install the Debian package libclang-rt-14-dev" >&2; exit 1; }
+
+$(FUZZ_DIR)/lib/%.o: lib/%.c | fuzz-check-cc
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIBHF): $(FUZZ_LIB_OBJ)
+	$(Q)$(AR) rcs $@ $^
+
+# A target #includes the core .c files it needs, like the unit tests.
+$(FUZZ_DIR)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c | fuzz-check-cc
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -Icore -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz_%.o $(FUZZ_LIBHF)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SANFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIBHF) $(PKG_LIBS)
+
+# One run: seeds copied (never written back), findings kept under build/fuzz/, the log's tail on a crash.
+fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	@mkdir -p $(FUZZ_DIR)/corpus-$* $(FUZZ_DIR)/crashes-$*
+	@for f in tests/fuzz/corpus/$*/*; do [ -e $(FUZZ_DIR)/corpus-$*/$${f##*/} ] || cp "$$f" $(FUZZ_DIR)/corpus-$*/ || exit 1; done
+	@echo "  FUZZ    $* for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz-$*.log)"
+	@if ! $< $(FUZZ_OPTS) $(FUZZ_OPTS_$*) $(addprefix -dict=,$(wildcard tests/fuzz/$*.dict)) \
+		-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/crashes-$*/ \
+		$(FUZZ_DIR)/corpus-$* >$(FUZZ_DIR)/fuzz-$*.log 2>&1; then \
+		tail -n 60 $(FUZZ_DIR)/fuzz-$*.log; \
+		echo "make fuzz: $* FAILED; the input is in $(FUZZ_DIR)/crashes-$*/ (replay: $< FILE)" >&2; \
+		exit 1; \
+	fi
+	@grep -E '^#[0-9]+' $(FUZZ_DIR)/fuzz-$*.log | tail -n 1 | sed 's/^/  done    $*: /'
+
+# The committed corpus replayed with gcc and this build's flags (SAN= included), as a unit suite.
+$(BUILD)/tests/fuzz/fuzz_%.o: tests/fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -Icore -c $< -o $@
+
+$(BUILD)/tests/fuzz/replay_%.o: tests/fuzz/replay_main.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -DHF_FUZZ_CORPUS_DIR='"tests/fuzz/corpus/$*"' -c $< -o $@
+
+$(BUILD)/tests/test_fuzzreplay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_%.o $(LIBHF)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/tests/fuzz/fuzz_$*.o $(BUILD)/tests/fuzz/replay_$*.o $(LIBHF) $(PKG_LIBS)
+
+# Kept between runs (make would delete these intermediates of the pattern chains above).
+.SECONDARY: $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%.o) $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/replay_%.o) \
+	$(FUZZ_ALL:%=$(FUZZ_DIR)/obj/fuzz_%.o) $(FUZZ_BIN)
+
+all: $(FUZZ_REPLAY_BIN)
+unit: $(FUZZ_REPLAY_BIN)
+
+-include $(wildcard $(FUZZ_DIR)/lib/*.d $(FUZZ_DIR)/obj/*.d $(BUILD)/tests/fuzz/*.d)

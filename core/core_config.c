@@ -66,6 +66,15 @@ hf_err app_rules_from_config(const struct hf_config *cfg, struct hf_buf *err)
 		hf_buf_note(err, "national_id.check must be none, luhn, damm, verhoeff or mod11-2");
 		return HF_EINVAL;
 	}
+	/* mod11-2's check character may be X, so it needs letters; the others compute over digits only. */
+	if (g_app.nid.check == HF_CHECK_MOD11_2 && !g_app.nid.alnum) {
+		hf_buf_note(err, "national_id.check = mod11-2 needs national_id.charset = alnum (its check character can be X)");
+		return HF_EINVAL;
+	}
+	if (g_app.nid.alnum && g_app.nid.check != HF_CHECK_NONE && g_app.nid.check != HF_CHECK_MOD11_2) {
+		hf_buf_note(err, "national_id.check = luhn, damm or verhoeff works on digits only: use charset = digits");
+		return HF_EINVAL;
+	}
 	const char *cc = hf_config_str(cfg, "phone.country_code");
 	for (const char *p = cc; *p; p++)
 		if (*p < '0' || *p > '9' || cc[0] == '0') {

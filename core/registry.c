@@ -874,18 +874,21 @@ hf_err registry_household_create(struct reg_req *rq, json_t *body, json_t **out)
 			hf_json_only_fields(m, PERSON_FIELDS, prefix, rq->fe);
 			struct person_in in;
 			person_in_from_json(m, prefix, rq, &in);
-			if (person_validate(&in, prefix, true, rq->fe, &t->rows[t->nrows]))
-				t->nrows++;
+			/* This member's row (kept only if valid) is compared with the members kept before it. */
+			struct person_row *row = &t->rows[t->nrows];
+			bool valid = person_validate(&in, prefix, true, rq->fe, row);
 			if (in.relationship && strcmp(in.relationship, "head") == 0)
 				heads++;
-			for (size_t j = 0; j + 1 < t->nrows; j++) {
-				struct person_row *a = &t->rows[j], *b = &t->rows[t->nrows - 1];
-				if (b->nid[0] && strcmp(a->nid, b->nid) == 0 && a != b) {
+			for (size_t j = 0; row->nid[0] && j < t->nrows; j++) {
+				if (strcmp(t->rows[j].nid, row->nid) == 0) {
 					char f[48];
 					snprintf(f, sizeof(f), "%s.national_id", prefix);
 					hf_ferrs_add(rq->fe, f, "duplicate", "two members have the same national ID");
+					break;
 				}
 			}
+			if (valid)
+				t->nrows++;
 		}
 		if (heads != 1)
 			hf_ferrs_add(rq->fe, "members", heads ? "many_heads" : "no_head",

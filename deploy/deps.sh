@@ -4,6 +4,7 @@
 # Called by `make deps` before every test/run/bench, so it must cost nothing when all is present: one
 # dpkg-query for the whole list, silence, exit 0. Only when something is missing does it run apt-get update
 # and install exactly the missing packages (non-interactively: CI has no standard input).
+# Extra package names given as arguments are added to the list (`make fuzz` asks for clang this way).
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +12,7 @@ PACKAGES=(
 	libmicrohttpd-dev libmariadb-dev libsodium-dev libjansson-dev libcurl4-openssl-dev libinih-dev libcsv-dev
 	mariadb-server mariadb-client
 	wrk python3 curl ca-certificates
+	"$@"
 )
 
 # One dpkg-query for all packages; unknown ones print nothing on stdout (an error on stderr, ignored).

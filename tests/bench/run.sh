@@ -20,7 +20,7 @@
 #
 # Knobs (environment), for trying things out; the defaults are what docs/benchmarks.md reports:
 #   HF_BENCH_THREADS   http.threads values tried for hifadhi-core in A; the highest req/s is kept (default "4", the shipped default)
-#   HF_BENCH_C_THREADS the same for C, where the lowest p99 is kept ("2 4 8 16")
+#   HF_BENCH_C_THREADS the same for C, where the lowest p99 is kept (default "4")
 #   HF_BENCH_DURATION  seconds of each measured wrk run (15);  HF_BENCH_WARMUP  seconds of warm-up (3)
 #   HF_BENCH_HH_A / HF_BENCH_HH_B / HF_BENCH_HH_C  households generated (20000 / 100000 / 250000)
 #   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABC)

@@ -72,3 +72,7 @@ with Suite() as s:
     s.check(r.returncode != 0 and "http.threads" in r.stderr, "an out-of-range value stops startup", r.stderr)
     r = subprocess.run([str(core.bin), "-c", str(core.conf), "config-check"], capture_output=True, text=True)
     s.eq(r.returncode, 0, "the harness's own config passes config-check")
+    r = subprocess.run([str(core.bin), "-c", str(core.conf), "-o", "national_id.check=mod11-2", "config-check"],
+                       capture_output=True, text=True)
+    s.check(r.returncode != 0 and "alnum" in r.stderr,
+            "a national ID rule that could never accept valid IDs (mod11-2 over digits only) stops startup", r.stderr)
