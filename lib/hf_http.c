@@ -23,6 +23,7 @@ struct hf_http_server {
 struct conn_state {
 	struct hf_buf body;
 	bool too_big;
+	uint64_t discarded; /* bytes of an oversize body read and dropped */
 	int64_t start_ms;
 };
 
@@ -103,6 +104,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size) {
 		if (!st->too_big && hf_buf_append(&st->body, upload_data, *upload_data_size))
 			st->too_big = true;
+		/* An oversize body is read and dropped so the client sees the 413 (closing mid-upload makes most
+		 * clients report a broken connection instead); past 16 times the cap the sender is not a client
+		 * that will read an answer, and the connection is closed. */
+		if (st->too_big) {
+			st->discarded += *upload_data_size;
+			if (st->discarded > 16 * (uint64_t)srv->opts.max_body)
+				return MHD_NO;
+		}
 		*upload_data_size = 0;
 		return MHD_YES;
 	}

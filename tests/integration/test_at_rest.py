@@ -70,7 +70,16 @@ with Suite() as s:
 
     dump = dump_text(core.db)
     s.check("INSERT INTO `individuals`" in dump and len(dump) > 100000, "the dump holds the registry", f"{len(dump)} bytes")
-    found = sorted(v for v in secrets if v in dump)
+
+    def in_dump(v):
+        # Sealed columns are random bytes: a short value (a 4-letter name) turns up in 1 MB of them by chance
+        # about once in ten runs. Stored in clear it would sit between quotes (a column value, or a JSON
+        # string inside a blob), so short values are searched with their quotes; long ones as they are.
+        if len(v) >= 8:
+            return v in dump
+        return f"'{v}'" in dump or f'"{v}"' in dump
+
+    found = sorted(v for v in secrets if in_dump(v))
     s.check(not found, "no demo name, national ID, phone or address appears in the database dump",
             f"{len(found)} found, e.g. {found[:3]}")
 
