@@ -379,12 +379,13 @@ static void dispatch(struct call *c)
 	if (hit)
 		c->resp->log_route = hit->pattern;
 	if (!hit && path_known) {
-		char allow[64] = "";
+		struct hf_buf allow;
+		hf_buf_init(&allow, 64);
 		for (size_t i = 0; i < HF_ARRAY_LEN(routes); i++)
 			if (pattern_match(routes[i].pattern, c->seg, c->nseg))
-				hf_strlcpy(allow + strlen(allow), allow[0] ? ", " : "", sizeof(allow) - strlen(allow)),
-					hf_strlcpy(allow + strlen(allow), routes[i].method, sizeof(allow) - strlen(allow));
-		hf_http_resp_header(c->resp, "Allow", allow);
+				put(&allow, "%s%s", allow.len ? ", " : "", routes[i].method);
+		hf_http_resp_header(c->resp, "Allow", hf_buf_cstr(&allow));
+		hf_buf_release(&allow);
 	}
 	if (!hit) {
 		write_error(c, path_known ? HF_EMETHOD : HF_ENOTFOUND, path_known ? "this method is not allowed here" : "no such resource");

@@ -23,7 +23,7 @@ const char *hf_log_request_id(void);
 void hf_log(enum hf_log_level level, const char *place, const char *fmt, ...) HF_PRINTF(3, 4);
 
 /* Masking helpers write into out (always terminated) and return out.
- *  phone "+254712345678" -> "+254*****678"; ID "12345678" -> "******78"; name "Wanjiru" -> "W******". */
+ *  phone "+254712345678" -> "+254******678"; ID "12345678" -> "******78"; name "Wanjiru" -> "W******". */
 const char *hf_mask_phone(const char *phone, char *out, size_t out_size);
 const char *hf_mask_id(const char *id, char *out, size_t out_size);
 const char *hf_mask_name(const char *name, char *out, size_t out_size);
