@@ -294,39 +294,6 @@ hf_err registry_programme_update(struct reg_req *rq, const char *code, json_t *b
 
 #define IND_FROM " FROM individuals i LEFT JOIN households h ON h.id = i.household_id"
 
-/* Enrolments as "id,code,status,version;..." (GROUP_CONCAT of the subqueries below): every part is
- * digits or a programme code / status word, which never contain ',' or ';'. */
-#define ENR_CONCAT                                                                                           \
-	"SELECT GROUP_CONCAT(CONCAT_WS(',', e.id, e.programme_code, e.status, e.version)"                        \
-	" ORDER BY e.programme_code SEPARATOR ';') FROM enrolments e"
-
-static void enrolments_parse(const char *s, const char *target, json_t *out)
-{
-	while (*s) {
-		const char *end = strchr(s, ';');
-		size_t n = end ? (size_t)(end - s) : strlen(s);
-		char item[160];
-		const char *part[4] = {NULL, NULL, NULL, NULL};
-		if (n < sizeof(item)) {
-			memcpy(item, s, n);
-			item[n] = '\0';
-			char *p = item;
-			for (int k = 0; k < 4 && p; k++) {
-				part[k] = p;
-				p = strchr(p, ',');
-				if (p)
-					*p++ = '\0';
-			}
-		}
-		int64_t version = 0;
-		if (part[3] && hf_parse_i64(part[3], 0, INT64_MAX, &version) == HF_OK)
-			json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:s, s:I}", "id", part[0], "programme", part[1],
-							     "status", part[2], "target", target, "version",
-							     (json_int_t)version));
-		s += n + (end ? 1 : 0);
-	}
-}
-
 static int enrolment_cmp(const void *a, const void *b)
 {
 	const char *x = json_string_value(json_object_get(*(json_t *const *)a, "programme"));
@@ -350,58 +317,6 @@ static void enrolments_sort(json_t *a)
 	free(items);
 }
 
-/* Enrolments of a household, as [{id, programme, status, target, version}]. */
-static hf_err enrolments_of_household(struct reg_req *rq, int64_t hh_id, json_t **out)
-{
-	struct db_rows *r = NULL;
-	struct db_val p[] = {DB_I64(hh_id)};
-	hf_err err = db_query(rq->db, ENR_CONCAT " WHERE e.household_id = ?", p, 1, &r);
-	if (err)
-		return err;
-	json_t *a = json_array();
-	if (db_rows_next(r))
-		enrolments_parse(db_rows_str(r, 0), "household", a);
-	db_rows_free(r);
-	*out = a;
-	return HF_OK;
-}
-
-/* Loads one individual by ben_no; *id_out, *hh_out and *village_out when not NULL. */
-static hf_err ind_load(struct reg_req *rq, const char *ben_no, bool for_update, int64_t *id_out, int64_t *hh_out,
-		       int64_t *village_out, json_t **out)
-{
-	if (!numbers_valid(ben_no))
-		return conflict(rq, HF_ENOTFOUND,
-				"no beneficiary with this number (a beneficiary number has 9 digits and a valid check digit)");
-	struct db_rows *r = NULL;
-	struct db_val p[] = {db_str(ben_no)};
-	hf_err err = db_query(rq->db,
-			      for_update ? "SELECT " PERSON_SELECT_COLUMNS ", i.household_id, h.location_id" IND_FROM
-					   " WHERE i.ben_no = ? FOR UPDATE"
-					 : "SELECT " PERSON_SELECT_COLUMNS ", i.household_id, h.location_id" IND_FROM
-					   " WHERE i.ben_no = ?",
-			      p, 1, &r);
-	if (err)
-		return err;
-	if (!db_rows_next(r)) {
-		db_rows_free(r);
-		return conflict(rq, HF_ENOTFOUND, "no beneficiary with this number");
-	}
-	json_t *o = NULL;
-	err = person_to_json(g_app.keys, r, 0, &o);
-	if (!err) {
-		if (id_out)
-			*id_out = db_rows_i64(r, 0);
-		if (hh_out)
-			*hh_out = db_rows_i64(r, PERSON_SELECT_NCOLS);
-		if (village_out)
-			*village_out = db_rows_i64(r, PERSON_SELECT_NCOLS + 1);
-		*out = o;
-	}
-	db_rows_free(r);
-	return err;
-}
-
 /* Adds the enrolment in columns c..c+3 (id, code, status, version) unless absent or already listed. */
 static void enrolment_add(json_t *list, const struct db_rows *r, size_t c, const char *target)
 {
@@ -419,30 +334,88 @@ static void enrolment_add(json_t *list, const struct db_rows *r, size_t c, const
 					      (json_int_t)db_rows_i64(r, c + 3)));
 }
 
-/* The hot read (kiosks, USSD, staff): one statement, one round trip, every lookup by a unique or
- * foreign-key index. The individual's and the household's enrolments come as LEFT JOINs (a person has a
- * handful, so the rows multiply by little); measured at twice the throughput of correlated subqueries
- * and of a second query. */
-hf_err registry_individual_get(struct reg_req *rq, const char *ben_no, json_t **out)
+/* Enrolments of a household, as [{id, programme, status, target, version}]. */
+static hf_err enrolments_of_household(struct reg_req *rq, int64_t hh_id, json_t **out)
+{
+	struct db_rows *r = NULL;
+	struct db_val p[] = {DB_I64(hh_id)};
+	hf_err err = db_query(rq->db,
+			      "SELECT id, programme_code, status, version FROM enrolments WHERE household_id = ?"
+			      " ORDER BY programme_code",
+			      p, 1, &r);
+	if (err)
+		return err;
+	json_t *a = json_array();
+	while (db_rows_next(r))
+		enrolment_add(a, r, 0, "household");
+	db_rows_free(r);
+	*out = a;
+	return HF_OK;
+}
+
+/* Runs a one-individual query whose single parameter is ben_no; on success r is on its first row. */
+static hf_err ind_query(struct reg_req *rq, const char *ben_no, const char *sql, struct db_rows **out)
 {
 	if (!numbers_valid(ben_no))
 		return conflict(rq, HF_ENOTFOUND,
 				"no beneficiary with this number (a beneficiary number has 9 digits and a valid check digit)");
 	struct db_rows *r = NULL;
 	struct db_val p[] = {db_str(ben_no)};
-	hf_err err = db_query(rq->db,
-			      "SELECT " PERSON_SELECT_COLUMNS ", e1.id, e1.programme_code, e1.status, e1.version,"
-			      " e2.id, e2.programme_code, e2.status, e2.version" IND_FROM
-			      " LEFT JOIN enrolments e1 ON e1.individual_id = i.id"
-			      " LEFT JOIN enrolments e2 ON e2.household_id = i.household_id"
-			      " WHERE i.ben_no = ?",
-			      p, 1, &r);
+	hf_err err = db_query(rq->db, sql, p, 1, &r);
 	if (err)
 		return err;
 	if (!db_rows_next(r)) {
 		db_rows_free(r);
 		return conflict(rq, HF_ENOTFOUND, "no beneficiary with this number");
 	}
+	*out = r;
+	return HF_OK;
+}
+
+/* Loads one individual by ben_no; *id_out, *hh_out and *village_out when not NULL. */
+static hf_err ind_load(struct reg_req *rq, const char *ben_no, bool for_update, int64_t *id_out, int64_t *hh_out,
+		       int64_t *village_out, json_t **out)
+{
+	struct db_rows *r = NULL;
+	hf_err err = ind_query(rq, ben_no,
+			       for_update ? "SELECT " PERSON_SELECT_COLUMNS ", i.household_id, h.location_id" IND_FROM
+					    " WHERE i.ben_no = ? FOR UPDATE"
+					  : "SELECT " PERSON_SELECT_COLUMNS ", i.household_id, h.location_id" IND_FROM
+					    " WHERE i.ben_no = ?",
+			       &r);
+	if (err)
+		return err;
+	json_t *o = NULL;
+	err = person_to_json(g_app.keys, r, 0, &o);
+	if (!err) {
+		if (id_out)
+			*id_out = db_rows_i64(r, 0);
+		if (hh_out)
+			*hh_out = db_rows_i64(r, PERSON_SELECT_NCOLS);
+		if (village_out)
+			*village_out = db_rows_i64(r, PERSON_SELECT_NCOLS + 1);
+		*out = o;
+	}
+	db_rows_free(r);
+	return err;
+}
+
+/* The hot read (kiosks, USSD, staff): one statement, one round trip, every lookup by a unique or
+ * foreign-key index. The individual's and the household's enrolments come as LEFT JOINs (a person has a
+ * handful, so the rows multiply by little); measured at about twice the throughput of correlated
+ * subqueries or a second query. */
+hf_err registry_individual_get(struct reg_req *rq, const char *ben_no, json_t **out)
+{
+	struct db_rows *r = NULL;
+	hf_err err = ind_query(rq, ben_no,
+			       "SELECT " PERSON_SELECT_COLUMNS ", e1.id, e1.programme_code, e1.status, e1.version,"
+			       " e2.id, e2.programme_code, e2.status, e2.version" IND_FROM
+			       " LEFT JOIN enrolments e1 ON e1.individual_id = i.id"
+			       " LEFT JOIN enrolments e2 ON e2.household_id = i.household_id"
+			       " WHERE i.ben_no = ?",
+			       &r);
+	if (err)
+		return err;
 	json_t *o = NULL;
 	err = person_to_json(g_app.keys, r, 0, &o);
 	if (!err) {
