@@ -23,9 +23,9 @@ Q := @
 else
 Q :=
 endif
-PKGS := libmicrohttpd libmariadb libsodium jansson libcurl inih
+PKGS := libmicrohttpd libmariadb libsodium jansson libcurl inih libcrypto libqrencode
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lm -lpthread
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcsv -lcrack -lm -lpthread
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes -Wvla \
 	-Wwrite-strings -Wpointer-arith
@@ -39,6 +39,8 @@ LIBHF := $(BUILD)/lib/libhf.a
 CORE_SRC := $(wildcard core/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_BIN := $(BUILD)/bin/hifadhi-core
+# Everything of core but main(): benchmarks that drive core modules directly link it.
+CORE_LIB := $(BUILD)/core/libcore.a
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -63,6 +65,10 @@ $(LIBHF): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(Q)$(AR) rcs $@ $^
 
+$(CORE_LIB): $(filter-out $(BUILD)/core/main.o,$(CORE_OBJ))
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
 $(CORE_BIN): $(CORE_OBJ) $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
@@ -74,10 +80,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBHF)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -Icore -Itests/unit $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(LIBHF)
+$(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
+	$(Q)$(CC) $(CFLAGS) -Icore $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LIBHF) $(PKG_LIBS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

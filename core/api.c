@@ -2,7 +2,11 @@
 #include "hf_base.h"
 #include "api.h"
 #include "app.h"
+#include "audit.h"
+#include "auth.h"
 #include "db.h"
+#include "hf_crypto.h"
+#include "kiosk.h"
 #include "hf_json.h"
 #include "hf_log.h"
 #include "quality.h"
@@ -39,15 +43,23 @@ struct call {
 	json_t *body; /* parsed body for POST/PATCH */
 	struct reg_req rq;
 	struct hf_ferrs fe;
+	struct principal p;
+	int retry_after_s;
+	const struct route *route;
 };
 
 typedef hf_err (*route_fn)(struct call *c, json_t **out);
+static void audit_denied(struct call *c, hf_err err, const char *why);
 
 struct route {
 	const char *method;
 	const char *pattern; /* segments after /api/v1/, "*" = one variable segment */
 	route_fn fn;
 	int ok_status;
+	unsigned allow;     /* A_* bits below */
+	const char *action; /* audit action */
+	const char *entity;
+	bool pii;
 };
 
 static void write_error(struct call *c, hf_err e, const char *detail)
@@ -201,27 +213,150 @@ static hf_err r_quality(struct call *c, json_t **out)
 	return quality_report(c->rq.db, (int)days, out);
 }
 
+static hf_err r_login(struct call *c, json_t **out)
+{
+	return auth_login(c->rq.db, c->p.source, c->req->request_id, c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg),
+			  &c->retry_after_s, out);
+}
+static hf_err r_logout(struct call *c, json_t **out)
+{
+	return auth_logout(c->rq.db, &c->p, false, out);
+}
+static hf_err r_logout_all(struct call *c, json_t **out)
+{
+	return auth_logout(c->rq.db, &c->p, true, out);
+}
+static hf_err r_me(struct call *c, json_t **out)
+{
+	return auth_me(c->rq.db, &c->p, out);
+}
+static hf_err r_password(struct call *c, json_t **out)
+{
+	return auth_password_change(c->rq.db, &c->p, c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_mfa_enrol(struct call *c, json_t **out)
+{
+	return auth_mfa_enrol(c->rq.db, &c->p, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_mfa_confirm(struct call *c, json_t **out)
+{
+	return auth_mfa_confirm(c->rq.db, &c->p, c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_user_list(struct call *c, json_t **out)
+{
+	return auth_user_list(c->rq.db, out);
+}
+static hf_err r_user_create(struct call *c, json_t **out)
+{
+	return auth_user_create(c->rq.db, &c->p.audit, c->body, false, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_user_update(struct call *c, json_t **out)
+{
+	return auth_user_update(c->rq.db, &c->p.audit, c->seg[1], c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_user_reset_mfa(struct call *c, json_t **out)
+{
+	return auth_user_reset_mfa(c->rq.db, &c->p.audit, c->seg[1], c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_list(struct call *c, json_t **out)
+{
+	return kiosk_list(c->rq.db, out);
+}
+static hf_err r_kiosk_register(struct call *c, json_t **out)
+{
+	return kiosk_register(c->rq.db, &c->p.audit, c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_enrol(struct call *c, json_t **out)
+{
+	bool first = false;
+	if (auth_throttle_address(c->p.source, &c->retry_after_s, &first)) {
+		if (first)
+			audit_denied(c, HF_ERATELIMIT, "rate_limited_address");
+		snprintf(c->rq.msg, sizeof(c->rq.msg), "Too many enrolment attempts; try again in %d seconds.", c->retry_after_s);
+		return HF_ERATELIMIT;
+	}
+	return kiosk_enrol(c->rq.db, &c->p.audit, c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_revoke(struct call *c, json_t **out)
+{
+	return kiosk_revoke(c->rq.db, &c->p.audit, c->seg[1], c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_me(struct call *c, json_t **out)
+{
+	*out = json_pack("{s:s, s:s}", "kiosk_no", c->p.name, "pay_point", c->p.pay_point);
+	return HF_OK;
+}
+static hf_err r_audit(struct call *c, json_t **out)
+{
+	struct audit_query q = {.actor = arg(c, "actor"), .entity = arg(c, "entity"), .record = arg(c, "record"),
+				.action = arg(c, "action"), .from = arg(c, "from"), .to = arg(c, "to"),
+				.after = arg(c, "after"), .limit = 50};
+	const char *lim = arg(c, "limit");
+	int64_t l = 0;
+	if (lim) {
+		if (hf_parse_i64(lim, 1, g_app.max_page, &l))
+			hf_ferrs_add(&c->fe, "limit", "out_of_range", "must be 1 to %d", g_app.max_page);
+		q.limit = (int)l;
+	}
+	if (hf_ferrs_any(&c->fe))
+		return HF_EINVAL;
+	return audit_search(c->rq.db, &q, &c->fe, out);
+}
+
+/* ---- the role matrix: who may call what. docs/roles.md is this table in words; tests/integration/
+ * test_roles.py calls every route as every role and as nobody and checks it against docs/roles.md. ---- */
+#define A_ADM (1u << ROLE_ADMIN)
+#define A_REG (1u << ROLE_REGISTRAR)
+#define A_CW (1u << ROLE_CASE_WORKER)
+#define A_PAY (1u << ROLE_PAYMENT_OFFICER)
+#define A_AUD (1u << ROLE_AUDITOR)
+#define A_SUP (1u << ROLE_SUPPORT)
+#define A_GW (1u << 6)     /* the gateway's service credential */
+#define A_KIOSK (1u << 7)  /* a signed kiosk request */
+#define A_PUBLIC (1u << 8) /* no credential needed */
+#define A_ENROL (1u << 9)  /* also for a password-only session that must enrol TOTP */
+#define A_STAFF (A_ADM | A_REG | A_CW | A_PAY | A_AUD | A_SUP)
+#define A_READERS (A_REG | A_CW | A_PAY | A_AUD | A_SUP) /* staff who read beneficiaries' records */
+
+/* pii: a staff read of personal data, audited (one entry per request, naming the records shown). */
 static const struct route routes[] = {
-	{"GET", "programmes", r_prog_list, 200},
-	{"POST", "programmes", r_prog_create, 201},
-	{"GET", "programmes/*", r_prog_get, 200},
-	{"PATCH", "programmes/*", r_prog_update, 200},
-	{"GET", "programmes/*/history", r_prog_history, 200},
-	{"GET", "households", r_hh_search, 200},
-	{"POST", "households", r_hh_create, 201},
-	{"GET", "households/*", r_hh_get, 200},
-	{"PATCH", "households/*", r_hh_update, 200},
-	{"POST", "households/*/members", r_hh_member, 201},
-	{"GET", "households/*/history", r_hh_history, 200},
-	{"GET", "individuals", r_ind_search, 200},
-	{"GET", "individuals/*", r_ind_get, 200},
-	{"PATCH", "individuals/*", r_ind_update, 200},
-	{"GET", "individuals/*/history", r_ind_history, 200},
-	{"GET", "enrolments", r_enr_search, 200},
-	{"POST", "enrolments", r_enr_create, 201},
-	{"PATCH", "enrolments/*", r_enr_update, 200},
-	{"GET", "enrolments/*/history", r_enr_history, 200},
-	{"GET", "quality", r_quality, 200},
+	{"POST", "auth/login", r_login, 200, A_PUBLIC, "auth.login", "staff_user", false},
+	{"POST", "auth/logout", r_logout, 200, A_STAFF | A_ENROL, "auth.logout", "staff_user", false},
+	{"POST", "auth/logout-all", r_logout_all, 200, A_STAFF | A_ENROL, "auth.logout_all", "staff_user", false},
+	{"GET", "auth/me", r_me, 200, A_STAFF | A_ENROL, "auth.me", "staff_user", false},
+	{"POST", "auth/password", r_password, 200, A_STAFF, "auth.password_change", "staff_user", false},
+	{"POST", "auth/mfa/enrol", r_mfa_enrol, 200, A_STAFF | A_ENROL, "auth.mfa_enrol", "staff_user", false},
+	{"POST", "auth/mfa/confirm", r_mfa_confirm, 200, A_STAFF | A_ENROL, "auth.mfa_confirm", "staff_user", false},
+	{"GET", "users", r_user_list, 200, A_ADM, "staff_user.list", "staff_user", false},
+	{"POST", "users", r_user_create, 201, A_ADM, "staff_user.create", "staff_user", false},
+	{"PATCH", "users/*", r_user_update, 200, A_ADM, "staff_user.update", "staff_user", false},
+	{"POST", "users/*/reset-mfa", r_user_reset_mfa, 200, A_ADM, "staff_user.reset_mfa", "staff_user", false},
+	{"GET", "kiosks", r_kiosk_list, 200, A_ADM | A_PAY | A_AUD, "kiosk.list", "kiosk", false},
+	{"POST", "kiosks", r_kiosk_register, 201, A_ADM | A_PAY, "kiosk.register", "kiosk", false},
+	{"POST", "kiosks/enrol", r_kiosk_enrol, 200, A_PUBLIC, "kiosk.enrol", "kiosk", false},
+	{"POST", "kiosks/*/revoke", r_kiosk_revoke, 200, A_ADM | A_PAY, "kiosk.revoke", "kiosk", false},
+	{"GET", "kiosk/me", r_kiosk_me, 200, A_KIOSK, "kiosk.me", "kiosk", false},
+	{"GET", "audit", r_audit, 200, A_AUD, "audit.search", "audit", false},
+	{"GET", "programmes", r_prog_list, 200, A_STAFF | A_GW | A_KIOSK, "programme.list", "programme", false},
+	{"POST", "programmes", r_prog_create, 201, A_ADM, "programme.create", "programme", false},
+	{"GET", "programmes/*", r_prog_get, 200, A_STAFF | A_GW | A_KIOSK, "programme.read", "programme", false},
+	{"PATCH", "programmes/*", r_prog_update, 200, A_ADM, "programme.update", "programme", false},
+	{"GET", "programmes/*/history", r_prog_history, 200, A_ADM | A_AUD, "programme.history", "programme", false},
+	{"GET", "households", r_hh_search, 200, A_READERS, "household.search", "household", true},
+	{"POST", "households", r_hh_create, 201, A_REG, "household.create", "household", false},
+	{"GET", "households/*", r_hh_get, 200, A_READERS, "household.read", "household", true},
+	{"PATCH", "households/*", r_hh_update, 200, A_REG, "household.update", "household", false},
+	{"POST", "households/*/members", r_hh_member, 201, A_REG, "household.add_member", "household", false},
+	{"GET", "households/*/history", r_hh_history, 200, A_REG | A_AUD, "household.history", "household", true},
+	{"GET", "individuals", r_ind_search, 200, A_READERS | A_GW, "individual.search", "individual", true},
+	{"GET", "individuals/*", r_ind_get, 200, A_READERS | A_GW | A_KIOSK, "individual.read", "individual", true},
+	{"PATCH", "individuals/*", r_ind_update, 200, A_REG | A_CW, "individual.update", "individual", false},
+	{"GET", "individuals/*/history", r_ind_history, 200, A_REG | A_AUD, "individual.history", "individual", true},
+	{"GET", "enrolments", r_enr_search, 200, A_READERS, "enrolment.search", "enrolment", true},
+	{"POST", "enrolments", r_enr_create, 201, A_REG, "enrolment.create", "enrolment", false},
+	{"PATCH", "enrolments/*", r_enr_update, 200, A_REG | A_CW, "enrolment.update", "enrolment", false},
+	{"GET", "enrolments/*/history", r_enr_history, 200, A_REG | A_CW | A_AUD, "enrolment.history", "enrolment", false},
+	{"GET", "quality", r_quality, 200, A_REG | A_AUD, "registry.quality", "registry", true},
 };
 
 /* Splits "/api/v1/a/b" into segments after the prefix; false when a segment is empty or too long. */
@@ -263,18 +398,6 @@ static bool pattern_match(const char *pattern, const char *const *seg, size_t ns
 	return i == nseg;
 }
 
-static bool actor_ok(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char ch = s[n];
-		if (n >= 64 || !((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-				 ch == '.' || ch == '_' || ch == '-' || ch == '@' || ch == ':'))
-			return false;
-	}
-	return n > 0;
-}
-
 static void send_json(struct hf_http_resp *resp, int status, json_t *v)
 {
 	resp->status = status;
@@ -283,6 +406,181 @@ static void send_json(struct hf_http_resp *resp, int status, json_t *v)
 		hf_buf_reset(&resp->body);
 		HF_ASSERT(hf_buf_append_str(&resp->body, "{\"error\":{\"code\":\"too_big\",\"message\":\"response too large\"}}") == HF_OK);
 	}
+}
+
+/* ---- who is calling ---- */
+
+static bool addr_ok(const char *s, size_t n)
+{
+	if (n < 2 || n > 45)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdefABCDEF.:", s[i]))
+			return false;
+	return true;
+}
+
+/* The client's address: the peer, or the last X-Forwarded-For hop when the peer is the trusted proxy. */
+static void client_address(struct call *c)
+{
+	const char *src = c->req->remote_addr ? c->req->remote_addr : "unknown";
+	hf_strlcpy(c->p.source, src, sizeof(c->p.source));
+	const char *tp = hf_config_str(g_app.cfg, "auth.trusted_proxy");
+	const char *xff = hf_http_header(c->req, "X-Forwarded-For");
+	if (!tp[0] || !xff || strcmp(src, tp) != 0)
+		return;
+	const char *last = strrchr(xff, ',');
+	last = last ? last + 1 : xff;
+	while (*last == ' ')
+		last++;
+	size_t n = strlen(last);
+	while (n && last[n - 1] == ' ')
+		n--;
+	if (addr_ok(last, n) && n < sizeof(c->p.source)) {
+		memcpy(c->p.source, last, n);
+		c->p.source[n] = '\0';
+	}
+}
+
+/* A refused request, audited in its own transaction; a failure to audit is logged, the refusal stands. */
+static void audit_denied(struct call *c, hf_err err, const char *why)
+{
+	if (c->p.kind == PRINCIPAL_NONE) {
+		hf_strlcpy(c->p.name, "-", sizeof(c->p.name));
+		auth_principal_finish(&c->p, "anonymous");
+	}
+	json_t *d = json_pack("{s:s, s:s, s:i}", "reason", why, "route", c->route->pattern, "status",
+			      hf_err_http_status(err));
+	struct audit_event ev = {c->route->action, c->route->entity, c->nseg >= 2 ? c->seg[1] : "", "denied",
+				 NULL, NULL, d};
+	hf_err e = audit_record(c->rq.db, &c->p.audit, &ev);
+	if (e)
+		hf_log(HF_LOG_ERROR, "core.api", "msg=\"cannot audit a refused request\" route=%s err=%s",
+		       c->route->pattern, hf_err_name(e));
+	json_decref(d);
+}
+
+static hf_err authenticate(struct call *c)
+{
+	const struct hf_http_req *req = c->req;
+	struct principal *p = &c->p;
+	const char *authz = hf_http_header(req, "Authorization");
+	const char *svc = hf_http_header(req, "X-Hifadhi-Service-Key");
+	const char *kno = hf_http_header(req, "X-Hifadhi-Kiosk");
+	unsigned allow = c->route->allow;
+	const char *why = "no_credential";
+	hf_err err = HF_OK;
+	if (!!authz + !!svc + !!kno > 1) {
+		err = HF_EAUTH;
+		why = "several_credentials";
+		snprintf(c->rq.msg, sizeof(c->rq.msg), "Send one credential: a session token, a service key or a kiosk signature.");
+	} else if (kno) {
+		why = "kiosk_signature";
+		struct kiosk_signed ks = {.method = req->method,
+					  .path = req->path,
+					  .kiosk_no = kno,
+					  .timestamp = hf_http_header(req, "X-Hifadhi-Timestamp"),
+					  .nonce = hf_http_header(req, "X-Hifadhi-Nonce"),
+					  .signature = hf_http_header(req, "X-Hifadhi-Signature"),
+					  .body = req->body.ptr,
+					  .body_len = req->body.len,
+					  .has_query = hf_http_has_query(req)};
+		struct kiosk_identity ki;
+		err = kiosk_authenticate(c->rq.db, &ks, hf_now_ms() / 1000, (int)hf_config_int(g_app.cfg, "kiosk.window_s"), &ki,
+					 c->rq.msg, sizeof(c->rq.msg));
+		if (!err) {
+			p->kind = PRINCIPAL_KIOSK;
+			p->kiosk_id = ki.id;
+			hf_strlcpy(p->name, ki.kiosk_no, sizeof(p->name));
+			hf_strlcpy(p->pay_point, ki.pay_point, sizeof(p->pay_point));
+			snprintf(p->actor, sizeof(p->actor), "kiosk:%s", ki.kiosk_no);
+			auth_principal_finish(p, "kiosk");
+		}
+	} else if (svc) {
+		why = "service_key";
+		err = auth_service(svc, p, c->rq.msg, sizeof(c->rq.msg));
+		if (!err)
+			auth_principal_finish(p, "service");
+	} else if (authz) {
+		why = "session";
+		if (strncmp(authz, "Bearer ", 7) != 0) {
+			err = HF_EAUTH;
+			snprintf(c->rq.msg, sizeof(c->rq.msg), "Use Authorization: Bearer <token> (POST /api/v1/auth/login gives one).");
+		} else {
+			err = auth_session(c->rq.db, authz + 7, p, c->rq.msg, sizeof(c->rq.msg));
+		}
+		if (!err)
+			auth_principal_finish(p, "staff");
+	}
+	if (err && err != HF_EAUTH && err != HF_EFORBIDDEN)
+		return err; /* the database, not the caller */
+	if (allow & A_PUBLIC) {
+		/* Logging in or enrolling a terminal needs no credential; a stale one sent along is ignored. */
+		c->rq.msg[0] = '\0';
+		p->kind = PRINCIPAL_NONE;
+		hf_strlcpy(p->name, "-", sizeof(p->name));
+		hf_strlcpy(p->actor, "anonymous", sizeof(p->actor));
+		auth_principal_finish(p, "anonymous");
+		return HF_OK;
+	}
+	if (err) {
+		p->kind = PRINCIPAL_NONE;
+		audit_denied(c, err, why);
+		return err;
+	}
+	if (p->kind == PRINCIPAL_NONE) {
+		snprintf(c->rq.msg, sizeof(c->rq.msg),
+			 "Log in first: POST /api/v1/auth/login, then send Authorization: Bearer <token>.");
+		audit_denied(c, HF_EAUTH, why);
+		return HF_EAUTH;
+	}
+	unsigned bit = p->kind == PRINCIPAL_STAFF ? 1u << p->role : p->kind == PRINCIPAL_SERVICE ? A_GW : A_KIOSK;
+	if (!(allow & bit)) {
+		snprintf(c->rq.msg, sizeof(c->rq.msg), "The %s %s may not do this (see docs/roles.md).",
+			 p->kind == PRINCIPAL_STAFF ? "role" : "caller",
+			 p->kind == PRINCIPAL_STAFF ? auth_role_names[p->role] : p->actor);
+		audit_denied(c, HF_EFORBIDDEN, "role");
+		return HF_EFORBIDDEN;
+	}
+	if (p->kind == PRINCIPAL_STAFF && p->enrol_only && !(allow & A_ENROL)) {
+		snprintf(c->rq.msg, sizeof(c->rq.msg),
+			 "Enrol an authenticator first: POST /api/v1/auth/mfa/enrol, then /api/v1/auth/mfa/confirm.");
+		audit_denied(c, HF_EFORBIDDEN, "mfa_not_enrolled");
+		return HF_EFORBIDDEN;
+	}
+	return HF_OK;
+}
+
+/* A staff read of personal data: one audit entry naming what was shown (numbers, never contents). */
+static hf_err audit_read(struct call *c, const json_t *out)
+{
+	json_t *d = json_object();
+	const char *record = c->nseg >= 2 ? c->seg[1] : "search";
+	if (c->nseg < 2) {
+		json_t *recs = json_array(), *filters = json_array();
+		const json_t *items = json_object_get(out, "items");
+		size_t i;
+		const json_t *it;
+		json_array_foreach(items, i, it) {
+			const char *num = json_string_value(json_object_get(it, "ben_no"));
+			if (!num)
+				num = json_string_value(json_object_get(it, "hh_no"));
+			if (num)
+				json_array_append_new(recs, json_string(num));
+		}
+		static const char *const names[] = {"ben_no", "national_id", "phone", "name", "location", "programme",
+						    "status", "after"};
+		for (size_t k = 0; k < HF_ARRAY_LEN(names); k++)
+			if (arg(c, names[k]))
+				json_array_append_new(filters, json_string(names[k]));
+		json_object_set_new(d, "count", json_integer((json_int_t)json_array_size(items)));
+		json_object_set_new(d, "records", recs);
+		json_object_set_new(d, "filters", filters);
+	}
+	struct audit_event ev = {c->route->action, c->route->entity, record, "ok", NULL, NULL, d};
+	hf_err err = audit_record(c->rq.db, &c->p.audit, &ev);
+	json_decref(d);
+	return err;
 }
 
 static void handle_health(struct hf_http_resp *resp)
@@ -391,22 +689,14 @@ static void dispatch(struct call *c)
 		write_error(c, path_known ? HF_EMETHOD : HF_ENOTFOUND, path_known ? "this method is not allowed here" : "no such resource");
 		return;
 	}
-	const char *actor = hf_http_header(req, "X-Hifadhi-Actor");
-	if (actor && !actor_ok(actor)) {
-		hf_ferrs_add(&c->fe, "X-Hifadhi-Actor", "bad_value", "1-64 characters of letters, digits and .-_@:");
-		write_error(c, HF_EINVAL, NULL);
-		return;
-	}
-	c->rq.actor = actor ? actor : "anonymous";
+	c->route = hit;
+	client_address(c);
+	c->p.request_id = req->request_id;
 	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) {
 		const char *ct = hf_http_header(req, "Content-Type");
 		if (!ct || strncmp(ct, "application/json", 16) != 0) {
 			hf_ferrs_add(&c->fe, "Content-Type", "unsupported", "send application/json");
 			write_error(c, HF_EINVAL, "the body must be JSON (Content-Type: application/json)");
-			return;
-		}
-		if (hf_json_parse_object(req->body, &c->fe, &c->body)) {
-			write_error(c, HF_EINVAL, NULL);
 			return;
 		}
 	}
@@ -415,12 +705,38 @@ static void dispatch(struct call *c)
 		write_error(c, err, NULL);
 		return;
 	}
+	err = authenticate(c);
+	if (err) {
+		if (err == HF_EAUTH)
+			hf_http_resp_header(c->resp, "WWW-Authenticate", "Bearer realm=\"hifadhi\"");
+		write_error(c, err, c->rq.msg);
+		return;
+	}
+	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) {
+		if (hf_json_parse_object(req->body, &c->fe, &c->body)) {
+			write_error(c, HF_EINVAL, NULL);
+			return;
+		}
+	}
+	c->rq.actor = c->p.actor;
+	c->rq.who = &c->p.audit;
+	c->rq.action = hit->action;
+	c->rq.entity = hit->entity;
 	json_t *out = NULL;
 	err = hit->fn(c, &out);
+	if (!err && hit->pii && c->p.kind == PRINCIPAL_STAFF)
+		err = audit_read(c, out);
 	if (err) {
-		if (err != HF_EINVAL && err != HF_ENOTFOUND && err != HF_ECONFLICT)
+		json_decref(out);
+		if (err != HF_EINVAL && err != HF_ENOTFOUND && err != HF_ECONFLICT && err != HF_EAUTH &&
+		    err != HF_EFORBIDDEN && err != HF_ERATELIMIT)
 			hf_log(HF_LOG_WARN, "core.api", "msg=\"request failed\" method=%s route=%s err=%s", req->method,
 			       hit->pattern, hf_err_name(err));
+		if (err == HF_ERATELIMIT) {
+			char ra[16];
+			snprintf(ra, sizeof(ra), "%d", c->retry_after_s > 0 ? c->retry_after_s : 60);
+			hf_http_resp_header(c->resp, "Retry-After", ra);
+		}
 		write_error(c, err, c->rq.msg);
 		return;
 	}
@@ -438,6 +754,7 @@ void api_handle(void *ctx, const struct hf_http_req *req, struct hf_http_resp *r
 	c.rq.fe = &c.fe;
 	dispatch(&c);
 	json_decref(c.body);
+	json_decref(c.rq.audit_before);
 	hf_ferrs_release(&c.fe);
 	int cls = resp->status / 100;
 	if (cls >= 1 && cls <= 5)

@@ -6,6 +6,8 @@
 #include "hf_base.h"
 #include "api.h"
 #include "app.h"
+#include "audit.h"
+#include "auth.h"
 #include "db.h"
 #include "demo_gen.h"
 #include "export.h"
@@ -13,12 +15,20 @@
 #include "hf_crypto.h"
 #include "hf_http.h"
 #include "hf_log.h"
+#include "hf_qr.h"
 #include "import.h"
+#include "kiosk.h"
 #include "migrate.h"
 #include "quality.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,6 +52,13 @@ static void usage(FILE *f)
 		"                                data quality report: completeness, invalid values, duplicates\n"
 		"  gen [--households N] [--seed S] [--bad-rate P] [--dup-rate P]\n"
 		"                                synthetic registry CSV on stdout (needs no config)\n"
+		"  user add NAME --role ROLE [--password-file F] [--json]\n"
+		"                                create a staff account with TOTP enrolled now (prints the QR code,\n"
+		"                                the otpauth URI and recovery codes); password from F or stdin\n"
+		"  user list | disable NAME | enable NAME | reset-mfa NAME | reset-password NAME [--password-file F]\n"
+		"                                recover and manage staff accounts (ends the account's sessions)\n"
+		"  audit verify [--json]         check the whole audit trail; names the first entry tampered with\n"
+		"  audit checkpoint              sign a checkpoint at the head of every audit stripe\n"
 		"  config-check                  validate the config file and exit\n");
 }
 
@@ -101,11 +118,14 @@ static void wipe_release(struct hf_buf *b)
 
 static hf_err open_keys(const struct hf_config *cfg)
 {
-	hf_err err = hf_keyring_load(hf_config_str(cfg, "crypto.key_dir"), (int)hf_config_int(cfg, "crypto.active_key_id"),
-				     &g_app.keys);
+	const char *dir = hf_config_str(cfg, "crypto.key_dir");
+	hf_err err = hf_keyring_load(dir, (int)hf_config_int(cfg, "crypto.active_key_id"), &g_app.keys);
+	if (!err)
+		err = audit_init(dir, (int)hf_config_int(cfg, "audit.stripes"), (int)hf_config_int(cfg, "audit.checkpoint_every"),
+				 hf_config_bool(cfg, "audit.enabled"));
 	if (err)
-		hf_log(HF_LOG_ERROR, "core.main", "msg=\"cannot load crypto keys (run keygen?)\" dir=%s err=%s",
-		       hf_config_str(cfg, "crypto.key_dir"), hf_err_name(err));
+		hf_log(HF_LOG_ERROR, "core.main", "msg=\"cannot load crypto keys (run keygen?)\" dir=%s err=%s", dir,
+		       hf_err_name(err));
 	return err;
 }
 
@@ -125,6 +145,8 @@ static int cmd_migrate(const struct hf_config *cfg)
 		return 1;
 	}
 	err = migrate_run(db, hf_config_str(cfg, "paths.sql_dir"), &applied);
+	if (!err)
+		err = migrate_grants(db, hf_config_str(cfg, "db.user"), hf_config_str(cfg, "db.user_hosts"));
 	db_close(db);
 	if (err) {
 		fprintf(stderr, "hifadhi-core: migrate failed (%s); see the log above\n", hf_err_name(err));
@@ -150,6 +172,11 @@ static int cmd_serve(const struct hf_config *cfg)
 	wipe_release(&pw);
 	if (err)
 		return 1;
+	if (auth_init(cfg)) {
+		db_global_release();
+		return 1;
+	}
+	kiosk_configure((int)hf_config_int(cfg, "kiosk.enrol_ttl_s"), (int)hf_config_int(cfg, "kiosk.enrol_max_failures"));
 
 	/* Signals are taken synchronously by this thread; the pool threads never see them. */
 	sigset_t set;
@@ -180,12 +207,31 @@ static int cmd_serve(const struct hf_config *cfg)
 	if (!db_alive())
 		hf_log(HF_LOG_WARN, "core.main", "msg=\"database not reachable yet; answering 503 until it is\"");
 	int sig = 0;
-	sigwait(&set, &sig);
+	for (;;) {
+		/* Every 30 s: drop kiosk nonces past the replay window, sign the audit heads (so at most 30 s of
+		 * entries wait for a signed checkpoint). Several instances may both do it: harmless. */
+		struct timespec tick = {30, 0};
+		sig = sigtimedwait(&set, NULL, &tick);
+		if (sig > 0)
+			break;
+		struct db *hk = NULL;
+		if (db_acquire(&hk) == HF_OK) {
+			hf_err e = kiosk_prune_nonces(hk, (int)hf_config_int(cfg, "kiosk.window_s"));
+			if (!e)
+				e = audit_checkpoint_all(hk);
+			if (e)
+				hf_log(HF_LOG_WARN, "core.main", "msg=\"housekeeping failed; retried in 30 s\" err=%s", hf_err_name(e));
+		}
+	}
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"stopping: finishing requests in progress\" signal=%d", sig);
 	hf_http_stop(srv);
+	struct db *last = NULL;
+	if (db_acquire(&last) == HF_OK && audit_checkpoint_all(last) != HF_OK)
+		hf_log(HF_LOG_WARN, "core.main", "msg=\"cannot sign the final audit checkpoints\"");
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"stopped\"");
 	rc = 0;
 out_db:
+	auth_shutdown();
 	db_global_release();
 	return rc;
 }
@@ -203,6 +249,244 @@ static int with_cli_db(const struct hf_config *cfg, struct db **out)
 		return 1;
 	}
 	return 0;
+}
+
+/* dir/name with 32 random bytes in hex (mode 0600) unless it exists: the gateway's service credential. */
+static hf_err keygen_secret(const char *dir, const char *name)
+{
+	char path[1100];
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return HF_EINVAL;
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? HF_OK : HF_EIO;
+	uint8_t raw[32];
+	char hex[65];
+	hf_random_bytes(raw, sizeof(raw));
+	hf_hex(raw, sizeof(raw), hex);
+	hex[64] = '\n';
+	bool ok = write(fd, hex, 65) == 65;
+	sodium_memzero(raw, sizeof(raw));
+	sodium_memzero(hex, sizeof(hex));
+	ok = close(fd) == 0 && ok;
+	return ok ? HF_OK : HF_EIO;
+}
+
+/* The audit trail names the operating-system account that ran a CLI command. */
+static struct audit_actor cli_actor(char name[65])
+{
+	struct passwd *pw = getpwuid(getuid());
+	snprintf(name, 65, "%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+	return (struct audit_actor){"cli", name, "local", ""};
+}
+
+/* A password from a file or standard input: the first line, without its newline. */
+static hf_err read_password(const char *file, struct hf_buf *out)
+{
+	hf_err err;
+	if (file) {
+		err = hf_file_read(file, 1024, true, out);
+	} else {
+		if (isatty(STDIN_FILENO))
+			fprintf(stderr, "password (12-128 characters), then Enter: ");
+		char line[1024];
+		err = fgets(line, sizeof(line), stdin) ? hf_buf_append(out, line, strlen(line)) : HF_EIO;
+		memset(line, 0, sizeof(line));
+	}
+	if (err)
+		return err;
+	size_t n = 0;
+	while (n < out->len && out->data[n] != '\n' && out->data[n] != '\r')
+		n++;
+	out->len = n;
+	return hf_buf_append(out, "", 1) == HF_OK ? (out->len--, HF_OK) : HF_ETOOBIG;
+}
+
+static void print_errors(const char *what, struct hf_ferrs *fe, const char *msg)
+{
+	if (msg && msg[0])
+		fprintf(stderr, "hifadhi-core: %s: %s\n", what, msg);
+	size_t i;
+	json_t *e;
+	json_array_foreach(fe->list, i, e)
+		fprintf(stderr, "hifadhi-core: %s: %s: %s\n", what, json_string_value(json_object_get(e, "field")),
+			json_string_value(json_object_get(e, "message")));
+}
+
+static int user_add_print(json_t *out, bool as_json)
+{
+	if (as_json) {
+		char *t = json_dumps(out, JSON_INDENT(2));
+		puts(t);
+		free(t);
+		return 0;
+	}
+	const char *uri = json_string_value(json_object_get(out, "otpauth_uri"));
+	struct hf_buf qr;
+	hf_buf_init(&qr, 64 * 1024);
+	if (hf_qr_text(uri, &qr) == HF_OK)
+		printf("Scan with an authenticator app (Google Authenticator, FreeOTP, Aegis...):\n\n%s\n", hf_buf_cstr(&qr));
+	hf_buf_release(&qr);
+	printf("account:        %s (%s)\n", json_string_value(json_object_get(out, "username")),
+	       json_string_value(json_object_get(out, "role")));
+	printf("otpauth URI:    %s\n", uri);
+	printf("secret:         %s\n", json_string_value(json_object_get(out, "secret")));
+	printf("recovery codes (each works once; keep them offline):\n");
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(out, "recovery_codes"), i, c)
+		printf("  %s\n", json_string_value(c));
+	return 0;
+}
+
+static int cmd_user(const struct hf_config *cfg, int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *sub = argv[1], *name = NULL, *role = NULL, *pwfile = NULL;
+	bool as_json = false;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
+			role = argv[++i];
+		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
+			pwfile = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			as_json = true;
+		else if (!name && argv[i][0] != '-')
+			name = argv[i];
+		else {
+			fprintf(stderr, "hifadhi-core: user: unexpected argument '%s'\n", argv[i]);
+			return 2;
+		}
+	}
+	if (strcmp(sub, "list") != 0 && !name) {
+		fprintf(stderr, "hifadhi-core: user %s: name the account\n", sub);
+		return 2;
+	}
+	struct db *db = NULL;
+	if (with_cli_db(cfg, &db))
+		return 1;
+	char me[65];
+	struct audit_actor who = cli_actor(me);
+	struct hf_ferrs fe;
+	hf_ferrs_init(&fe);
+	char msg[256] = "";
+	json_t *out = NULL, *body = NULL;
+	hf_err err = HF_OK;
+	struct hf_buf pw;
+	hf_buf_init(&pw, 1024);
+	int rc = 1;
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "reset-password") == 0) {
+		if (strcmp(sub, "add") == 0 && !role) {
+			fprintf(stderr, "hifadhi-core: user add: --role is one of admin, registrar, case_worker, "
+					"payment_officer, auditor, support\n");
+			rc = 2;
+			goto out;
+		}
+		err = read_password(pwfile, &pw);
+		if (err) {
+			fprintf(stderr, "hifadhi-core: user %s: cannot read the password\n", sub);
+			goto out;
+		}
+		if (auth_init(cfg))
+			goto out;
+		body = strcmp(sub, "add") == 0
+			       ? json_pack("{s:s, s:s, s:s}", "username", name, "role", role, "password", hf_buf_cstr(&pw))
+			       : json_pack("{s:s}", "password", hf_buf_cstr(&pw));
+		err = strcmp(sub, "add") == 0 ? auth_user_create(db, &who, body, true, &fe, msg, sizeof(msg), &out)
+					      : auth_user_update(db, &who, name, body, &fe, msg, sizeof(msg), &out);
+		auth_shutdown();
+	} else if (strcmp(sub, "list") == 0) {
+		err = auth_user_list(db, &out);
+		as_json = true;
+	} else if (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) {
+		body = json_pack("{s:b}", "disabled", strcmp(sub, "disable") == 0);
+		err = auth_user_update(db, &who, name, body, &fe, msg, sizeof(msg), &out);
+	} else if (strcmp(sub, "reset-mfa") == 0) {
+		err = auth_user_reset_mfa(db, &who, name, msg, sizeof(msg), &out);
+	} else {
+		fprintf(stderr, "hifadhi-core: user: unknown subcommand '%s'\n", sub);
+		rc = 2;
+		goto out;
+	}
+	if (err) {
+		print_errors(sub, &fe, msg[0] ? msg : hf_err_message(err));
+		rc = err == HF_EINVAL ? 2 : 1;
+		goto out;
+	}
+	if (strcmp(sub, "add") == 0) {
+		rc = user_add_print(out, as_json);
+	} else {
+		char *t = json_dumps(out, JSON_INDENT(2));
+		puts(t);
+		free(t);
+		rc = 0;
+	}
+out:
+	if (body) {
+		json_t *p = json_object_get(body, "password");
+		if (p)
+			sodium_memzero((void *)json_string_value(p), json_string_length(p));
+	}
+	if (pw.data)
+		sodium_memzero(pw.data, pw.cap);
+	hf_buf_release(&pw);
+	json_decref(body);
+	json_decref(out);
+	hf_ferrs_release(&fe);
+	db_close(db);
+	return rc;
+}
+
+static int cmd_audit(const struct hf_config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || (strcmp(argv[1], "verify") && strcmp(argv[1], "checkpoint"))) {
+		usage(stderr);
+		return 2;
+	}
+	bool as_json = argc > 2 && strcmp(argv[2], "--json") == 0;
+	struct db *db = NULL;
+	if (with_cli_db(cfg, &db))
+		return 1;
+	int rc = 1;
+	if (strcmp(argv[1], "checkpoint") == 0) {
+		hf_err err = audit_checkpoint_all(db);
+		if (err)
+			fprintf(stderr, "hifadhi-core: audit checkpoint failed (%s)\n", hf_err_name(err));
+		rc = err ? 1 : 0;
+	} else {
+		struct audit_verify_result res;
+		int64_t t0 = hf_mono_us();
+		hf_err err = audit_verify(db, &res);
+		double secs = (double)(hf_mono_us() - t0) / 1e6;
+		if (err) {
+			fprintf(stderr, "hifadhi-core: audit verify could not run (%s)\n", hf_err_name(err));
+		} else if (as_json) {
+			json_t *o = json_pack("{s:b, s:I, s:I, s:I, s:f, s:s?, s:I, s:i, s:I}", "ok", res.ok, "entries",
+					      (json_int_t)res.entries, "checkpoints", (json_int_t)res.checkpoints, "stripes",
+					      (json_int_t)res.stripes, "seconds", secs, "problem", res.ok ? NULL : res.problem,
+					      "bad_id", (json_int_t)res.bad_id, "bad_stripe", res.bad_stripe, "bad_seq",
+					      (json_int_t)res.bad_seq);
+			char *t = json_dumps(o, JSON_INDENT(2));
+			puts(t);
+			free(t);
+			json_decref(o);
+			rc = res.ok ? 0 : 3;
+		} else {
+			if (res.ok)
+				printf("audit trail OK: %llu entries in %llu stripes, %llu signed checkpoints (%.2f s)\n",
+				       (unsigned long long)res.entries, (unsigned long long)res.stripes,
+				       (unsigned long long)res.checkpoints, secs);
+			else
+				printf("audit trail TAMPERED: %s\n(%llu entries checked in %.2f s)\n", res.problem,
+				       (unsigned long long)res.entries, secs);
+			rc = res.ok ? 0 : 3;
+		}
+	}
+	db_close(db);
+	return rc;
 }
 
 static int cmd_import(const struct hf_config *cfg, int argc, char **argv)
@@ -274,7 +558,17 @@ static int cmd_export(const struct hf_config *cfg, int argc, char **argv)
 	struct db *db = NULL;
 	int rc = with_cli_db(cfg, &db);
 	if (!rc) {
-		hf_err err = export_run(db, out, location);
+		/* Audited first: an export that fails half-way has still shown data. No audit, no export. */
+		char me[65];
+		struct audit_actor who = cli_actor(me);
+		json_t *d = json_pack("{s:s?, s:s}", "location", location, "to", out == stdout ? "stdout" : "file");
+		struct audit_event ev = {"registry.export", "registry", "", "ok", NULL, NULL, d};
+		hf_err err = audit_record(db, &who, &ev);
+		json_decref(d);
+		if (err)
+			fprintf(stderr, "hifadhi-core: export refused: cannot write its audit entry (%s)\n", hf_err_name(err));
+		else
+			err = export_run(db, out, location);
 		if (err) {
 			fprintf(stderr, "hifadhi-core: export failed: %s\n", hf_err_message(err));
 			rc = 1;
@@ -380,6 +674,10 @@ int main(int argc, char **argv)
 		rc = cmd_migrate(cfg);
 	} else if (strcmp(cmd, "keygen") == 0) {
 		hf_err err = hf_keyring_generate(hf_config_str(cfg, "crypto.key_dir"));
+		if (!err)
+			err = audit_keygen(hf_config_str(cfg, "crypto.key_dir"));
+		if (!err)
+			err = keygen_secret(hf_config_str(cfg, "crypto.key_dir"), "gateway.secret");
 		if (err)
 			fprintf(stderr, "hifadhi-core: keygen: cannot write keys in %s\n", hf_config_str(cfg, "crypto.key_dir"));
 		rc = err ? 1 : 0;
@@ -389,6 +687,10 @@ int main(int argc, char **argv)
 		rc = cmd_export(cfg, cargc, cargv);
 	} else if (strcmp(cmd, "quality") == 0) {
 		rc = cmd_quality(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "user") == 0) {
+		rc = cmd_user(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "audit") == 0) {
+		rc = cmd_audit(cfg, cargc, cargv);
 	} else if (strcmp(cmd, "config-check") == 0) {
 		fprintf(stderr, "hifadhi-core: config OK\n");
 		rc = 0;
@@ -397,6 +699,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		rc = 2;
 	}
+	audit_shutdown();
 	hf_keyring_free(g_app.keys);
 	hf_config_free(cfg);
 	return rc;

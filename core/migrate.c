@@ -135,3 +135,53 @@ out_names:
 		free(names[i]);
 	return err;
 }
+
+static bool ident_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+hf_err migrate_grants(struct db *db, const char *app_user, const char *hosts)
+{
+	/* GRANT takes no bound parameters: every name is checked against a strict character set first. */
+	if (!ident_ok(app_user, strlen(app_user)))
+		return HF_EINVAL;
+	struct db_rows *r = NULL;
+	hf_err err = db_query(db,
+			      "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
+			      " AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN ('audit_log', 'audit_checkpoints',"
+			      " 'schema_migrations') ORDER BY TABLE_NAME",
+			      NULL, 0, &r);
+	if (err)
+		return err;
+	while (!err && db_rows_next(r)) {
+		const char *table = db_rows_str(r, 0);
+		if (!ident_ok(table, strlen(table))) {
+			err = HF_EINVAL;
+			break;
+		}
+		for (const char *h = hosts; *h && !err;) {
+			const char *e = strchr(h, ',');
+			size_t n = e ? (size_t)(e - h) : strlen(h);
+			if (!ident_ok(h, n)) {
+				err = HF_EINVAL;
+				break;
+			}
+			char sql[320];
+			snprintf(sql, sizeof(sql), "GRANT UPDATE, DELETE ON `%s` TO '%s'@'%.*s'", table, app_user, (int)n, h);
+			err = db_exec_plain(db, sql);
+			h += n + (e ? 1 : 0);
+		}
+	}
+	db_rows_free(r);
+	if (err)
+		hf_log(HF_LOG_ERROR, "core.migrate", "msg=\"cannot grant the service account its table privileges\" err=%s",
+		       hf_err_name(err));
+	return err;
+}

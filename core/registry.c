@@ -72,6 +72,53 @@ struct tx_call {
 	json_t *result;
 };
 
+/* A registry transaction and its audit entry, committed together or not at all. */
+struct audited {
+	struct reg_req *rq;
+	const char *key; /* the record's number; NULL: taken from the result (creates) */
+	db_tx_fn fn;
+	void *ctx;
+	json_t **result;
+	const json_t *body;
+};
+
+static hf_err audited_body(struct db *db, void *vctx)
+{
+	struct audited *a = vctx;
+	struct reg_req *rq = a->rq;
+	json_decref(rq->audit_before);
+	rq->audit_before = NULL;
+	hf_err err = a->fn(db, a->ctx);
+	if (err)
+		return err;
+	HF_ASSERT(rq->who && rq->action && rq->entity);
+	const json_t *res = *a->result;
+	const char *record = a->key;
+	static const char *const numbers[] = {"ben_no", "hh_no", "code", "id"};
+	for (size_t i = 0; !record && i < HF_ARRAY_LEN(numbers); i++)
+		record = json_string_value(json_object_get(res, numbers[i]));
+	/* Which fields the request set (names only: values may be personal data). */
+	json_t *fields = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)a->body, k, v) {
+		if (strcmp(k, "reason") && strcmp(k, "version"))
+			json_array_append_new(fields, json_string(k));
+	}
+	json_t *d = json_pack("{s:o}", "fields", fields);
+	struct audit_event ev = {rq->action, rq->entity, record ? record : "", "ok", rq->audit_before, res, d};
+	err = audit_append(db, rq->who, &ev);
+	json_decref(d);
+	return err;
+}
+
+static hf_err audited_tx(struct reg_req *rq, const json_t *body, const char *key, db_tx_fn fn, void *ctx,
+			 json_t **result)
+{
+	struct audited a = {rq, key, fn, ctx, result, body};
+	return db_tx(rq->db, audited_body, &a);
+}
+
 /* Refuses unknown fields, then runs fn in a retried transaction and hands its result over. */
 static hf_err run_tx(struct reg_req *rq, json_t *body, const char *const *allowed, const char *key, db_tx_fn fn,
 		     json_t **out)
@@ -80,7 +127,7 @@ static hf_err run_tx(struct reg_req *rq, json_t *body, const char *const *allowe
 	if (hf_ferrs_any(rq->fe))
 		return HF_EINVAL;
 	struct tx_call t = {rq, body, key, NULL};
-	hf_err err = db_tx(rq->db, fn, &t);
+	hf_err err = audited_tx(rq, body, key, fn, &t, &t.result);
 	if (err) {
 		json_decref(t.result);
 		return err;
@@ -102,6 +149,8 @@ static hf_err keep_version(struct reg_req *rq, const char *entity, int64_t entit
 	hf_buf_init(&sealed, 16 * 1024 * 1024);
 	hf_err err = hf_field_seal(g_app.keys, (struct hf_str){ad, (size_t)n}, text, strlen(text), &sealed);
 	memset(text, 0, strlen(text));
+	json_decref(rq->audit_before);
+	rq->audit_before = json_incref(before);
 	free(text);
 	if (err)
 		goto out;
@@ -871,7 +920,7 @@ hf_err registry_household_create(struct reg_req *rq, json_t *body, json_t **out)
 		err = HF_EINVAL;
 		goto out;
 	}
-	err = db_tx(rq->db, hh_create_tx, t);
+	err = audited_tx(rq, body, NULL, hh_create_tx, t, &t->result);
 	if (!err) {
 		*out = t->result;
 		t->result = NULL;
@@ -961,7 +1010,7 @@ hf_err registry_household_update(struct reg_req *rq, const char *hh_no, json_t *
 	t->rq = rq;
 	t->body = body;
 	t->number = hh_no;
-	hf_err err = db_tx(rq->db, hh_update_tx, t);
+	hf_err err = audited_tx(rq, body, hh_no, hh_update_tx, t, &t->result);
 	if (!err)
 		*out = t->result;
 	else
@@ -1036,7 +1085,7 @@ hf_err registry_household_add_member(struct reg_req *rq, const char *hh_no, json
 		err = HF_EINVAL;
 		goto out;
 	}
-	err = db_tx(rq->db, hh_member_tx, t);
+	err = audited_tx(rq, body, hh_no, hh_member_tx, t, &t->result);
 	if (!err) {
 		*out = t->result;
 		t->result = NULL;

@@ -13,11 +13,15 @@
 #include "hf_base.h"
 #include "hf_err.h"
 #include "hf_json.h"
+#include "audit.h"
 #include "db.h"
 
 struct reg_req {
 	struct db *db;
-	const char *actor;
+	const char *actor;              /* what record histories name as the author */
+	const struct audit_actor *who;  /* who the audit trail names */
+	const char *action, *entity;    /* the audit action of this request ("household.create", ...) */
+	json_t *audit_before;           /* set by the update paths: the record before the change */
 	struct hf_ferrs *fe;
 	char msg[256];
 };

@@ -10,8 +10,9 @@ set -euo pipefail
 PACKAGES=(
 	build-essential pkg-config
 	libmicrohttpd-dev libmariadb-dev libsodium-dev libjansson-dev libcurl4-openssl-dev libinih-dev libcsv-dev
+	libssl-dev libqrencode-dev libcrack2-dev cracklib-runtime
 	mariadb-server mariadb-client
-	wrk python3 curl ca-certificates
+	wrk python3 python3-cryptography curl ca-certificates
 	"$@"
 )
 

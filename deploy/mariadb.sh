@@ -226,11 +226,14 @@ cmd_init_db() {
 		sql+="
 CREATE USER IF NOT EXISTS 'hifadhi_admin'@'$host' IDENTIFIED BY $admin_pw;
 ALTER USER 'hifadhi_admin'@'$host' IDENTIFIED BY $admin_pw;
-GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO 'hifadhi_admin'@'$host';
+GRANT ALL PRIVILEGES ON \`$DB_NAME\`.* TO 'hifadhi_admin'@'$host' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS 'hifadhi'@'$host' IDENTIFIED BY $app_pw;
 ALTER USER 'hifadhi'@'$host' IDENTIFIED BY $app_pw;
-GRANT SELECT, INSERT, UPDATE, DELETE ON \`$DB_NAME\`.* TO 'hifadhi'@'$host';"
+GRANT SELECT, INSERT ON \`$DB_NAME\`.* TO 'hifadhi'@'$host';
+REVOKE UPDATE, DELETE ON \`$DB_NAME\`.* FROM 'hifadhi'@'$host';"
 	done
+	# The service account may UPDATE/DELETE only what migrate grants it table by table: never the audit
+	# trail (audit_log, audit_checkpoints), which it can only append to and read.
 	# Through stdin, so the passwords never appear in a process listing.
 	root_sql <<<"$sql"
 }

@@ -23,6 +23,7 @@ typedef enum hf_err {
 	HF_EINTERNAL,
 	HF_EIO,       /* a local file or socket failed */
 	HF_EMETHOD,   /* the route exists but not for this method */
+	HF_ERATELIMIT,/* too many attempts: slow down (429 with Retry-After) */
 	HF_ERR_COUNT_
 } hf_err;
 

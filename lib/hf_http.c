@@ -37,6 +37,11 @@ const char *hf_http_query(const struct hf_http_req *req, const char *name)
 	return MHD_lookup_connection_value(req->impl_, MHD_GET_ARGUMENT_KIND, name);
 }
 
+bool hf_http_has_query(const struct hf_http_req *req)
+{
+	return MHD_get_connection_values(req->impl_, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0;
+}
+
 void hf_http_resp_header(struct hf_http_resp *resp, const char *name, const char *value)
 {
 	HF_ASSERT(resp->nheaders < HF_HTTP_MAX_HEADERS);

@@ -37,6 +37,8 @@ struct hf_http_resp {
 /* A request header or query argument; NULL when absent. Borrowed until the handler returns. */
 const char *hf_http_header(const struct hf_http_req *req, const char *name);
 const char *hf_http_query(const struct hf_http_req *req, const char *name);
+/* Whether the request carried any query argument. */
+bool hf_http_has_query(const struct hf_http_req *req);
 /* Adds a response header (copied). Aborts past HF_HTTP_MAX_HEADERS: our own code sets them. */
 void hf_http_resp_header(struct hf_http_resp *resp, const char *name, const char *value);
 

@@ -25,6 +25,8 @@
 #include "../../core/location.c"
 #include "../../core/person.c"
 #include "../../core/validate.c"
+#include "../../core/audit_chain.c"
+#include "../../core/audit.c"
 #include "../../core/registry.c"
 
 #include "fuzz_common.h"

@@ -27,7 +27,11 @@ logs that are never deleted: a later test greps them for personal data. Starting
 """
 
 import atexit
+import base64
+import hashlib
+import hmac
 import http.client
+import struct
 import json as jsonlib
 import os
 import re
@@ -187,6 +191,57 @@ class Mariadb:
         return cls._script("dump", db, capture=True)
 
 
+def totp(secret_b32, at=None, step_offset=0):
+    """RFC 6238 code (HMAC-SHA-1, 30 s, 6 digits) of a base32 secret, written here independently of the C."""
+    key = base64.b32decode(secret_b32 + "=" * (-len(secret_b32) % 8))
+    counter = int((time.time() if at is None else at) // 30) + step_offset
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    off = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[off:off + 4])[0] & 0x7FFFFFFF) % 1000000)
+
+
+_staff_by_db = {}
+ROLES = ("admin", "registrar", "case_worker", "payment_officer", "auditor", "support")
+STAFF_PASSWORD = "Kijani-Mvua-2026-harness"  # a test password: long, not common, not the username
+
+
+class Staff:
+    """A staff account made with `hifadhi-core user add` (TOTP enrolled) and logged in once."""
+
+    def __init__(self, core, role, username):
+        self.core, self.role, self.username, self.password = core, role, username, STAFF_PASSWORD
+        r = core.run_cli(["user", "add", username, "--role", role, "--json"], input=self.password + "\n", check=True)
+        info = jsonlib.loads(r.stdout)
+        self.secret = info["otpauth_uri"].split("secret=")[1].split("&")[0]
+        self.recovery_codes = info["recovery_codes"]
+        self.last_step = 0
+        self.token = None
+        self.login()
+
+    def next_code(self):
+        """A code for a step not used yet (each code works once): now, else the next step (accepted +1)."""
+        now = int(time.time() // 30)
+        step = now if now > self.last_step else self.last_step + 1
+        if step > now + 1:  # both used: wait for the next step
+            time.sleep(30 - time.time() % 30 + 0.1)
+            return self.next_code()
+        self.last_step = step
+        return totp(self.secret, at=step * 30)
+
+    def login(self, **extra):
+        body = {"username": self.username, "password": self.password, "totp_code": self.next_code()}
+        body.update(extra)
+        st, _, b = self.core.request("POST", "/api/v1/auth/login", json=body, as_=None)
+        if st != 200:
+            raise CoreError(f"login of {self.username} failed: {st} {b}")
+        self.token = b["token"]
+        return self.token
+
+    @property
+    def headers(self):
+        return {"Authorization": f"Bearer {self.token}"}
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -246,6 +301,7 @@ class Core:
             "crypto.active_key_id": "1",
             "log.level": "info",
             "paths.sql_dir": env("HF_SQL_DIR"),
+            "auth.gateway_secret_file": str(self.key_dir / "gateway.secret"),
         }
         values.update(self.overrides)
         return values
@@ -375,11 +431,53 @@ class Core:
 
     # ---- HTTP
 
-    def request(self, method, path, json=None, headers=None, raw_body=None, timeout=30):
+    # ---- staff accounts
+
+    def staff(self, role, username=None):
+        """A logged-in staff account of role (made once per Core and role unless username is given)."""
+        key = (self.db, username or role)  # Cores sharing a database share its accounts
+        if key not in _staff_by_db:
+            _staff_by_db[key] = Staff(self, role, username or ("t_" + role))
+        return _staff_by_db[key]
+
+    def audit(self, **filters):
+        """Every audit entry matching filters (actor, action, entity, record, from, to), newest first, read
+        page by page as an auditor."""
+        items, after = [], None
+        while True:
+            q = dict(filters, limit=100)
+            if after:
+                q["after"] = after
+            qs = "&".join(f"{k}={v}" for k, v in q.items())
+            st, _, b = self.get(f"/api/v1/audit?{qs}", as_="auditor")
+            if st != 200:
+                raise CoreError(f"GET /api/v1/audit?{qs}: {st} {b}")
+            items += b["items"]
+            after = b.get("next")
+            if not after:
+                return items
+
+    def gateway_secret(self):
+        return (self.key_dir / "gateway.secret").read_text().strip()
+
+    @staticmethod
+    def default_role(method, path):
+        """Who the suites act as when they name nobody: the role the matrix (docs/roles.md) needs for
+        registry work: admin for programme changes, a registrar for everything else."""
+        if method in ("POST", "PATCH") and path.startswith("/api/v1/programmes"):
+            return "admin"
+        return "registrar"
+
+    def request(self, method, path, json=None, headers=None, raw_body=None, timeout=30, as_="default"):
         """One request on a new connection; returns (status, headers, body). headers is case-insensitive
         (headers.get("X-Request-Id")); body is parsed JSON when the response says JSON and parses, else text
-        (bytes if it is not UTF-8)."""
+        (bytes if it is not UTF-8). Requests under /api/v1 carry a staff session: as_ names the role (or a
+        Staff), "default" picks Core.default_role, None sends no credential; a credential in headers wins."""
         hdrs = dict(headers or {})
+        creds = ("authorization", "x-hifadhi-service-key", "x-hifadhi-kiosk")
+        if as_ is not None and path.startswith("/api/v1/") and not any(k.lower() in creds for k in hdrs):
+            who = as_ if isinstance(as_, Staff) else self.staff(self.default_role(method, path) if as_ == "default" else as_)
+            hdrs.update(who.headers)
         body = raw_body
         if json is not None:
             body = jsonlib.dumps(json)
@@ -404,17 +502,17 @@ class Core:
             pass
         return resp.status, resp.headers, parsed
 
-    def get(self, path, json=None, headers=None, raw_body=None):
-        return self.request("GET", path, json, headers, raw_body)
+    def get(self, path, json=None, headers=None, raw_body=None, as_="default"):
+        return self.request("GET", path, json, headers, raw_body, as_=as_)
 
-    def post(self, path, json=None, headers=None, raw_body=None):
-        return self.request("POST", path, json, headers, raw_body)
+    def post(self, path, json=None, headers=None, raw_body=None, as_="default"):
+        return self.request("POST", path, json, headers, raw_body, as_=as_)
 
-    def put(self, path, json=None, headers=None, raw_body=None):
-        return self.request("PUT", path, json, headers, raw_body)
+    def put(self, path, json=None, headers=None, raw_body=None, as_="default"):
+        return self.request("PUT", path, json, headers, raw_body, as_=as_)
 
-    def patch(self, path, json=None, headers=None, raw_body=None):
-        return self.request("PATCH", path, json, headers, raw_body)
+    def patch(self, path, json=None, headers=None, raw_body=None, as_="default"):
+        return self.request("PATCH", path, json, headers, raw_body, as_=as_)
 
-    def delete(self, path, json=None, headers=None, raw_body=None):
-        return self.request("DELETE", path, json, headers, raw_body)
+    def delete(self, path, json=None, headers=None, raw_body=None, as_="default"):
+        return self.request("DELETE", path, json, headers, raw_body, as_=as_)

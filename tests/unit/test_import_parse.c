@@ -13,6 +13,8 @@
 #include "../../core/location.c"
 #include "../../core/person.c"
 #include "../../core/validate.c"
+#include "../../core/audit_chain.c"
+#include "../../core/audit.c"
 #include "../../core/import.c"
 
 #include <stdio.h>
