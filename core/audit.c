@@ -602,21 +602,11 @@ struct vhead {
 	uint8_t hash[AUDIT_HASH_LEN];
 };
 
-struct vcheckpoint {
-	unsigned stripe;
-	uint64_t seq;
-	uint8_t hash[AUDIT_HASH_LEN];
-	bool sig_ok;
-	char key_id[AUDIT_KEY_ID_LEN + 1];
-};
-
 struct vstate {
 	struct audit_verify_result *res;
 	uint64_t best; /* order of the reported problem: the id of the entry it is placed at */
 	struct vhead *heads;
 	size_t nheads, heads_cap, hi;
-	struct vcheckpoint *cps;
-	size_t ncps, cps_cap, ci;
 	/* the stripe being walked */
 	bool in_stripe;
 	unsigned stripe;
@@ -663,37 +653,6 @@ static hf_err load_head(void *ctx, struct db_rows *r)
 	x->stripe = (unsigned)stripe;
 	x->seq = seq;
 	memcpy(x->hash, h, AUDIT_HASH_LEN);
-	return HF_OK;
-}
-
-static hf_err load_checkpoint(void *ctx, struct db_rows *r)
-{
-	struct vstate *v = ctx;
-	uint64_t stripe = 0, seq = 0;
-	size_t siglen = 0;
-	const uint8_t *h = row_hash(r, 2);
-	const uint8_t *sig = db_rows_blob(r, 3, &siglen);
-	struct hf_str kid = row_str(r, 4);
-	if (!row_u64(r, 0, &stripe) || stripe > 0xFFFF || !row_u64(r, 1, &seq) || !h) {
-		problem(v, UINT64_MAX, 0, 0, 0, "a checkpoint row is unreadable: the audit_checkpoints table was tampered with");
-		return HF_OK;
-	}
-	if (v->ncps == v->cps_cap) {
-		v->cps_cap = v->cps_cap ? 2 * v->cps_cap : 256;
-		v->cps = hf_xrealloc(v->cps, v->cps_cap * sizeof(*v->cps));
-	}
-	struct vcheckpoint *c = &v->cps[v->ncps++];
-	c->stripe = (unsigned)stripe;
-	c->seq = seq;
-	memcpy(c->hash, h, AUDIT_HASH_LEN);
-	c->sig_ok = sig && siglen == AUDIT_SIG_LEN &&
-		    audit_chain_checkpoint_ok(audit_chain_public_key(g_audit.keys), c->stripe, seq, h, sig);
-	size_t kl = kid.len < AUDIT_KEY_ID_LEN ? kid.len : AUDIT_KEY_ID_LEN;
-	memcpy(c->key_id, kid.ptr, kl);
-	c->key_id[kl] = '\0';
-	for (size_t i = 0; i < kl; i++) /* shown in the problem text: keep it printable */
-		if (!strchr("0123456789abcdef", c->key_id[i]))
-			c->key_id[i] = '?';
 	return HF_OK;
 }
 
@@ -745,36 +704,45 @@ static void stripe_end(struct vstate *v)
 	v->in_stripe = false;
 }
 
-static bool cp_before(const struct vcheckpoint *c, unsigned stripe, uint64_t seq)
+/* One checkpoint with the entry it names (streamed after the entries: memory stays flat however many
+ * checkpoints there are). Placed at that entry; one naming a missing entry after every entry problem,
+ * since the gap itself is reported where it is. */
+static hf_err verify_checkpoint(void *ctx, struct db_rows *r)
 {
-	return c->stripe < stripe || (c->stripe == stripe && c->seq < seq);
-}
-
-static void checkpoint_missing(struct vstate *v, const struct vcheckpoint *c)
-{
-	problem(v, UINT64_MAX, 0, c->stripe, c->seq,
-		"the checkpoint of stripe %u at seq %llu names an entry that does not exist: it was deleted", c->stripe,
-		(unsigned long long)c->seq);
-}
-
-/* Checkpoints up to (stripe, seq): those before it name missing entries, one at it is checked. */
-static void checkpoints_at(struct vstate *v, unsigned stripe, uint64_t seq, uint64_t id, const uint8_t *hash)
-{
-	while (v->ci < v->ncps && cp_before(&v->cps[v->ci], stripe, seq))
-		checkpoint_missing(v, &v->cps[v->ci++]);
-	while (v->ci < v->ncps && v->cps[v->ci].stripe == stripe && v->cps[v->ci].seq == seq) {
-		const struct vcheckpoint *c = &v->cps[v->ci++];
-		unsigned long long q = seq, i = id;
-		if (!c->sig_ok)
-			problem(v, id, id, stripe, seq,
-				"the checkpoint of stripe %u at seq %llu (entry %llu) has an invalid signature: key %s did"
-				" not sign it as it stands (audit-sign.pub is %s)", stripe, q, i, c->key_id,
-				audit_chain_key_id(g_audit.keys));
-		else if (!hash || memcmp(c->hash, hash, AUDIT_HASH_LEN) != 0)
-			problem(v, id, id, stripe, seq,
-				"entry %llu (stripe %u, seq %llu) differs from its signed checkpoint: the chain was"
-				" rewritten after it was signed", i, stripe, q);
+	struct vstate *v = ctx;
+	uint64_t stripe64 = 0, seq = 0, id = 0;
+	size_t siglen = 0;
+	const uint8_t *hash = row_hash(r, 2), *entry_hash = row_hash(r, 6);
+	const uint8_t *sig = db_rows_blob(r, 3, &siglen);
+	v->res->checkpoints++;
+	if (!row_u64(r, 0, &stripe64) || stripe64 > 0xFFFF || !row_u64(r, 1, &seq) || !hash) {
+		problem(v, UINT64_MAX, 0, 0, 0, "a checkpoint row is unreadable: the audit_checkpoints table was altered");
+		return HF_OK;
 	}
+	unsigned stripe = (unsigned)stripe64;
+	unsigned long long q = seq;
+	bool has_entry = !db_rows_null(r, 5) && row_u64(r, 5, &id);
+	uint64_t order = has_entry ? id : UINT64_MAX;
+	/* The key id, shown in the problem text: our own format, else left out. */
+	struct hf_str kid = row_str(r, 4);
+	char key_id[AUDIT_KEY_ID_LEN + 1] = "?";
+	if (kid.len == AUDIT_KEY_ID_LEN && strspn(kid.ptr, "0123456789abcdef") >= AUDIT_KEY_ID_LEN) {
+		memcpy(key_id, kid.ptr, AUDIT_KEY_ID_LEN);
+		key_id[AUDIT_KEY_ID_LEN] = '\0';
+	}
+	if (!sig || siglen != AUDIT_SIG_LEN ||
+	    !audit_chain_checkpoint_ok(audit_chain_public_key(g_audit.keys), stripe, seq, hash, sig))
+		problem(v, order, has_entry ? id : 0, stripe, seq,
+			"checkpoint of stripe %u at seq %llu (entry %llu) has an invalid signature (key %s;"
+			" audit-sign.pub is %s)", stripe, q, (unsigned long long)id, key_id, audit_chain_key_id(g_audit.keys));
+	else if (!has_entry)
+		problem(v, order, 0, stripe, seq,
+			"the checkpoint of stripe %u at seq %llu names an entry that does not exist: it was deleted", stripe, q);
+	else if (!entry_hash || memcmp(entry_hash, hash, AUDIT_HASH_LEN) != 0)
+		problem(v, order, id, stripe, seq,
+			"entry %llu (stripe %u, seq %llu) differs from its signed checkpoint: the chain was rewritten after"
+			" it was signed", (unsigned long long)id, stripe, q);
+	return HF_OK;
 }
 
 static hf_err verify_row(void *ctx, struct db_rows *r)
@@ -838,7 +806,6 @@ static hf_err verify_row(void *ctx, struct db_rows *r)
 		problem(v, id, id, stripe, seq,
 			"entry %llu (stripe %u, seq %llu) does not link to entry %llu before it: the chain was rewritten", i,
 			stripe, q, (unsigned long long)v->last_id);
-	checkpoints_at(v, stripe, seq, id, hash);
 	v->last_seq = seq;
 	v->last_id = id;
 	memcpy(v->last_hash, hash ? hash : ZERO_HASH, AUDIT_HASH_LEN);
@@ -848,13 +815,8 @@ static hf_err verify_row(void *ctx, struct db_rows *r)
 static hf_err verify_walk(struct db *db, struct vstate *v)
 {
 	hf_err err = db_stream(db, "SELECT stripe, seq, hash FROM audit_heads ORDER BY stripe", NULL, 0, load_head, v);
-	if (!err)
-		err = db_stream(db,
-				"SELECT stripe, seq, hash, signature, key_id FROM audit_checkpoints ORDER BY stripe, seq",
-				NULL, 0, load_checkpoint, v);
 	if (err)
 		return err;
-	v->res->checkpoints = v->ncps;
 	/* One pass in chain order over uq_audit_chain (forced: a filesort of the whole table is far slower). */
 	err = db_stream(db,
 			"SELECT id, stripe, seq, DATE_FORMAT(occurred_at, " TS_SQL_FMT "), actor_type, actor, action,"
@@ -867,9 +829,10 @@ static hf_err verify_walk(struct db *db, struct vstate *v)
 		stripe_end(v);
 	while (v->hi < v->nheads)
 		head_without_entries(v, &v->heads[v->hi++]);
-	while (v->ci < v->ncps)
-		checkpoint_missing(v, &v->cps[v->ci++]);
-	return HF_OK;
+	return db_stream(db,
+			 "SELECT c.stripe, c.seq, c.hash, c.signature, c.key_id, l.id, l.hash FROM audit_checkpoints c"
+			 " LEFT JOIN audit_log l ON l.stripe = c.stripe AND l.seq = c.seq ORDER BY c.stripe, c.seq",
+			 NULL, 0, verify_checkpoint, v);
 }
 
 hf_err audit_verify(struct db *db, struct audit_verify_result *res)
@@ -905,7 +868,6 @@ hf_err audit_verify(struct db *db, struct audit_verify_result *res)
 out_free:
 	hf_buf_release(&v.scratch);
 	free(v.heads);
-	free(v.cps);
 	return err;
 }
 

@@ -55,7 +55,7 @@ def code_routes():
     if not m:
         raise ValueError("no `routes[] = {...};` initialiser in core/api.c")
     routes = {}
-    entry = re.compile(r'\{\s*"([A-Za-z]+)"\s*,\s*"([^"]*)"\s*,\s*\w+\s*,\s*(\d{3})\s*\}')
+    entry = re.compile(r'\{\s*"([A-Za-z]+)"\s*,\s*"([^"]*)"\s*,\s*\w+\s*,\s*(\d{3})\s*[,}]')
     for method, pattern, status in entry.findall(m.group(1)):
         path = "/api/v1/" + pattern
         display = "/".join("{param}" if s == "*" else s for s in path.split("/"))
