@@ -227,11 +227,11 @@ static hf_err pending_prepare(const struct audit_actor *who, const struct audit_
 
 	hf_err err = HF_OK;
 	if (ev->before) {
-		err = digest_json(ev->before, "audit.before", p->before);
+		err = digest_json(ev->before, "audit.record", p->before);
 		e->before_digest = p->before;
 	}
 	if (!err && ev->after) {
-		err = digest_json(ev->after, "audit.after", p->after);
+		err = digest_json(ev->after, "audit.record", p->after);
 		e->after_digest = p->after;
 	}
 	if (err)
@@ -249,8 +249,8 @@ static hf_err pending_prepare(const struct audit_actor *who, const struct audit_
 		size_t n = strlen(p->detail);
 		/* Over the column: keep the entry (the event happened) and say that the detail was cut. */
 		if (n > DETAIL_MAX || !hf_utf8_valid_text(p->detail, n)) {
-			hf_log(HF_LOG_WARN, "core.audit", "msg=\"audit detail too long, stored as truncated\" action=%s bytes=%zu",
-			       ev->action, n);
+			hf_log(HF_LOG_WARN, "core.audit",
+			       "msg=\"audit detail too long or not text, stored as truncated\" action=%s bytes=%zu", ev->action, n);
 			wipe_free(p->detail);
 			p->detail = hf_xstrdup("{\"truncated\":true}");
 		}
@@ -287,8 +287,8 @@ static hf_err pending_link(struct pending *p, uint64_t prev_seq, const uint8_t p
 
 /* Moves the stripe's head from (from_seq, from_hash) to the entry's (seq, hash), only if it is still
  * there. *moved is false when the head was elsewhere. */
-static hf_err head_cas(struct db *db, const struct pending *p, uint64_t from_seq, const uint8_t from_hash[AUDIT_HASH_LEN],
-		       bool *moved)
+static hf_err head_cas(struct db *db, const struct pending *p, uint64_t from_seq,
+		       const uint8_t from_hash[AUDIT_HASH_LEN], bool *moved)
 {
 	uint64_t n = 0;
 	struct db_val v[] = {DB_I64(p->e.seq), DB_BLOB(p->hash, AUDIT_HASH_LEN), DB_I64(p->e.stripe), DB_I64(from_seq),
@@ -435,8 +435,8 @@ static hf_err entry_store(struct db *db, struct pending *p)
 		hf_err err = entry_insert(db, p);
 		if (err != HF_ECONFLICT)
 			return err;
-		if (strcmp(db_conflict_key(db), "PRIMARY") != 0 || attempt + 1 == ID_RETRIES) {
-			/* uq_audit_chain: rows exist past the head, written behind the application's back. */
+		if (strcmp(db_conflict_key(db), "uq_audit_id") != 0 || attempt + 1 == ID_RETRIES) {
+			/* PRIMARY (stripe, seq): rows exist past the head, written behind the application's back. */
 			hf_log(HF_LOG_ERROR, "core.audit", "msg=\"cannot append: the stripe has entries past its head;"
 			       " run audit verify\" stripe=%u seq=%llu key=%s", p->e.stripe, (unsigned long long)p->e.seq,
 			       db_conflict_key(db));
@@ -490,6 +490,7 @@ static unsigned thread_stripe(void)
 
 hf_err audit_append(struct db *db, const struct audit_actor *who, const struct audit_event *ev)
 {
+	HF_ASSERT(db && who && ev);
 	if (!g_audit.enabled)
 		return HF_OK;
 	if (!g_audit.keys) {
@@ -691,8 +692,8 @@ static void stripe_end(struct vstate *v)
 			"stripe %u has entries up to seq %llu but no head: its head row was deleted", s, last);
 	else if (h->seq > v->last_seq)
 		problem(v, v->last_id, 0, s, v->last_seq + 1,
-			"stripe %u ends at seq %llu but its head says %llu: entries were deleted at the end", s, last,
-			(unsigned long long)h->seq);
+			"stripe %u ends at seq %llu but its head says %llu: entries were deleted at the end (missing from"
+			" seq %llu)", s, last, (unsigned long long)h->seq, last + 1);
 	else if (h->seq < v->last_seq)
 		problem(v, v->last_id, 0, s, h->seq + 1,
 			"stripe %u has entries up to seq %llu but its head says %llu: entries were added behind the"
@@ -817,11 +818,11 @@ static hf_err verify_walk(struct db *db, struct vstate *v)
 	hf_err err = db_stream(db, "SELECT stripe, seq, hash FROM audit_heads ORDER BY stripe", NULL, 0, load_head, v);
 	if (err)
 		return err;
-	/* One pass in chain order over uq_audit_chain (forced: a filesort of the whole table is far slower). */
+	/* One pass in chain order: the table is clustered by (stripe, seq), so this reads each page once. */
 	err = db_stream(db,
 			"SELECT id, stripe, seq, DATE_FORMAT(occurred_at, " TS_SQL_FMT "), actor_type, actor, action,"
 			" entity, record, outcome, source, request_id, before_digest, after_digest, detail, prev_hash,"
-			" hash, mac FROM audit_log FORCE INDEX (uq_audit_chain) ORDER BY stripe, seq",
+			" hash, mac FROM audit_log ORDER BY stripe, seq",
 			NULL, 0, verify_row, v);
 	if (err)
 		return err;
@@ -984,9 +985,9 @@ hf_err audit_search(struct db *db, const struct audit_query *q, struct hf_ferrs 
 	struct db_val v[8];
 	size_t nv = 0;
 	char from_s[20], to_s[20], lim[16];
-	search_sql(&sql, "SELECT id, stripe, seq, DATE_FORMAT(occurred_at, '%Y-%m-%dT%H:%i:%s.%fZ'), actor_type, actor, action,"
-		      " entity, record, outcome, source, request_id, before_digest, after_digest, detail, hash"
-		      " FROM audit_log WHERE 1 = 1");
+	search_sql(&sql, "SELECT id, stripe, seq, DATE_FORMAT(occurred_at, '%Y-%m-%dT%H:%i:%s.%fZ'), actor_type, actor,"
+			 " action, entity, record, outcome, source, request_id, before_digest, after_digest, detail, hash"
+			 " FROM audit_log WHERE 1 = 1");
 	if (after) {
 		search_sql(&sql, " AND id < ?");
 		v[nv++] = DB_I64(after);

@@ -35,9 +35,11 @@ struct audit_actor {
 };
 
 /* What happened. action: "individual.update", "auth.login", "individual.read", ... (<= 48 chars);
- * entity/record: what it touched ("individual" / ben_no; "" when nothing in particular); outcome: "ok",
- * "denied" or "failed"; before/after: the record's JSON (digested, never stored) or NULL; detail: a JSON
- * object of non-personal facts (field names changed, counts, reasons) or NULL. */
+ * entity/record: what it touched ("individual" / ben_no; "" when nothing in particular; <= 24 / 64 chars);
+ * outcome: "ok", "denied" or "failed"; before/after: the record's JSON (digested, never stored) or NULL;
+ * detail: a JSON object of non-personal facts (field names changed, counts, reasons) or NULL (stored as
+ * {}); a detail over 2000 bytes of compact JSON is stored as {"truncated":true}. NULL strings count as "";
+ * source <= 45 chars, request_id <= 36. All borrowed for the call only. */
 struct audit_event {
 	const char *action;
 	const char *entity;

@@ -14,8 +14,9 @@
  *     before_digest, after_digest, detail     each u32 length + bytes (a digest is 0 or 32 bytes)
  * occurred_at is the text MariaDB gives back, "YYYY-MM-DD HH:MM:SS.ffffff" (UTC).
  *     hash = SHA-256(prev_hash || canonical)      mac = BLAKE2b-256(key = audit-mac.key, hash)
- * A record digest is BLAKE2b-256(key = audit-mac.key, domain || 0x00 || json); domains "audit.before" and
- * "audit.after". A checkpoint signature is Ed25519 (audit-sign.key) over
+ * A record digest is BLAKE2b-256(key = audit-mac.key, domain || 0x00 || json); one domain, "audit.record",
+ * for before and after alike, so an auditor can follow a record: one change's after-digest is the next
+ * change's before-digest. A checkpoint signature is Ed25519 (audit-sign.key) over
  *     "hifadhi-audit-checkpoint-v1" || stripe (u16) || seq (u64) || hash.
  *
  * Thread-safe once the keys are loaded (they are only read).

@@ -134,7 +134,7 @@ cmd_start() {
 			--tmpdir="$DB_DIR/tmp" \
 			--pid-file="$PIDFILE" --log-error="$ERRLOG" --skip-name-resolve \
 			--innodb-buffer-pool-size="$BUFFER_POOL" --innodb-flush-log-at-trx-commit=1 \
-			--innodb-autoinc-lock-mode=2 --max-connections=500 \
+			--innodb-autoinc-lock-mode=2 --max-connections=500 --max-heap-table-size=1G \
 			--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
 			--default-time-zone=+00:00 </dev/null >>"$ERRLOG" 2>&1
 	) &

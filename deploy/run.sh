@@ -110,8 +110,37 @@ until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" |
 done
 
 # Number of programmes in the registry, from GET /api/v1/programmes (a list, or a list under a key).
+# Demo staff: one account per role, TOTP enrolled, credentials in var/run/demo-staff.json (0600).
+STAFF="$RUN_DIR/demo-staff.json"
+make_demo_staff() {
+	local role pw out tmp="$STAFF.tmp"
+	umask 077
+	echo '{' >"$tmp"
+	local first=true
+	for role in admin registrar case_worker payment_officer auditor support; do
+		pw="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		out=$(printf '%s\n' "$pw" | core user add "demo.${role//_/-}" --role "$role" --json) ||
+			die "could not create demo.${role//_/-} (if var/run/demo-staff.json was deleted but the database kept, remove var/ to start afresh)"
+		$first || echo ',' >>"$tmp"
+		first=false
+		printf '%s' "$out" | python3 -c '
+import json, sys
+o = json.load(sys.stdin)
+print(json.dumps(sys.argv[1]) + ": " + json.dumps({"username": o["username"], "password": sys.argv[2],
+      "secret": o["secret"], "otpauth_uri": o["otpauth_uri"], "recovery_codes": o["recovery_codes"]}))' \
+			"$role" "$pw" >>"$tmp"
+	done
+	echo '}' >>"$tmp"
+	mv -f "$tmp" "$STAFF"
+}
+if [ ! -s "$STAFF" ]; then
+	say "creating demo staff accounts (one per role; credentials in var/run/demo-staff.json)"
+	make_demo_staff
+fi
+ADMIN_TOKEN=$(python3 deploy/demo_staff.py "$STAFF" login admin "$BASE") || die "demo admin login failed"
+
 count_programmes() {
-	curl -sS --fail --max-time 10 "$BASE/api/v1/programmes" | python3 -c '
+	curl -sS --fail --max-time 10 -H "Authorization: Bearer $ADMIN_TOKEN" "$BASE/api/v1/programmes" | python3 -c '
 import json, sys
 body = json.load(sys.stdin)
 if isinstance(body, dict):
@@ -124,7 +153,8 @@ print(len(body))'
 post_programme() {
 	local json=$1 code
 	code=$(curl -sS --max-time 10 -o "$RUN_DIR/last-response.json" -w '%{http_code}' \
-		-H 'Content-Type: application/json' --data-binary "$json" "$BASE/api/v1/programmes")
+		-H 'Content-Type: application/json' -H "Authorization: Bearer $ADMIN_TOKEN" --data-binary "$json" \
+		"$BASE/api/v1/programmes")
 	case "$code" in
 	200 | 201) ;;
 	409) say "programme already exists: $json" ;;
@@ -157,7 +187,13 @@ cat <<BANNER
    MariaDB       127.0.0.1:$HF_DB_PORT and $db_dir_abs/mysqld.sock
    config, log   var/run/core.conf, var/run/core.log
    demo data     $demo
-   staff logins: arrive with the Trust issue (#3)
+   staff         demo.admin, demo.registrar, demo.case-worker, demo.payment-officer,
+                 demo.auditor, demo.support: passwords and TOTP secrets in var/run/demo-staff.json
+                 (add the otpauth_uri to a phone app, or print a code:
+                  deploy/demo_staff.py var/run/demo-staff.json code registrar)
+   log in        TOKEN=\$(deploy/demo_staff.py var/run/demo-staff.json login registrar $BASE)
+                 curl -H "Authorization: Bearer \$TOKEN" $BASE/api/v1/auth/me
+   roles         docs/roles.md   security: docs/security.md
  Stop with Ctrl-C (stops hifadhi-core, then MariaDB).
 ==================================================================================
 

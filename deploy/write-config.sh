@@ -53,6 +53,9 @@ migrate_password_file = $key_dir/db-admin.password
 key_dir = $key_dir
 active_key_id = 1
 
+[auth]
+gateway_secret_file = $key_dir/gateway.secret
+
 [log]
 level = ${HF_LOG_LEVEL:-info}
 

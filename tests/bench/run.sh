@@ -9,6 +9,13 @@
 #   B  `hifadhi-core import` of ~400,000 individuals vs plain multi-row INSERTs of the same rows into an
 #      unindexed TEXT table (tests/bench/plain_insert.c): individuals/s and the ratio
 #   C  GET /api/v1/individuals?national_id=<id> with ~1,000,000 individuals, wrk -c16: p50/p99, req/s
+#      (A and C read as the gateway, with its service key: the high-volume channel, no per-read audit write)
+#   D  audit cost: POST /api/v1/households by a registrar, wrk -c16, with the audit trail on vs off
+#   E  kiosk signatures: GET /api/v1/individuals/<ben_no> signed by an enrolled kiosk (each request once,
+#      with its own nonce) vs the same reads with the gateway's key, wrk -c32
+#   F  `hifadhi-core audit verify` over 1,000,000 entries, vs streaming the same rows with the mariadb client
+#   G  login under attack: 200 connections send wrong passwords for one account from 200 addresses while
+#      other staff log in 4 times a second; their p99 vs the same logins on a quiet server
 #
 # Everything runs on loopback, out of var/bench/ (removed on exit, whatever happens): a private MariaDB
 # (deploy/mariadb.sh, 127.0.0.1:3327), hifadhi-core and bare_mhd on 127.0.0.1 (ports 18327/18328).
@@ -23,7 +30,8 @@
 #   HF_BENCH_C_THREADS the same for C, where the lowest p99 is kept (default "4")
 #   HF_BENCH_DURATION  seconds of each measured wrk run (15);  HF_BENCH_WARMUP  seconds of warm-up (3)
 #   HF_BENCH_HH_A / HF_BENCH_HH_B / HF_BENCH_HH_C  households generated (20000 / 100000 / 250000)
-#   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABC)
+#   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABCDEFG)
+#   HF_BENCH_AUDIT_N   audit entries for F (1000000)
 #   HF_BENCH_PORT      HTTP port of hifadhi-core; bare_mhd uses the next one (18327)
 set -euo pipefail
 
@@ -40,6 +48,10 @@ CORE="$BUILD/bin/hifadhi-core"
 BARE="$BUILD/bench/bare_mhd"
 PLAIN="$BUILD/bench/plain_insert"
 LUA="$ROOT/tests/bench/paths.lua"
+RLUA="$ROOT/tests/bench/requests.lua"
+SIGNER="$BUILD/bench/kiosk_sign"
+AUDIT_BENCH="$BUILD/bench/audit_verify"
+AUDIT_N=${HF_BENCH_AUDIT_N:-1000000}
 
 read -r -a threads_arr <<<"${HF_BENCH_THREADS:-4}"
 THREADS_LIST="${threads_arr[*]}" # normalised: single spaces
@@ -50,7 +62,7 @@ WARMUP=${HF_BENCH_WARMUP:-3}
 HH_A=${HF_BENCH_HH_A:-20000}
 HH_B=${HF_BENCH_HH_B:-100000}
 HH_C=${HF_BENCH_HH_C:-250000}
-ONLY=${HF_BENCH_ONLY:-ABC}
+ONLY=${HF_BENCH_ONLY:-ABCDEFG}
 PORT=${HF_BENCH_PORT:-18327}
 BARE_PORT=$((PORT + 1))
 LOOKUPS=5000          # distinct records each lookup benchmark cycles through
@@ -194,6 +206,10 @@ migrate_password_file = $ROOT/$HF_KEY_DIR/db-admin.password
 key_dir = $CORE_KEYS
 active_key_id = 1
 
+[auth]
+gateway_secret_file = $CORE_KEYS/gateway.secret
+trusted_proxy = 127.0.0.1
+
 [log]
 level = warn
 
@@ -227,14 +243,38 @@ start_bare() {
 	done
 }
 
+# bench_token CONF ROLE: a session token of bench.ROLE in CONF's database (the account is made on first use;
+# its password and TOTP secret stay in var/bench/). Needs serve running.
+bench_token() {
+	local conf=$1 role=$2 db file pw
+	db=$(sed -n 's/^name = //p' "$conf" | head -n 1)
+	file="$VAR/staff-$db.json"
+	[ -s "$file" ] || echo '{}' >"$file"
+	if ! python3 -c 'import json,sys; sys.exit(0 if sys.argv[2] in json.load(open(sys.argv[1])) else 1)' "$file" "$role"; then
+		pw="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+		printf '%s\n' "$pw" | "$CORE" -c "$conf" user add "bench.${role//_/-}" --role "$role" --json >"$VAR/user.json" \
+			2>>"$LOGS/setup.log" || die "user add bench.$role failed; see $LOGS/setup.log"
+		python3 - "$file" "$role" "$pw" "$VAR/user.json" <<'PY'
+import json, sys
+f, role, pw, out = sys.argv[1:5]
+d = json.load(open(f))
+o = json.load(open(out))
+d[role] = {"username": o["username"], "password": pw, "secret": o["secret"]}
+json.dump(d, open(f, "w"))
+PY
+	fi
+	"$ROOT/deploy/demo_staff.py" "$file" login "$role" "http://127.0.0.1:$PORT" || die "login of bench.$role failed"
+}
+
 # The programmes the generated data enrols people in (`gen` uses these codes).
 create_programmes() {
-	local p code target status
+	local p code target status token
+	token=$(bench_token "$1" admin)
 	for p in OPCT:individual PWSD-CT:individual CT-OVC:household; do
 		code=${p%%:*}
 		target=${p#*:}
 		status=$(curl -s -o "$LOGS/programme.json" -w '%{http_code}' --max-time 10 -X POST \
-			-H 'Content-Type: application/json' -H 'X-Hifadhi-Actor: bench' \
+			-H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
 			-d "{\"code\":\"$code\",\"name\":\"Benchmark programme $code\",\"target\":\"$target\",\"currency\":\"KES\"}" \
 			"http://127.0.0.1:$PORT/api/v1/programmes")
 		[ "$status" = 201 ] || die "POST /api/v1/programmes $code answered $status: $(cat "$LOGS/programme.json")"
@@ -273,10 +313,10 @@ import_csv() {
 wrk_val() { grep -o "$1=[^ ]*" "$2" | head -n 1 | cut -d= -f2; } # wrk_val KEY FILE: from the BENCH lines
 wrk_run() {
 	local name=$1 spid=$2 url=$3 paths=$4 conns=$5 one=${6:-} out="$LOGS/wrk-$1.txt" m0 m1 cpu
-	run_waited wrk -t2 -c"$conns" -d"${WARMUP}s" --timeout 5s -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
+	run_waited wrk -t2 -c"$conns" -d"${WARMUP}s" --timeout 5s ${WRK_HEADER:+-H "$WRK_HEADER"} -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
 		>"$LOGS/wrk-$name-warmup.txt" 2>&1 || die "wrk (warm-up of $name) failed; see $LOGS/wrk-$name-warmup.txt"
 	cpu_mark m0 "$spid"
-	run_waited wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
+	run_waited wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency ${WRK_HEADER:+-H "$WRK_HEADER"} -s "$LUA" "$url" -- "$paths" ${one:+"$one"} \
 		>"$out" 2>&1 || die "wrk ($name) failed; see $out"
 	cpu_mark m1 "$spid"
 	local sname=hifadhi-core
@@ -369,7 +409,7 @@ if [[ "$ONLY" == *A* ]]; then
 	new_db hf_bench_a "$CONF_A"
 	rows_a=$(gen_csv "$HH_A" 1 "$VAR/a.csv")
 	start_core "$CONF_A" "$BEST_THREADS" "$LOGS/core-a-setup.log"
-	create_programmes
+	create_programmes "$CONF_A"
 	stop_core
 	import_csv "$CONF_A" "$VAR/a.csv" a
 	say "A: $IMPORT_INDIVIDUALS individuals imported in ${IMPORT_SECONDS}s"
@@ -378,6 +418,7 @@ if [[ "$ONLY" == *A* ]]; then
 		>"$VAR/a-paths.txt"
 	[ "$(wc -l <"$VAR/a-paths.txt")" -eq "$LOOKUPS" ] || die "A: fewer than $LOOKUPS individuals to look up"
 	echo / >"$VAR/bare-paths.txt"
+	WRK_HEADER="X-Hifadhi-Service-Key: $(cat "$CORE_KEYS/gateway.secret")"
 
 	best_rps=0
 	A_TRIES=""
@@ -397,6 +438,7 @@ if [[ "$ONLY" == *A* ]]; then
 	done
 	say "A: best for hifadhi-core: http.threads=$BEST_THREADS; bare_mhd gets the same"
 	start_bare "$BEST_THREADS"
+	WRK_HEADER="X-Hifadhi-Service-Key: $(cat "$CORE_KEYS/gateway.secret")" # sent to bare_mhd too: same bytes
 	wrk_run "a-bare-threads$BEST_THREADS" "$bare_pid" "http://127.0.0.1:$BARE_PORT" "$VAR/bare-paths.txt" 64
 	stop_bare
 	$W_OK || INVALID=1
@@ -444,7 +486,7 @@ if [[ "$ONLY" == *B* ]]; then
 	CONF_B="$VAR/core-b.conf"
 	new_db hf_bench_b "$CONF_B"
 	start_core "$CONF_B" "$BEST_THREADS" "$LOGS/core-b-setup.log"
-	create_programmes
+	create_programmes "$CONF_B"
 	stop_core
 	say "B: hifadhi-core import"
 	import_csv "$CONF_B" "$VAR/b.csv" b
@@ -472,7 +514,7 @@ if [[ "$ONLY" == *C* ]]; then
 	CONF_C="$VAR/core-c.conf"
 	new_db hf_bench_c "$CONF_C"
 	start_core "$CONF_C" "$BEST_THREADS" "$LOGS/core-c-setup.log"
-	create_programmes
+	create_programmes "$CONF_C"
 	stop_core
 	say "C: importing $rows_c individuals"
 	import_csv "$CONF_C" "$VAR/c.csv" c
@@ -493,6 +535,7 @@ for nid in random.Random(3).sample(ids, int(sys.argv[2])):
 PY
 	[ "$(wc -l <"$VAR/c-paths.txt")" -eq "$LOOKUPS" ] || die "C: fewer than $LOOKUPS national IDs in the file"
 	rm -f "$VAR/c.csv"
+	WRK_HEADER="X-Hifadhi-Service-Key: $(cat "$CORE_KEYS/gateway.secret")"
 	reads0=$(root_sql -e "SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_reads'" | cut -f2)
 	c_best="" C_TRIES=""
 	for t in $C_THREADS_LIST; do
@@ -522,6 +565,214 @@ PY
 	row "C   import of $(fmt_int "$IMPORT_INDIVIDUALS") individuals" "$(fmt_int "$c_rate") individuals/s (${IMPORT_SECONDS}s)" \
 		"" "(info)"
 	root_sql -e "DROP DATABASE hf_bench_c"
+fi
+
+# ---- wrk_req: one measured run of requests.lua (headers, bodies). wrk_req NAME SERVER_PID FILE CONNS EXPECT [once]
+# Sets the same W_* as wrk_run; with "once", a run whose file ran out (a thread had nothing new to send) is
+# invalid: the file must hold more requests than the run sends.
+wrk_req() {
+	local name=$1 spid=$2 file=$3 conns=$4 expect=$5 once=${6:-} out="$LOGS/wrk-$1.txt" m0 m1 cpu
+	cpu_mark m0 "$spid"
+	WRK_THREADS=2 run_waited wrk -t2 -c"$conns" -d"${DURATION}s" --timeout 5s --latency -s "$RLUA" \
+		"http://127.0.0.1:$PORT" -- "$file" "$expect" ${once:+"$once"} >"$out" 2>&1 || die "wrk ($name) failed; see $out"
+	cpu_mark m1 "$spid"
+	cpu=$(cpu_report "$m0" "$m1" hifadhi-core)
+	echo "# $cpu" >>"$out"
+	NOISE+=("$name: $cpu")
+	local responses bad sockerr first exhausted
+	responses=$(wrk_val responses "$out")
+	bad=$(wrk_val non200 "$out")
+	sockerr=$(wrk_val socket_errors "$out")
+	first=$(wrk_val first_bad_status "$out")
+	exhausted=$(wrk_val exhausted "$out")
+	W_RPS=$(wrk_val rps "$out")
+	W_P50=$(calc %.2f "$(wrk_val p50_us "$out") / 1000")
+	W_P99=$(calc %.2f "$(wrk_val p99_us "$out") / 1000")
+	[ -n "$responses" ] && [ -n "$W_RPS" ] || die "no BENCH lines in the wrk output; see $out"
+	W_OK=true
+	if [ "$responses" -eq 0 ] || [ "$bad" -ne 0 ] || [ "$sockerr" -ne 0 ] || [ "${exhausted:-0}" -ne 0 ]; then
+		W_OK=false
+		W_BAD="$responses responses: $bad not $expect (first: $first), $sockerr socket errors, $exhausted sent after the file ran out"
+		say "INVALID $name: $W_BAD"
+	fi
+	say "$name: $(fmt_int "$W_RPS") req/s, p50 $W_P50 ms, p99 $W_P99 ms ($responses responses checked)"
+	say "  $cpu"
+}
+SEP=$(printf '\037')
+
+# ---- D: registry writes with the audit trail on and off
+
+if [[ "$ONLY" == *D* ]]; then
+	CONF_D="$VAR/core-d.conf"
+	new_db hf_bench_d "$CONF_D"
+	start_core "$CONF_D" "$BEST_THREADS" "$LOGS/core-d-setup.log"
+	create_programmes "$CONF_D"
+	token=$(bench_token "$CONF_D" registrar)
+	stop_core
+	body='{"location":{"region":"Nairobi","district":"Kibra","village":"Soweto East"},"address":"Plot 7","members":[{"given_name":"Amina","family_name":"Odhiambo","sex":"female","date_of_birth":"1948-03-12","relationship":"head","language":"sw","phone":"+254712000111"}]}'
+	printf 'POST\t/api/v1/households\tAuthorization: Bearer %s%sContent-Type: application/json\t%s\n' "$token" "$SEP" "$body" \
+		>"$VAR/d-requests.txt"
+	declare -A D_RPS=()
+	for mode in off on off on; do
+		enabled=$([ "$mode" = on ] && echo true || echo false)
+		say "D: POST /api/v1/households with audit.enabled=$enabled, wrk -t2 -c16 -d${DURATION}s"
+		"$CORE" -c "$CONF_D" -o "audit.enabled=$enabled" -o "http.threads=$BEST_THREADS" serve </dev/null \
+			>"$LOGS/core-d-$mode.log" 2>&1 &
+		core_pid=$!
+		tries=$((HEALTH_DEADLINE_S * 20))
+		until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; do
+			((tries-- > 0)) && kill -0 "$core_pid" 2>/dev/null || die "D: serve did not start; see $LOGS/core-d-$mode.log"
+			sleep 0.05
+		done
+		wrk_req "d-audit-$mode" "$core_pid" "$VAR/d-requests.txt" 16 201
+		stop_core
+		$W_OK || INVALID=1
+		D_RPS[$mode]=$(calc %.1f "${D_RPS[$mode]:-0} + $W_RPS / 2")
+	done
+	d_ratio=$(calc %.3f "${D_RPS[on]} / ${D_RPS[off]}")
+	row "D registry writes, audit on (-c16)" "$(fmt_int "${D_RPS[on]}") households/s" \
+		"audit off $(fmt_int "${D_RPS[off]}")/s" ""
+	row "D   ratio audit on/off" "$d_ratio" "target >= 0.70" "$(mark "$d_ratio >= 0.7")"
+	NOTES+=("D: runs alternate off, on, off, on on the same growing table; each figure is the mean of its two runs")
+	root_sql -e "DROP DATABASE hf_bench_d"
+fi
+
+# ---- E: signed kiosk requests vs the same reads with the gateway's key
+
+if [[ "$ONLY" == *E* ]]; then
+	CONF_E="$VAR/core-e.conf"
+	new_db hf_bench_e "$CONF_E"
+	rows_e=$(gen_csv 5000 5 "$VAR/e.csv")
+	start_core "$CONF_E" "$BEST_THREADS" "$LOGS/core-e-setup.log"
+	create_programmes "$CONF_E"
+	stop_core
+	import_csv "$CONF_E" "$VAR/e.csv" e
+	rm -f "$VAR/e.csv"
+	root_sql -e "SELECT CONCAT('/api/v1/individuals/', ben_no) FROM hf_bench_e.individuals ORDER BY RAND(5) LIMIT $LOOKUPS" \
+		>"$VAR/e-paths.txt"
+	start_core "$CONF_E" "$BEST_THREADS" "$LOGS/core-e.log"
+	token=$(bench_token "$CONF_E" payment_officer)
+	seed=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+	pub=$("$SIGNER" pubkey "$seed")
+	reg=$(curl -s --max-time 10 -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \
+		-d '{"pay_point":"Bench-1"}' "http://127.0.0.1:$PORT/api/v1/kiosks")
+	kno=$(printf '%s' "$reg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["kiosk_no"])') || die "E: kiosk registration failed: $reg"
+	code=$(printf '%s' "$reg" | python3 -c 'import json,sys; print(json.load(sys.stdin)["enrolment_code"])')
+	st=$(curl -s -o "$LOGS/e-enrol.json" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+		-d "{\"kiosk_no\":\"$kno\",\"enrolment_code\":\"$code\",\"public_key\":\"$pub\"}" "http://127.0.0.1:$PORT/api/v1/kiosks/enrol")
+	[ "$st" = 200 ] || die "E: kiosk enrolment answered $st: $(cat "$LOGS/e-enrol.json")"
+	gw="X-Hifadhi-Service-Key: $(cat "$CORE_KEYS/gateway.secret")"
+	sed "s|^|GET\t|; s|\$|\t$gw\t|" "$VAR/e-paths.txt" >"$VAR/e-unsigned.txt"
+	e_runs=""
+	declare -A E_RPS=()
+	for round in 1 2; do
+		say "E: unsigned (gateway key), wrk -t2 -c32 -d${DURATION}s"
+		wrk_req "e-unsigned-$round" "$core_pid" "$VAR/e-unsigned.txt" 32 200
+		$W_OK || INVALID=1
+		E_RPS[unsigned]=$(calc %.1f "${E_RPS[unsigned]:-0} + $W_RPS / 2")
+		# Every signed request is sent once: 1.5x what the unsigned run answered, signed just before use.
+		n=$(calc %.0f "$W_RPS * $DURATION * 1.5 + 10000")
+		"$SIGNER" requests "$seed" "$kno" "$VAR/e-paths.txt" "$n" >"$VAR/e-signed.txt" || die "E: kiosk_sign failed"
+		say "E: signed by kiosk $kno ($(fmt_int "$n") requests, each sent once), wrk -t2 -c32 -d${DURATION}s"
+		wrk_req "e-signed-$round" "$core_pid" "$VAR/e-signed.txt" 32 200 once
+		$W_OK || INVALID=1
+		E_RPS[signed]=$(calc %.1f "${E_RPS[signed]:-0} + $W_RPS / 2")
+		e_runs+="${e_runs:+; }round $round: signed p99 $W_P99 ms"
+	done
+	stop_core
+	rm -f "$VAR/e-signed.txt"
+	e_ratio=$(calc %.3f "${E_RPS[signed]} / ${E_RPS[unsigned]}")
+	row "E kiosk-signed reads (-c32)" "$(fmt_int "${E_RPS[signed]}") req/s" "unsigned $(fmt_int "${E_RPS[unsigned]}") req/s" ""
+	row "E   ratio signed/unsigned" "$e_ratio" "target >= 0.85" "$(mark "$e_ratio >= 0.85")"
+	NOTES+=("E: unsigned = the gateway's key (a constant-time compare); signed = key lookup, Ed25519 verify and the nonce INSERT that stops replays across instances; $e_runs")
+	root_sql -e "DROP DATABASE hf_bench_e"
+fi
+
+# ---- F: audit verify over 1,000,000 entries
+
+if [[ "$ONLY" == *F* ]]; then
+	CONF_F="$VAR/core-f.conf"
+	new_db hf_bench_f "$CONF_F"
+	say "F: appending $(fmt_int "$AUDIT_N") audit entries"
+	run_waited timeout 1200 "$AUDIT_BENCH" -c "$CONF_F" fill "$AUDIT_N" >"$LOGS/f-fill.txt" 2>&1 ||
+		{ cat "$LOGS/f-fill.txt" >&2; die "F: filling the audit log failed"; }
+	count_f=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_f.audit_log")
+	[ "$count_f" -ge "$AUDIT_N" ] || die "F: the audit log holds $count_f entries, wanted $AUDIT_N"
+	t0=$(now)
+	root_sql --quick -e "SELECT * FROM hf_bench_f.audit_log ORDER BY stripe, seq" >/dev/null || die "F: baseline scan failed"
+	t1=$(now)
+	scan_s=$(elapsed "$t0" "$t1")
+	cpu_mark m0
+	t0=$(now)
+	run_waited "$CORE" -c "$CONF_F" audit verify --json >"$LOGS/f-verify.json" 2>"$LOGS/f-verify.err" ||
+		{ cat "$LOGS/f-verify.json" "$LOGS/f-verify.err" >&2; die "F: audit verify did not pass"; }
+	t1=$(now)
+	cpu_mark m1
+	NOISE+=("f-verify: $(cpu_report "$m0" "$m1")")
+	verify_s=$(elapsed "$t0" "$t1")
+	entries=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["entries"] if d["ok"] else 0)' "$LOGS/f-verify.json")
+	say "F: verify: $entries entries in ${verify_s}s; plain scan of the same rows ${scan_s}s"
+	row "F audit verify of $(fmt_int "$count_f") entries" "${verify_s} s" "target <= 10 s" "$(mark "$verify_s <= 10")"
+	row "F   ratio verify/plain scan" "$(calc %.2f "$verify_s / $scan_s")" "mariadb client scan ${scan_s} s" "(no target)"
+	root_sql -e "DROP DATABASE hf_bench_f"
+fi
+
+# ---- G: staff logins while one account is under a password-guessing flood
+
+if [[ "$ONLY" == *G* ]]; then
+	CONF_G="$VAR/core-g.conf"
+	new_db hf_bench_g "$CONF_G"
+	say "G: 61 staff accounts (1 attacked, 60 logging in)"
+	python3 - "$CORE" "$CONF_G" "$VAR/g-accounts.json" >>"$LOGS/setup.log" 2>&1 <<'PY' || die "G: creating accounts failed"
+import json, subprocess, sys
+core, conf, out = sys.argv[1:4]
+accts = []
+for i in range(61):
+    name = "victim" if i == 0 else f"clerk{i:02d}"
+    pw = f"Bench-Pass-{i:03d}-Ndovu"
+    r = subprocess.run([core, "-c", conf, "user", "add", name, "--role", "support", "--json"], input=pw + "\n",
+                       capture_output=True, text=True, check=True)
+    accts.append({"username": name, "password": pw, "secret": json.loads(r.stdout)["secret"]})
+json.dump(accts[1:], open(out, "w"))
+PY
+	for i in $(seq 1 200); do
+		printf 'POST\t/api/v1/auth/login\tContent-Type: application/json%sX-Forwarded-For: 10.66.%d.%d\t{"username":"victim","password":"Wrong-guess-%d","totp_code":"123456"}\n' \
+			"$SEP" $((i / 250)) $((i % 250 + 1)) "$i"
+	done >"$VAR/g-attack.txt"
+	start_core "$CONF_G" "$BEST_THREADS" "$LOGS/core-g.log"
+	say "G: quiet: 4 logins/s for ${DURATION}s"
+	python3 "$ROOT/tests/bench/login_probe.py" "http://127.0.0.1:$PORT" "$VAR/g-accounts.json" 4 "$DURATION" 10.1.0 \
+		>"$LOGS/g-quiet.txt" || die "G: login probe failed"
+	q_p99=$(wrk_val p99_ms "$LOGS/g-quiet.txt")
+	q_fail=$(wrk_val failed "$LOGS/g-quiet.txt")
+	say "G: under attack: 200 connections of wrong passwords for one account, 4 logins/s of others"
+	WRK_THREADS=2 wrk -t2 -c200 -d"$((DURATION + 4))s" --timeout 5s --latency -s "$RLUA" "http://127.0.0.1:$PORT" \
+		-- "$VAR/g-attack.txt" 401,429 >"$LOGS/wrk-g-attack.txt" 2>&1 &
+	attack_pid=$!
+	sleep 2
+	cpu_mark m0 "$core_pid"
+	python3 "$ROOT/tests/bench/login_probe.py" "http://127.0.0.1:$PORT" "$VAR/g-accounts.json" 4 "$DURATION" 10.2.0 \
+		>"$LOGS/g-attack-probe.txt" || die "G: login probe failed"
+	cpu_mark m1 "$core_pid"
+	wait "$attack_pid" || die "G: the attack run failed; see $LOGS/wrk-g-attack.txt"
+	NOISE+=("g-under-attack: $(cpu_report "$m0" "$m1" hifadhi-core)")
+	a_p99=$(wrk_val p99_ms "$LOGS/g-attack-probe.txt")
+	a_fail=$(wrk_val failed "$LOGS/g-attack-probe.txt")
+	a_n=$(wrk_val logins "$LOGS/g-attack-probe.txt")
+	atk_rps=$(wrk_val rps "$LOGS/wrk-g-attack.txt")
+	atk_bad=$(wrk_val non200 "$LOGS/wrk-g-attack.txt")
+	hashed=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_g.audit_log WHERE action = 'auth.login' AND actor = 'victim' AND detail LIKE '%bad_password%'")
+	stop_core
+	if [ "$a_fail" != 0 ] || [ "$q_fail" != 0 ] || [ "$atk_bad" != 0 ]; then
+		INVALID=1
+		row "G logins under attack" "$a_fail of $a_n failed (quiet: $q_fail); $atk_bad attack answers not 401/429" "" "INVALID"
+	else
+		row "G other staff logins under attack, p99" "$a_p99 ms ($a_n logins)" "quiet p99 $q_p99 ms; target <= 500" \
+			"$(mark "$a_p99 <= 500")"
+		row "G   attack refused" "$(fmt_int "$atk_rps") attempts/s" "passwords hashed: $hashed" "(info)"
+	fi
+	NOTES+=("G: the attacker comes through the trusted proxy from 200 addresses; the account locks after 10 failures and later attempts are refused before any hashing")
+	root_sql -e "DROP DATABASE hf_bench_g"
 fi
 
 # ---- summary
