@@ -563,11 +563,14 @@ hf_err auth_session(struct db *db, const char *token, struct principal *p, char 
 			if (err)
 				return err;
 		}
-		say(msg, msg_cap, "%s",
-		    disabled ? "This account is disabled; ask an administrator."
-		    : ended  ? "This session has ended (logout or password change); log in again."
-		    : expired ? "This session reached its 12-hour limit; log in again."
-			      : "This session expired after inactivity; log in again.");
+		if (expired && !ended && !disabled)
+			say(msg, msg_cap, "This session reached its time limit (%d minutes after login); log in again.",
+			    A.absolute_s / 60 ? A.absolute_s / 60 : 1);
+		else
+			say(msg, msg_cap, "%s",
+			    disabled ? "This account is disabled; ask an administrator."
+			    : ended  ? "This session has ended (logout or password change); log in again."
+				     : "This session expired after inactivity; log in again.");
 		p->kind = PRINCIPAL_NONE;
 		return HF_EAUTH;
 	}

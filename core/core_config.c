@@ -47,7 +47,7 @@ const struct hf_cfg_decl core_config_decls[] = {
 	 "most records a name-fragment search decrypts before asking for a location"},
 	{"quality.stale_days", HF_CFG_INT, "365", 1, 3650, false, "records not updated for this long are stale"},
 	{"auth.idle_timeout_s", HF_CFG_INT, "1800", 2, 86400, false, "a staff session ends after this long unused"},
-	{"auth.absolute_timeout_s", HF_CFG_INT, "43200", 60, 604800, false, "a staff session ends this long after login"},
+	{"auth.absolute_timeout_s", HF_CFG_INT, "43200", 5, 604800, false, "a staff session ends this long after login"},
 	{"auth.max_failures", HF_CFG_INT, "10", 3, 100, false, "failed logins in a row that lock an account"},
 	{"auth.lockout_s", HF_CFG_INT, "1800", 60, 86400, false, "how long a locked account stays locked"},
 	{"auth.rate_address_burst", HF_CFG_INT, "30", 1, 100000, false, "login attempts one address may make at once"},

@@ -109,6 +109,18 @@ with Suite() as s:
     st, _, b = idle.get("/api/v1/auth/me", as_=ida)
     s.check(st == 401 and "inactivity" in msg(b), "a session unused past the idle timeout has expired", f"{st} {b}")
     idle.stop()
+    # The absolute limit: a session in constant use still ends (6 s in a Core of its own).
+    absolute = Core(s, name="auth_abs", overrides={"auth.absolute_timeout_s": "6"})
+    abe = absolute.staff("auditor", "abe")
+    t_end = time.time() + 8
+    seen = []
+    while time.time() < t_end:
+        st, _, b = absolute.get("/api/v1/auth/me", as_=abe)
+        seen.append(st)
+        time.sleep(0.5)
+    s.check(seen[0] == 200 and seen[-1] == 401 and "time limit" in msg(b),
+            "a session in constant use still ends at the absolute limit", f"{seen} {b}")
+    absolute.stop()
     dan = core.staff("auditor", "dan")
     t1 = dan.login()
     t2 = dan.login()
