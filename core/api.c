@@ -448,6 +448,12 @@ static void audit_denied(struct call *c, hf_err err, const char *why)
 	if (c->p.kind == PRINCIPAL_NONE) {
 		hf_strlcpy(c->p.name, "-", sizeof(c->p.name));
 		auth_principal_finish(&c->p, "anonymous");
+		bool first_over = false;
+		if (!auth_refusal_audit_budget(c->p.source, &first_over)) {
+			if (!first_over)
+				return;
+			why = "flood: further refusals from this address are not recorded one by one for a while";
+		}
 	}
 	json_t *d = json_pack("{s:s, s:s, s:i}", "reason", why, "route", c->route->pattern, "status",
 			      hf_err_http_status(err));
@@ -470,6 +476,14 @@ static hf_err authenticate(struct call *c)
 	unsigned allow = c->route->allow;
 	const char *why = "no_credential";
 	hf_err err = HF_OK;
+	if (allow & A_PUBLIC) {
+		/* Logging in or enrolling a terminal needs no credential; one sent along is not even looked at. */
+		p->kind = PRINCIPAL_NONE;
+		hf_strlcpy(p->name, "-", sizeof(p->name));
+		hf_strlcpy(p->actor, "anonymous", sizeof(p->actor));
+		auth_principal_finish(p, "anonymous");
+		return HF_OK;
+	}
 	if (!!authz + !!svc + !!kno > 1) {
 		err = HF_EAUTH;
 		why = "several_credentials";
@@ -514,15 +528,6 @@ static hf_err authenticate(struct call *c)
 	}
 	if (err && err != HF_EAUTH && err != HF_EFORBIDDEN)
 		return err; /* the database, not the caller */
-	if (allow & A_PUBLIC) {
-		/* Logging in or enrolling a terminal needs no credential; a stale one sent along is ignored. */
-		c->rq.msg[0] = '\0';
-		p->kind = PRINCIPAL_NONE;
-		hf_strlcpy(p->name, "-", sizeof(p->name));
-		hf_strlcpy(p->actor, "anonymous", sizeof(p->actor));
-		auth_principal_finish(p, "anonymous");
-		return HF_OK;
-	}
 	if (err) {
 		p->kind = PRINCIPAL_NONE;
 		audit_denied(c, err, why);

@@ -81,7 +81,7 @@ hf_err audit_init(const char *key_dir, int stripes, int checkpoint_every, bool e
 		       "msg=\"AUDIT TRAIL DISABLED (audit.enabled = false): changes, logins and reads are NOT recorded;"
 		       " this setting exists for the audit-cost benchmark and must never be used in production\"");
 	else
-		hf_log(HF_LOG_INFO, "core.audit", "msg=\"audit trail ready\" stripes=%d checkpoint_every=%d key_id=%s",
+		hf_log(HF_LOG_DEBUG, "core.audit", "msg=\"audit trail ready\" stripes=%d checkpoint_every=%d key_id=%s",
 		       stripes, checkpoint_every, audit_chain_key_id(keys));
 	return HF_OK;
 }

@@ -39,6 +39,7 @@ static struct {
 	bool have_service_key;
 	uint8_t service_key_hash[32];
 	struct ratelimit *by_address, *by_account;
+	struct ratelimit *refusals; /* audit entries for requests without a valid credential, per address */
 	char dummy_hash[crypto_pwhash_STRBYTES]; /* verified against for unknown users: same cost, same time */
 } A;
 
@@ -59,6 +60,7 @@ hf_err auth_init(const struct hf_config *cfg)
 				     (int)hf_config_int(cfg, "auth.rate_address_per_min"));
 	A.by_account = ratelimit_new((int)hf_config_int(cfg, "auth.rate_account_burst"),
 				     (int)hf_config_int(cfg, "auth.rate_account_per_min"));
+	A.refusals = ratelimit_new(60, 600);
 	uint8_t rnd[24];
 	char pw[49];
 	hf_random_bytes(rnd, sizeof(rnd));
@@ -97,7 +99,8 @@ void auth_shutdown(void)
 {
 	ratelimit_free(A.by_address);
 	ratelimit_free(A.by_account);
-	A.by_address = A.by_account = NULL;
+	ratelimit_free(A.refusals);
+	A.by_address = A.by_account = A.refusals = NULL;
 }
 
 static void say(char *msg, size_t cap, const char *fmt, ...) HF_PRINTF(3, 4);
@@ -447,7 +450,9 @@ hf_err auth_login(struct db *db, const char *source, const char *request_id, jso
 	if (hf_ferrs_any(fe))
 		return HF_EINVAL;
 
-	struct audit_actor who = {"anonymous", username_ok(username) ? username : "(unknown)", source, request_id};
+	/* The audit trail names an account only once it is known to exist: a password typed into the username
+	 * field by mistake must not end up in the trail. */
+	struct audit_actor who = {"anonymous", "(unverified)", source, request_id};
 	/* 1. Rate limits, before anything costs a hash or a database row. */
 	char key[96];
 	bool first = false;
@@ -462,7 +467,7 @@ hf_err auth_login(struct db *db, const char *source, const char *request_id, jso
 	}
 	if (!ok) {
 		if (first) /* a flood is audited once per burst, not per request */
-			audit_refusal(db, &who, "auth.login", who.name, limited);
+			audit_refusal(db, &who, "auth.login", "", limited);
 		*retry_after_s = wait;
 		say(msg, msg_cap, "Too many login attempts; try again in %d seconds.", wait);
 		return HF_ERATELIMIT;
@@ -472,12 +477,13 @@ hf_err auth_login(struct db *db, const char *source, const char *request_id, jso
 	hf_err err = username_ok(username) ? user_load(db, username, false, &u) : HF_ENOTFOUND;
 	if (err == HF_ENOTFOUND) {
 		(void)hf_password_verify(A.dummy_hash, password); /* same time as a wrong password */
-		audit_refusal(db, &who, "auth.login", who.name, "unknown_user");
+		audit_refusal(db, &who, "auth.login", "", "unknown_user");
 		say(msg, msg_cap, "Wrong username, password or code.");
 		return HF_EAUTH;
 	}
 	if (err)
 		return err;
+	who.name = username;
 	if (u.locked) {
 		audit_refusal(db, &who, "auth.login", username, "locked");
 		say(msg, msg_cap, "Too many failed attempts: this account is locked until %s UTC.", u.locked_until);
@@ -515,6 +521,13 @@ hf_err auth_throttle_address(const char *source, int *retry_after_s, bool *first
 	snprintf(key, sizeof(key), "a:%s", source);
 	return ratelimit_take(A.by_address, key, hf_mono_us() / 1000, first_refusal, retry_after_s) ? HF_OK
 													: HF_ERATELIMIT;
+}
+
+bool auth_refusal_audit_budget(const char *source, bool *first_over)
+{
+	char key[96];
+	snprintf(key, sizeof(key), "r:%s", source);
+	return ratelimit_take(A.refusals, key, hf_mono_us() / 1000, first_over, NULL);
 }
 
 /* ------------------------------------------------------------------ sessions */

@@ -59,6 +59,11 @@ void auth_shutdown(void);
  * ratelimit_take. */
 HF_MUST_CHECK hf_err auth_throttle_address(const char *source, int *retry_after_s, bool *first_refusal);
 
+/* Whether a refused request without a valid credential from source gets its own audit entry: up to 60 at
+ * once and 600 a minute per address; past that a flood is recorded once per burst (*first_over), so
+ * unauthenticated junk cannot turn into a database write each. */
+bool auth_refusal_audit_budget(const char *source, bool *first_over);
+
 /* POST /auth/login. On HF_ERATELIMIT *retry_after_s is set. */
 HF_MUST_CHECK hf_err auth_login(struct db *db, const char *source, const char *request_id, json_t *body,
 				struct hf_ferrs *fe, char *msg, size_t msg_cap, int *retry_after_s, json_t **out);

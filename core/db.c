@@ -760,6 +760,11 @@ hf_err db_tx(struct db *db, db_tx_fn fn, void *ctx)
 	return err;
 }
 
+bool db_in_tx(const struct db *db)
+{
+	return db->in_tx;
+}
+
 const char *db_conflict_key(const struct db *db)
 {
 	return db->conflict_key;

@@ -89,6 +89,9 @@ void db_rollback(struct db *db); /* best effort; the server rolls back on discon
 typedef hf_err (*db_tx_fn)(struct db *db, void *ctx);
 HF_MUST_CHECK hf_err db_tx(struct db *db, db_tx_fn fn, void *ctx);
 
+/* Whether db is inside db_begin/db_tx (its reads see the transaction's snapshot). */
+bool db_in_tx(const struct db *db);
+
 /* Name of the unique key that caused the last HF_ECONFLICT ("" if none). The value is never kept: MariaDB
  * puts it in its message, and it may be personal data. */
 const char *db_conflict_key(const struct db *db);

@@ -1,6 +1,7 @@
 /* location.c - find-or-create of region/district/village rows. */
 #include "hf_base.h"
 #include "location.h"
+#include "hf_log.h"
 
 #include <stdio.h>
 
@@ -31,6 +32,13 @@ static hf_err find_or_create(struct db *db, int64_t parent, const char *level, c
 		if (affected == 1) {
 			*out = id;
 			return HF_OK;
+		}
+		/* Another registrar created it at the same moment and committed. Inside a transaction our snapshot
+		 * predates that row: later reads (the household joined with its village) would not see it. Retry
+		 * the whole transaction (db_tx does, on HF_EDB_RETRY) with a fresh snapshot that has it. */
+		if (db_in_tx(db)) {
+			hf_log(HF_LOG_INFO, "core.location", "msg=\"location created concurrently; transaction retried\"");
+			return HF_EDB_RETRY;
 		}
 	}
 	return HF_ECONFLICT;

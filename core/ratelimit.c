@@ -2,6 +2,7 @@
 #include "hf_base.h"
 #include "ratelimit.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -87,7 +88,9 @@ bool ratelimit_take(struct ratelimit *rl, const char *key, int64_t now_ms, bool 
 	} else {
 		first = !b->refused;
 		b->refused = true;
-		wait = (int)((1.0 - b->tokens) / rl->per_ms / 1000.0) + 1;
+		wait = (int)ceil((1.0 - b->tokens) / rl->per_ms / 1000.0);
+		if (wait < 1)
+			wait = 1;
 	}
 	pthread_mutex_unlock(lock);
 	if (first_refusal)

@@ -116,7 +116,16 @@ static hf_err audited_tx(struct reg_req *rq, const json_t *body, const char *key
 			 json_t **result)
 {
 	struct audited a = {rq, key, fn, ctx, result, body};
-	return db_tx(rq->db, audited_body, &a);
+	hf_err err = HF_OK;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		err = db_tx(rq->db, audited_body, &a);
+		/* Row ids are random in their low bits (db_new_id): two drawn in the same millisecond can collide.
+		 * The transaction draws new ones when run again. */
+		if (!(err == HF_ECONFLICT && strcmp(db_conflict_key(rq->db), "PRIMARY") == 0))
+			break;
+		rq->msg[0] = '\0';
+	}
+	return err;
 }
 
 /* Refuses unknown fields, then runs fn in a retried transaction and hands its result over. */

@@ -5,8 +5,8 @@ benchmark of `make bench`.
     login_probe.py BASE ACCOUNTS.json RATE_PER_S SECONDS XFF_PREFIX
 
 ACCOUNTS.json: [{"username", "password", "secret"}, ...]; each account is used for at most one TOTP step at a
-time (a code works once; the steps used are kept in ACCOUNTS.json.steps for the next run), so RATE x SECONDS
-should not exceed 2 x the number of accounts. Each login goes
+time (a code works once; the steps used are kept in ACCOUNTS.json.steps for the next run), and a run makes at most
+one login per account (RATE x SECONDS should not exceed the number of accounts). Each login goes
 through the trusted proxy header X-Forwarded-For: XFF_PREFIX.<n> (one address per account: distinct
 offices). Prints:  BENCH logins=N failed=N p50_ms=.. p99_ms=.. max_ms=..
 A login counts as failed unless it answers 200 with a token.
@@ -43,7 +43,7 @@ def main():
     lat, failed, i = [], 0, 0
     start = time.monotonic()
     period = 1.0 / float(rate)
-    while time.monotonic() - start < float(seconds):
+    while time.monotonic() - start < float(seconds) and i < len(accounts):
         due = start + i * period
         if due > time.monotonic():
             time.sleep(due - time.monotonic())
