@@ -546,7 +546,8 @@ hf_err auth_session(struct db *db, const char *token, struct principal *p, char 
 	hf_err err = db_query(db,
 			      "SELECT s.id, s.user_id, s.stage, s.ended_at IS NOT NULL, s.expires_at <= UTC_TIMESTAMP(3),"
 			      " s.last_seen_at <= UTC_TIMESTAMP(3) - INTERVAL ? SECOND,"
-			      " TIMESTAMPDIFF(SECOND, s.last_seen_at, UTC_TIMESTAMP(3)), u.username, u.role, u.disabled"
+			      " TIMESTAMPDIFF(SECOND, s.last_seen_at, UTC_TIMESTAMP(3)), u.username, u.role, u.disabled,"
+			      " COALESCE(s.end_reason, '')"
 			      " FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id WHERE s.token_hash = ?",
 			      v, 2, &r);
 	if (err)
@@ -567,23 +568,35 @@ hf_err auth_session(struct db *db, const char *token, struct principal *p, char 
 	p->role = auth_role_parse(db_rows_str(r, 8));
 	hf_strlcpy(p->name, db_rows_str(r, 7), sizeof(p->name));
 	hf_strlcpy(p->actor, p->name, sizeof(p->actor));
+	char why[24];
+	hf_strlcpy(why, db_rows_str(r, 10), sizeof(why));
 	db_rows_free(r);
 	if (ended || expired || idle || disabled || p->role < 0) {
+		/* Tell the person what happened, the same on every later try. */
+		const char *reason = ended ? why : disabled ? "disabled" : expired ? "expired" : "idle";
 		if (!ended) {
-			struct db_val w[] = {db_str(disabled ? "disabled" : expired ? "expired" : "idle"), DB_I64(sid)};
+			struct db_val w[] = {db_str(reason), DB_I64(sid)};
 			err = db_exec(db, "UPDATE staff_sessions SET ended_at = UTC_TIMESTAMP(3), end_reason = ? WHERE id = ? AND ended_at IS NULL",
 				      w, 2, NULL);
 			if (err)
 				return err;
 		}
-		if (expired && !ended && !disabled)
+		if (disabled || strcmp(reason, "disabled") == 0)
+			say(msg, msg_cap, "This account is disabled; ask an administrator.");
+		else if (strcmp(reason, "expired") == 0)
 			say(msg, msg_cap, "This session reached its time limit (%d minutes after login); log in again.",
 			    A.absolute_s / 60 ? A.absolute_s / 60 : 1);
+		else if (strcmp(reason, "idle") == 0)
+			say(msg, msg_cap, "This session expired after inactivity; log in again.");
+		else if (strncmp(reason, "logout", 6) == 0)
+			say(msg, msg_cap, "This session has ended: you logged out; log in again.");
+		else if (strncmp(reason, "password", 8) == 0)
+			say(msg, msg_cap, "This session has ended: the password was changed; log in with the new one.");
 		else
-			say(msg, msg_cap, "%s",
-			    disabled ? "This account is disabled; ask an administrator."
-			    : ended  ? "This session has ended (logout or password change); log in again."
-				     : "This session expired after inactivity; log in again.");
+			say(msg, msg_cap, "This session has ended (%s); log in again.",
+			    strcmp(reason, "mfa_reset") == 0      ? "the authenticator was reset"
+			    : strcmp(reason, "role_changed") == 0 ? "your role changed"
+								  : "ended by the system");
 		p->kind = PRINCIPAL_NONE;
 		return HF_EAUTH;
 	}
