@@ -164,7 +164,8 @@ static void household_number(struct xctx *x)
 		if (x->m[i].no <= 63)
 			used |= 1ULL << x->m[i].no;
 	}
-	qsort(x->m, x->nm, sizeof(*x->m), member_cmp);
+	if (x->nm > 1)
+		qsort(x->m, x->nm, sizeof(*x->m), member_cmp);
 }
 
 static hf_err household_write(struct xctx *x)

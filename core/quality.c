@@ -335,7 +335,8 @@ static hf_err groups_json(struct db *db, struct groups *g, json_t **out)
 		free(l.map);
 		return err;
 	}
-	qsort(l.map, l.n, sizeof(*l.map), cmp_id_no);
+	if (l.n > 0)
+		qsort(l.map, l.n, sizeof(*l.map), cmp_id_no);
 	qsort(g->top, g->ntop, sizeof(*g->top), cmp_group);
 	json_t *list = json_array();
 	char nos[GROUP_BEN_NOS_MAX][BENNO_LEN + 1];
@@ -343,7 +344,7 @@ static hf_err groups_json(struct db *db, struct groups *g, json_t **out)
 		size_t nn = 0;
 		for (size_t j = 0; j < g->top[k].nids; j++) {
 			struct id_no key = {.id = g->top[k].ids[j]};
-			const struct id_no *f = bsearch(&key, l.map, l.n, sizeof(*l.map), cmp_id_no);
+			const struct id_no *f = l.n ? bsearch(&key, l.map, l.n, sizeof(*l.map), cmp_id_no) : NULL;
 			if (f) /* deleted since: left out */
 				hf_strlcpy(nos[nn++], f->no, sizeof(nos[0]));
 		}
@@ -385,7 +386,7 @@ static hf_err duplicates(struct db *db, json_t *rep)
 		g->collect_dedup = i == 0;
 		g->skip_dedup_equal = i == 1;
 		err = db_stream(db, kinds[i].sql, NULL, 0, on_group, g);
-		if (i == 0)
+		if (i == 0 && g->ndd > 0) /* qsort of a NULL array is undefined, even of 0 elements */
 			qsort(g->dd, g->ndd, sizeof(*g->dd), cmp_dedup);
 		json_t *list = NULL;
 		if (!err)

@@ -4,6 +4,8 @@
  *   kiosk_sign requests SEED_HEX KIOSK_NO PATHS N      prints N signed GET requests, one per line, in the
  *                                                      format of tests/bench/requests.lua, cycling through
  *                                                      the paths of the file PATHS
+ *   kiosk_sign verify-cost N                           times N verifications of one signed request as the
+ *                                                      core does them; prints "verify_us=X" (one thread)
  *
  * Every request gets its own nonce (the core refuses a second copy as a replay) and the current time, so a
  * file is good for the 5-minute window. Signing uses lib/hf_reqsign, the code a kiosk terminal runs.
@@ -16,6 +18,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static int verify_cost(long n)
+{
+	uint8_t pk[HF_REQSIGN_PK_LEN], sk[HF_REQSIGN_SK_LEN];
+	char nonce[HF_REQSIGN_NONCE_LEN + 1], sig[HF_REQSIGN_SIG_B64_LEN + 1];
+	const char *path = "/api/v1/individuals/123456789";
+	if (hf_reqsign_keypair(pk, sk))
+		return 1;
+	hf_reqsign_nonce(nonce);
+	if (hf_reqsign_sign(sk, "GET", path, "1764350000", nonce, "K12345678", NULL, 0, sig))
+		return 1;
+	int64_t t0 = hf_mono_us();
+	for (long i = 0; i < n; i++)
+		if (hf_reqsign_verify(pk, sig, "GET", path, "1764350000", nonce, "K12345678", NULL, 0))
+			return 1;
+	printf("verify_us=%.1f\n", (double)(hf_mono_us() - t0) / (double)n);
+	return 0;
+}
 
 static int seed_keys(const char *hex, uint8_t pk[HF_REQSIGN_PK_LEN], uint8_t sk[HF_REQSIGN_SK_LEN])
 {
@@ -41,8 +61,10 @@ int main(int argc, char **argv)
 		puts(b64);
 		return 0;
 	}
+	if (argc == 3 && strcmp(argv[1], "verify-cost") == 0)
+		return verify_cost(strtol(argv[2], NULL, 10) > 0 ? strtol(argv[2], NULL, 10) : 1000);
 	if (argc != 6 || strcmp(argv[1], "requests") != 0) {
-		fprintf(stderr, "usage: kiosk_sign pubkey SEED_HEX | requests SEED_HEX KIOSK_NO PATHS N\n");
+		fprintf(stderr, "usage: kiosk_sign pubkey SEED_HEX | requests SEED_HEX KIOSK_NO PATHS N | verify-cost N\n");
 		return 2;
 	}
 	if (seed_keys(argv[2], pk, sk))

@@ -682,8 +682,14 @@ if [[ "$ONLY" == *E* ]]; then
 	stop_core
 	rm -f "$VAR/e-signed.txt"
 	e_ratio=$(calc %.3f "${E_RPS[signed]} / ${E_RPS[unsigned]}")
+	# What the Ed25519 check alone costs, against the CPU an unsigned request takes with every core busy:
+	# the best ratio any replay guard could reach on this machine.
+	verify_us=$("$SIGNER" verify-cost 20000 | sed -n 's/^verify_us=//p')
+	per_req_us=$(calc %.1f "$NCPU * 1000000 / ${E_RPS[unsigned]}")
+	e_ceiling=$(calc %.2f "$per_req_us / ($per_req_us + $verify_us)")
 	row "E kiosk-signed reads (-c32)" "$(fmt_int "${E_RPS[signed]}") req/s" "unsigned $(fmt_int "${E_RPS[unsigned]}") req/s" ""
 	row "E   ratio signed/unsigned" "$e_ratio" "target >= 0.85" "$(mark "$e_ratio >= 0.85")"
+	row "E   Ed25519 verify alone" "$verify_us us each" "ceiling $e_ceiling (of ${per_req_us} us CPU/req)" "(info)"
 	NOTES+=("E: unsigned = the gateway's key (a constant-time compare); signed = key lookup, Ed25519 verify and the nonce INSERT that stops replays across instances; $e_runs")
 	root_sql -e "DROP DATABASE hf_bench_e"
 fi
