@@ -352,11 +352,15 @@ static hf_err login_body(struct db *db, void *ctx)
 	hf_err err = user_load(db, t->username, true, &u);
 	if (err)
 		return err;
-	if (u.locked) {
+	if (u.locked) { /* locked by a concurrent attempt since our first look */
 		t->verdict = HF_EAUTH;
 		t->why = "locked";
 		say(t->msg, sizeof(t->msg), "Too many failed attempts: this account is locked until %s UTC.", u.locked_until);
-		return HF_OK;
+		json_t *d = reason("locked");
+		struct audit_event ev = {"auth.login", "staff_user", t->username, "denied", NULL, NULL, d};
+		err = audit_append(db, t->who, &ev);
+		json_decref(d);
+		return err;
 	}
 	if (!t->password_ok)
 		return login_fail(db, t, &u, "bad_password", "Wrong username, password or code.");
