@@ -4,6 +4,7 @@
 #include "app.h"
 #include "audit.h"
 #include "auth.h"
+#include "cases.h"
 #include "db.h"
 #include "hf_crypto.h"
 #include "kiosk.h"
@@ -46,6 +47,7 @@ struct call {
 	struct principal p;
 	int retry_after_s;
 	const struct route *route;
+	int status_override; /* a success other than the route's usual status (202 pending, 200 linked) */
 };
 
 typedef hf_err (*route_fn)(struct call *c, json_t **out);
@@ -303,6 +305,72 @@ static hf_err r_audit(struct call *c, json_t **out)
 	return audit_search(c->rq.db, &q, &c->fe, out);
 }
 
+static struct case_call case_call_of(struct call *c)
+{
+	return (struct case_call){c->rq.db, &c->p, &c->fe, c->rq.msg, sizeof(c->rq.msg), 0};
+}
+static hf_err case_done(struct call *c, struct case_call *cc, hf_err err)
+{
+	if (!err && cc->status)
+		c->status_override = cc->status;
+	return err;
+}
+static hf_err r_case_create(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return case_done(c, &cc, cases_create(&cc, c->body, out));
+}
+static hf_err r_case_get(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_get(&cc, c->seg[1], NULL, out);
+}
+static hf_err r_case_owner_get(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_get(&cc, c->seg[3], c->seg[1], out);
+}
+static hf_err r_case_move(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return case_done(c, &cc, cases_transition(&cc, c->seg[1], c->body, out));
+}
+static hf_err r_case_approve(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_approve(&cc, c->seg[1], c->body, out);
+}
+static hf_err r_case_note(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_note(&cc, c->seg[1], c->body, out);
+}
+static hf_err r_case_list(struct call *c, json_t **out)
+{
+	struct cases_query q = {.queue = arg(c, "queue"), .type = arg(c, "type"), .state = arg(c, "state"),
+				.sla = arg(c, "sla"), .location = arg(c, "location"), .after = arg(c, "after"),
+				.limit = 20};
+	static const char *const names[] = {"queue", "type", "state", "sla", "location", "after"};
+	const char *vals[] = {q.queue, q.type, q.state, q.sla, q.location, q.after};
+	for (size_t i = 0; i < HF_ARRAY_LEN(names); i++)
+		if (vals[i] && (strlen(vals[i]) > 320 || !hf_utf8_valid_text(vals[i], strlen(vals[i]))))
+			hf_ferrs_add(&c->fe, names[i], "bad_value", "too long or not text");
+	int64_t l = 0;
+	const char *lim = arg(c, "limit"), *age = arg(c, "older_than_days");
+	if (lim && hf_parse_i64(lim, 1, g_app.max_page, &l))
+		hf_ferrs_add(&c->fe, "limit", "out_of_range", "must be 1 to %d", g_app.max_page);
+	else if (lim)
+		q.limit = (int)l;
+	if (age && hf_parse_i64(age, 1, 3650, &l))
+		hf_ferrs_add(&c->fe, "older_than_days", "out_of_range", "must be 1 to 3650");
+	else if (age)
+		q.older_than_days = (int)l;
+	if (hf_ferrs_any(&c->fe))
+		return HF_EINVAL;
+	struct case_call cc = case_call_of(c);
+	return cases_list(&cc, &q, out);
+}
+
 /* ---- the role matrix: who may call what. docs/roles.md is this table in words; tests/integration/
  * test_roles.py calls every route as every role and as nobody and checks it against docs/roles.md. ---- */
 #define A_ADM (1u << ROLE_ADMIN)
@@ -357,6 +425,13 @@ static const struct route routes[] = {
 	{"PATCH", "enrolments/*", r_enr_update, 200, A_REG | A_CW, "enrolment.update", "enrolment", false},
 	{"GET", "enrolments/*/history", r_enr_history, 200, A_REG | A_CW | A_AUD, "enrolment.history", "enrolment", false},
 	{"GET", "quality", r_quality, 200, A_REG | A_AUD, "registry.quality", "registry", true},
+	{"GET", "cases", r_case_list, 200, A_READERS, "case.list", "case", true},
+	{"POST", "cases", r_case_create, 201, A_READERS | A_GW | A_KIOSK, "case.create", "case", false},
+	{"GET", "cases/*", r_case_get, 200, A_READERS, "case.read", "case", true},
+	{"POST", "cases/*/transitions", r_case_move, 200, A_READERS, "case.transition", "case", false},
+	{"POST", "cases/*/approval", r_case_approve, 200, A_READERS, "case.approve", "case", false},
+	{"POST", "cases/*/notes", r_case_note, 201, A_READERS, "case.note", "case", false},
+	{"GET", "beneficiaries/*/cases/*", r_case_owner_get, 200, A_GW | A_KIOSK, "case.status", "case", false},
 };
 
 /* Splits "/api/v1/a/b" into segments after the prefix; false when a segment is empty or too long. */
@@ -567,7 +642,9 @@ static hf_err audit_read(struct call *c, const json_t *out)
 		size_t i;
 		const json_t *it;
 		json_array_foreach(items, i, it) {
-			const char *num = json_string_value(json_object_get(it, "ben_no"));
+			const char *num = json_string_value(json_object_get(it, "ref"));
+			if (!num)
+				num = json_string_value(json_object_get(it, "ben_no"));
 			if (!num)
 				num = json_string_value(json_object_get(it, "hh_no"));
 			if (num)
@@ -745,7 +822,7 @@ static void dispatch(struct call *c)
 		write_error(c, err, c->rq.msg);
 		return;
 	}
-	send_json(c->resp, hit->ok_status, out);
+	send_json(c->resp, c->status_override ? c->status_override : hit->ok_status, out);
 	json_decref(out);
 }
 

@@ -8,6 +8,7 @@
 #include "app.h"
 #include "audit.h"
 #include "auth.h"
+#include "cases.h"
 #include "db.h"
 #include "demo_gen.h"
 #include "export.h"
@@ -59,7 +60,9 @@ static void usage(FILE *f)
 		"                                recover and manage staff accounts (ends the account's sessions)\n"
 		"  audit verify [--json]         check the whole audit trail; names the first entry tampered with\n"
 		"  audit checkpoint              sign a checkpoint at the head of every audit stripe\n"
-		"  config-check                  validate the config file and exit\n");
+		"  cases sweep [--at YYYY-MM-DDTHH:MM:SSZ]\n"
+		"                                escalate every open case whose SLA ran out (serve does it every 30 s)\n"
+		"  config-check                  validate the config file, workflows and eligibility rules\n");
 }
 
 static hf_err load_config(const char *path, const char *const *ov, size_t nov, struct hf_config **out)
@@ -177,6 +180,20 @@ static int cmd_serve(const struct hf_config *cfg)
 		return 1;
 	}
 	kiosk_configure((int)hf_config_int(cfg, "kiosk.enrol_ttl_s"), (int)hf_config_int(cfg, "kiosk.enrol_max_failures"));
+	{
+		struct hf_buf werr;
+		hf_buf_init(&werr, 2048);
+		err = cases_init(cfg, &werr);
+		if (err)
+			hf_log(HF_LOG_ERROR, "core.main", "msg=\"cannot load workflows or eligibility rules\" detail=\"%s\"",
+			       hf_buf_cstr(&werr));
+		hf_buf_release(&werr);
+		if (err) {
+			auth_shutdown();
+			db_global_release();
+			return 1;
+		}
+	}
 
 	/* Signals are taken synchronously by this thread; the pool threads never see them. */
 	sigset_t set;
@@ -220,6 +237,12 @@ static int cmd_serve(const struct hf_config *cfg)
 			hf_err e = kiosk_prune_nonces(hk, (int)hf_config_int(cfg, "kiosk.window_s"));
 			if (!e && ticks % 10 == 0)
 				e = audit_checkpoint_all(hk);
+			struct cases_sweep_result sr;
+			if (!e)
+				e = cases_sweep(hk, hf_now_ms(), &sr);
+			if (!e && sr.escalated)
+				hf_log(HF_LOG_INFO, "core.main", "msg=\"SLA sweep\" escalated=%llu seconds=%.3f",
+				       (unsigned long long)sr.escalated, sr.seconds);
 			if (e)
 				hf_log(HF_LOG_WARN, "core.main", "msg=\"housekeeping failed; retried in 30 s\" err=%s", hf_err_name(e));
 		}
@@ -232,6 +255,7 @@ static int cmd_serve(const struct hf_config *cfg)
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"stopped\"");
 	rc = 0;
 out_db:
+	cases_shutdown();
 	auth_shutdown();
 	db_global_release();
 	return rc;
@@ -490,6 +514,51 @@ static int cmd_audit(const struct hf_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* cases sweep [--at YYYY-MM-DDTHH:MM:SSZ]: one SLA sweep now (or as if at that moment: tests, drills). */
+static int cmd_cases(const struct hf_config *cfg, int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "sweep") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	int64_t now_ms = hf_now_ms();
+	if (argc == 4 && strcmp(argv[2], "--at") == 0) {
+		struct tm tm = {0};
+		const char *end = strptime(argv[3], "%Y-%m-%dT%H:%M:%SZ", &tm);
+		if (!end || *end) {
+			fprintf(stderr, "hifadhi-core: cases sweep: --at wants YYYY-MM-DDTHH:MM:SSZ\n");
+			return 2;
+		}
+		now_ms = (int64_t)timegm(&tm) * 1000;
+	} else if (argc != 2) {
+		usage(stderr);
+		return 2;
+	}
+	struct hf_buf werr;
+	hf_buf_init(&werr, 2048);
+	if (cases_init(cfg, &werr)) {
+		fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
+		hf_buf_release(&werr);
+		return 2;
+	}
+	hf_buf_release(&werr);
+	struct db *db = NULL;
+	int rc = 1;
+	if (!with_cli_db(cfg, &db)) {
+		struct cases_sweep_result res;
+		hf_err err = cases_sweep(db, now_ms, &res);
+		if (err)
+			fprintf(stderr, "hifadhi-core: cases sweep failed (%s)\n", hf_err_name(err));
+		else
+			printf("{\"checked\": %llu, \"escalated\": %llu, \"seconds\": %.3f}\n",
+			       (unsigned long long)res.checked, (unsigned long long)res.escalated, res.seconds);
+		rc = err ? 1 : 0;
+		db_close(db);
+	}
+	cases_shutdown();
+	return rc;
+}
+
 static int cmd_import(const struct hf_config *cfg, int argc, char **argv)
 {
 	const char *file = NULL, *actor = "cli:import", *report_path = NULL;
@@ -693,8 +762,19 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "audit") == 0) {
 		rc = cmd_audit(cfg, cargc, cargv);
 	} else if (strcmp(cmd, "config-check") == 0) {
-		fprintf(stderr, "hifadhi-core: config OK\n");
-		rc = 0;
+		struct hf_buf werr;
+		hf_buf_init(&werr, 2048);
+		if (cases_init(cfg, &werr)) {
+			fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
+			rc = 2;
+		} else {
+			fprintf(stderr, "hifadhi-core: config OK (workflows and eligibility rules too)\n");
+			rc = 0;
+		}
+		cases_shutdown();
+		hf_buf_release(&werr);
+	} else if (strcmp(cmd, "cases") == 0) {
+		rc = cmd_cases(cfg, cargc, cargv);
 	} else {
 		fprintf(stderr, "hifadhi-core: unknown command '%s'\n", cmd);
 		usage(stderr);

@@ -637,12 +637,30 @@ out:
 	return err;
 }
 
+static const char *const IND_UPDATE_FIELDS[] = {"given_name", "family_name", "sex",	"date_of_birth",
+						 "national_id", "phone",       "relationship", "disability",
+						 "language",   "reason",      "version",      NULL};
+
 hf_err registry_individual_update(struct reg_req *rq, const char *ben_no, json_t *body, json_t **out)
 {
-	static const char *const allowed[] = {"given_name", "family_name", "sex",      "date_of_birth", "national_id",
-					      "phone",	    "relationship", "disability", "language",	   "reason",
-					      "version",    NULL};
-	return run_tx(rq, body, allowed, ben_no, ind_update_tx, out);
+	return run_tx(rq, body, IND_UPDATE_FIELDS, ben_no, ind_update_tx, out);
+}
+
+hf_err registry_individual_update_in_tx(struct reg_req *rq, const char *ben_no, json_t *body, json_t **out)
+{
+	HF_ASSERT(db_in_tx(rq->db));
+	hf_json_only_fields(body, IND_UPDATE_FIELDS, "", rq->fe);
+	if (hf_ferrs_any(rq->fe))
+		return HF_EINVAL;
+	struct tx_call t = {rq, body, ben_no, NULL};
+	struct audited a = {rq, ben_no, ind_update_tx, &t, &t.result, body};
+	hf_err err = audited_body(rq->db, &a);
+	if (err) {
+		json_decref(t.result);
+		return err;
+	}
+	*out = t.result;
+	return HF_OK;
 }
 
 /* ------------------------------------------------------------------ households */

@@ -61,5 +61,11 @@ level = ${HF_LOG_LEVEL:-info}
 
 [paths]
 sql_dir = $ROOT/sql
+
+[workflow]
+dir = $ROOT/deploy/workflows
+
+[eligibility]
+dir = $ROOT/deploy/eligibility
 CONF
 mv -f "$tmp" "$out"

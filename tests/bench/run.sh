@@ -215,6 +215,12 @@ level = warn
 
 [paths]
 sql_dir = $ROOT/sql
+
+[workflow]
+dir = $ROOT/deploy/workflows
+
+[eligibility]
+dir = $ROOT/deploy/eligibility
 CONF
 	"$CORE" -c "$conf" keygen >>"$LOGS/setup.log" 2>&1 || die "keygen failed; see $LOGS/setup.log"
 	"$CORE" -c "$conf" migrate >>"$LOGS/setup.log" 2>&1 || die "migrate failed; see $LOGS/setup.log"

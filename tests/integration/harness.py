@@ -332,6 +332,8 @@ class Core:
             "log.level": "info",
             "paths.sql_dir": env("HF_SQL_DIR"),
             "auth.gateway_secret_file": str(self.key_dir / "gateway.secret"),
+            "workflow.dir": str(ROOT / "deploy" / "workflows"),
+            "eligibility.dir": str(ROOT / "deploy" / "eligibility"),
         }
         values.update(self.overrides)
         return values

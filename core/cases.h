@@ -1,0 +1,66 @@
+/* cases.h - applications, grievances, change requests and feedback as tracked cases.
+ *
+ * Every case follows the workflow of its type (core/workflow.h; the files in deploy/workflows): states with SLAs,
+ * transitions that only some roles may take, fields a transition requires, maker-checker approval, and
+ * automatic actions (an SMS to the beneficiary through the outbox, assignment to a team, applying an approved
+ * change to the registry, running the programme's eligibility rules). Open cases carry a due time; the sweeper
+ * (cases_sweep) escalates the overdue ones. Confidential categories are shown in full only to the workflow's
+ * confidential role. A grievance repeating an open one (same person, category and payment within the
+ * workflow's window) is linked to it instead of opening another.
+ *
+ * Every change is audited in its transaction; free text and requested changes are sealed like personal data.
+ */
+#ifndef HF_CORE_CASES_H
+#define HF_CORE_CASES_H
+
+#include <jansson.h>
+
+#include "hf_base.h"
+#include "hf_config.h"
+#include "hf_err.h"
+#include "hf_json.h"
+#include "auth.h"
+#include "db.h"
+
+/* Loads the workflows (workflow.dir) and eligibility rules (eligibility.dir); err gets "file:line: reason". */
+HF_MUST_CHECK hf_err cases_init(const struct hf_config *cfg, struct hf_buf *err);
+void cases_shutdown(void);
+
+struct case_call {
+	struct db *db;
+	const struct principal *p;
+	struct hf_ferrs *fe;
+	char *msg;
+	size_t msg_cap;
+	int status; /* the HTTP status of a success when it is not the route's default (200 linked, 202 pending) */
+};
+
+/* POST /cases {type, category, ben_no | hh_no, channel, summary, data, payment_ref, programme} */
+HF_MUST_CHECK hf_err cases_create(struct case_call *c, json_t *body, json_t **out);
+/* GET /cases/{ref}; owner_ben_no: for the gateway and kiosks, the beneficiary asking (only their cases). */
+HF_MUST_CHECK hf_err cases_get(struct case_call *c, const char *ref, const char *owner_ben_no, json_t **out);
+/* POST /cases/{ref}/transitions {transition, note, category, decision, reason, assignee, version} */
+HF_MUST_CHECK hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json_t **out);
+/* POST /cases/{ref}/approval {approve: bool, note} (the checker of a maker-checker transition) */
+HF_MUST_CHECK hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t **out);
+/* POST /cases/{ref}/notes {text} */
+HF_MUST_CHECK hf_err cases_note(struct case_call *c, const char *ref, json_t *body, json_t **out);
+
+struct cases_query {
+	const char *queue; /* "mine", "team" or "all" (default all) */
+	const char *type, *state, *sla, *location, *after;
+	int older_than_days; /* 0 = any */
+	int limit;
+};
+/* GET /cases: a page of cases and the counts per SLA state of the whole selection. */
+HF_MUST_CHECK hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out);
+
+struct cases_sweep_result {
+	uint64_t escalated, checked;
+	double seconds;
+};
+/* Escalates every open case whose SLA ran out by now_ms: flags it breached, reassigns it to its state's
+ * escalation role, records the event. In batches, each its own transaction, so API traffic is not blocked. */
+HF_MUST_CHECK hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res);
+
+#endif

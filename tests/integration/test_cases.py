@@ -1,0 +1,234 @@
+"""test_cases.py - cases through the API: lodging, the shipped workflows, maker-checker, SLA escalation,
+confidential grievances, duplicate complaints, change requests applied to the registry, eligibility, the
+beneficiary channels, queues, and workflow files that do not validate.
+"""
+import shutil
+import time
+
+from harness import Suite, Core, Mariadb, ROOT
+
+LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
+
+
+def head(given, phone, dob="1950-02-01", **extra):
+    m = {"given_name": given, "family_name": "Ochieng", "sex": "female", "date_of_birth": dob,
+         "relationship": "head", "language": "luo", "phone": phone}
+    m.update(extra)
+    return m
+
+
+def msg(body):
+    return body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
+
+
+def fields(body):
+    try:
+        return {f["field"] for f in body["error"]["fields"]}
+    except (KeyError, TypeError):
+        return set()
+
+
+with Suite() as s:
+    core = Core(s)
+    sql = lambda q: Mariadb.sql(q, db=core.db)
+
+    def outbox(ref):
+        return sql(f"SELECT o.template, o.status, o.language FROM outbox o JOIN cases c ON c.id = o.case_id"
+                   f" WHERE c.ref = '{ref}' ORDER BY o.created_at, o.id").split("\n")[:-1]
+
+    st, _, hh = core.post("/api/v1/households", {"location": LOC, "members": [
+        head("Akinyi", "+254711222333"), {"given_name": "Otieno", "family_name": "Ochieng", "sex": "male",
+                                          "date_of_birth": "2012-05-01", "relationship": "grandchild",
+                                          "language": "luo"}]})
+    s.check(st == 201, "a household to work with", f"{st} {hh}")
+    ben = hh["members"][0]["ben_no"]
+    hh_no = hh["hh_no"]
+    st, _, other = core.post("/api/v1/households", {"location": LOC, "members": [head("Adhiambo", "+254711999888")]})
+    ben2 = other["members"][0]["ben_no"]
+
+    # ---- lodging a grievance: reference, SLA, team, SMS in the outbox
+    g = {"type": "grievance", "category": "payment_not_received", "ben_no": ben, "payment_ref": "PAY-2026-03",
+         "summary": "Went to the kiosk on 3 March, no money was there."}
+    st, _, c1 = core.post("/api/v1/cases", g, as_="support")
+    s.check(st == 201 and len(c1["ref"]) == 9 and c1["state"] == "lodged" and c1["sla"]["state"] == "on_track"
+            and c1["channel"] == "staff" and c1["team"] == "Kisumu/Nyando:grievance",
+            "support lodges a grievance: reference, state, SLA on track, team of the district", f"{st} {c1}")
+    ref1 = c1["ref"]
+    s.check(outbox(ref1) == ["grievance_lodged\tqueued\tluo"],
+            "the beneficiary's SMS is queued in their language", str(outbox(ref1)))
+    dump = sql("SELECT HEX(phone_enc), params FROM outbox")
+    s.check("711222333" not in dump and ref1 in dump, "the outbox holds the phone sealed, the reference in clear", "")
+
+    # ---- bad input
+    st, _, b = core.post("/api/v1/cases", dict(g, category="weather"), as_="support")
+    s.check(st == 400 and "category" in fields(b), "an unknown category is refused", f"{st} {b}")
+    st, _, b = core.post("/api/v1/cases", dict(g, type="lawsuit"), as_="support")
+    s.check(st == 400 and "type" in fields(b), "an unknown case type is refused", f"{st} {b}")
+    st, _, b = core.post("/api/v1/cases", {"type": "change_request", "category": "phone"}, as_="registrar")
+    s.check(st == 400 and "ben_no" in fields(b), "only grievances may be anonymous", f"{st} {b}")
+
+    # ---- a repeated complaint is linked, not duplicated
+    st, _, dup = core.post("/api/v1/cases", dict(g, summary="still nothing"),
+                           headers={"X-Hifadhi-Service-Key": core.gateway_secret()}, as_=None)
+    s.check(st == 200 and dup["linked"] and dup["ref"] == ref1,
+            "the same person, category and payment within 72 h links to the open case and gives its reference",
+            f"{st} {dup}")
+    s.check("grievance_duplicate\tqueued\tluo" in outbox(ref1), "and tells the beneficiary the existing reference",
+            str(outbox(ref1)))
+    st, _, c2 = core.post("/api/v1/cases", dict(g, payment_ref="PAY-2026-04"), as_="support")
+    s.check(st == 201 and c2["ref"] != ref1, "another payment is another case", f"{st} {c2}")
+
+    # ---- the grievance workflow: roles, required fields, invalid transitions
+    def move(ref, who, **body):
+        return core.post(f"/api/v1/cases/{ref}/transitions", body, as_=who)
+
+    st, _, b = move(ref1, "support", transition="acknowledge", note="called back")
+    s.check(st == 403 and "may not" in msg(b), "a role the workflow does not name may not take the transition",
+            f"{st} {b}")
+    st, _, b = move(ref1, "case_worker", transition="acknowledge")
+    s.check(st == 400 and "note" in fields(b), "a missing required field is named", f"{st} {b}")
+    st, _, b = move(ref1, "case_worker", transition="resolve", decision="upheld", note="x")
+    s.check(st == 409 and "not possible from state lodged" in msg(b), "a transition from the wrong state is refused",
+            f"{st} {b}")
+    st, _, b = move(ref1, "case_worker", transition="fly")
+    s.check(st == 400 and "transition" in fields(b), "an unknown transition is refused", f"{st} {b}")
+    st, _, c = move(ref1, "case_worker", transition="acknowledge", note="Called the beneficiary back.")
+    s.check(st == 200 and c["state"] == "acknowledged", "acknowledge", f"{st} {c}")
+    st, _, c = move(ref1, "case_worker", transition="start_investigation", assignee="t_case_worker")
+    s.check(st == 200 and c["state"] == "investigating" and c["assigned_to"] == "t_case_worker",
+            "start the investigation, assigned to a case worker", f"{st} {c}")
+    st, _, mine = core.get("/api/v1/cases?queue=mine", as_="case_worker")
+    s.check(st == 200 and ref1 in [x["ref"] for x in mine["items"]] and mine["counts"]["total"] >= 1,
+            "the case is in the case worker's own queue, with counts", f"{st} {mine}")
+    st, _, c = move(ref1, "case_worker", transition="resolve", decision="upheld", note="Paid at the next cycle.")
+    s.check(st == 200 and c["state"] == "resolved" and "grievance_resolved\tqueued\tluo" in outbox(ref1),
+            "resolve: the beneficiary is told by SMS", f"{st} {c} {outbox(ref1)}")
+    st, _, c = move(ref1, "case_worker", transition="close", note="confirmed with the beneficiary")
+    s.check(st == 200 and c["state"] == "closed" and not c["open"] and c["sla"]["state"] == "none",
+            "close: the case is over, no SLA", f"{st} {c}")
+    kinds = [e["kind"] for e in c["events"]]
+    s.check(kinds[:1] == ["created"] and kinds.count("transition") == 4 and "linked" in kinds,
+            "the history lists creation, the link and every transition", str(kinds))
+    st, _, b = move(ref1, "case_worker", transition="reopen", reason="again")
+    s.check(st == 409 and "closed" in msg(b), "a closed case cannot move", f"{st} {b}")
+
+    # ---- maker-checker: a rejection needs a second, different person
+    ref2 = c2["ref"]
+    st, _, b = move(ref2, "case_worker", transition="reject", reason="Payment was collected on 4 April.")
+    s.check(st == 202 and b["state"] == "lodged" and b["pending_approval"]["transition"] == "reject",
+            "a maker-checker transition waits for approval", f"{st} {b}")
+    st, _, b = core.post(f"/api/v1/cases/{ref2}/approval", {"approve": True}, as_="case_worker")
+    s.check(st == 403 and "different person" in msg(b), "the maker cannot approve their own request", f"{st} {b}")
+    st, _, b = move(ref2, "registrar", transition="reject", reason="again")
+    s.check(st == 409 and "waiting for approval" in msg(b), "one pending request at a time", f"{st} {b}")
+    st, _, b = core.post(f"/api/v1/cases/{ref2}/approval", {"approve": True, "note": "checked the ledger"},
+                         as_="registrar")
+    s.check(st == 200 and b["state"] == "rejected" and not b["open"] and b["pending_approval"] is None
+            and "grievance_rejected\tqueued\tluo" in outbox(ref2),
+            "a second person approves: the case moves and its actions run", f"{st} {b}")
+
+    # ---- confidential grievances
+    st, _, conf = core.post("/api/v1/cases", {"type": "grievance", "category": "staff_misconduct", "ben_no": ben,
+                                              "summary": "The agent asked for KES 500 to register me."},
+                            as_="support")
+    s.check(st == 201 and conf["confidential"] and conf["summary"] == "***" and conf["category"] == "confidential",
+            "a staff-misconduct grievance is confidential: the lodger sees it masked", f"{st} {conf}")
+    refc = conf["ref"]
+    st, _, b = core.get(f"/api/v1/cases/{refc}", as_="case_worker")
+    s.check(st == 200 and b["summary"] == "***" and all(e.get("note", "***") == "***" for e in b["events"]),
+            "other roles see it masked", f"{st} {b}")
+    st, _, b = core.get(f"/api/v1/cases/{refc}", as_="auditor")
+    s.check(st == 200 and b["summary"].startswith("The agent asked") and b["category"] == "staff_misconduct",
+            "the confidential role sees it whole", f"{st} {b}")
+    st, _, b = move(refc, "case_worker", transition="acknowledge", note="x")
+    s.check(st == 404, "other roles cannot act on it", f"{st} {b}")
+    st, _, b = move(refc, "auditor", transition="acknowledge", note="Taken over by the integrity unit.")
+    s.check(st == 200 and b["state"] == "acknowledged", "the confidential role can", f"{st} {b}")
+    st, _, lst = core.get("/api/v1/cases?type=grievance&limit=100", as_="registrar")
+    masked = [x for x in lst.get("items", []) if x["ref"] == refc]
+    s.check(masked and masked[0]["summary"] == "***" and masked[0]["category"] == "confidential",
+            "listings mask it too", str(masked))
+
+    # ---- change request applied to the registry on approval
+    st, _, cr = core.post("/api/v1/cases", {"type": "change_request", "category": "phone", "ben_no": ben,
+                                            "data": {"change": {"phone": "+254722333444"}}}, as_="registrar")
+    refcr = cr["ref"]
+    for t, extra in (("start_verification", {}), ("submit_for_approval", {"note": "ID seen at the office"})):
+        st, _, b = move(refcr, "registrar", transition=t, **extra)
+    st, _, b = move(refcr, "registrar", transition="approve", note="verified")
+    s.check(st == 202, "approving a change needs a checker", f"{st} {b}")
+    st, _, ind = core.get(f"/api/v1/individuals/{ben}")
+    s.check(ind["phone"] == "+254711222333", "nothing changes before the approval", ind.get("phone"))
+    st, _, b = core.post(f"/api/v1/cases/{refcr}/approval", {"approve": True}, as_="case_worker")
+    s.check(st == 200 and b["state"] == "applied", "the checker approves: the change request is applied", f"{st} {b}")
+    st, _, ind = core.get(f"/api/v1/individuals/{ben}")
+    st2, _, hist = core.get(f"/api/v1/individuals/{ben}/history")
+    s.check(ind["phone"] == "+254722333444" and ind["version"] == 2 and hist["previous"][0]["reason"] ==
+            f"change request {refcr}", "the registry has the new phone, with history naming the case",
+            f"{ind.get('phone')} {hist}")
+
+    # ---- an application runs the programme's eligibility rules
+    core.post("/api/v1/programmes", {"code": "OPCT", "name": "Older Persons", "target": "individual",
+                                     "currency": "KES"})
+    st, _, ap = core.post("/api/v1/cases", {"type": "application", "programme": "OPCT", "hh_no": hh_no,
+                                            "data": {"form": {"owns_livestock": 0, "has_iron_roof": 1}}},
+                          as_="registrar")
+    s.check(st == 201 and ap["state"] == "submitted", "an application is lodged for a programme", f"{st} {ap}")
+    refa = ap["ref"]
+    move(refa, "registrar", transition="start_verification")
+    st, _, b = move(refa, "registrar", transition="verify", note="documents seen")
+    el = b.get("eligibility") or {}
+    s.check(st == 200 and b["state"] == "eligibility_check" and el.get("outcome") in ("eligible", "not_eligible",
+                                                                                       "needs_review")
+            and el.get("conditions") and all("explain" in x for x in el["conditions"]),
+            "verification runs the eligibility rules; the outcome and explanation are on the case", f"{st} {b}")
+    s.check(el.get("outcome") == "eligible", "a head born in 1950 is eligible for the older persons' programme",
+            str(el))
+
+    # ---- the beneficiary's channels
+    gw = {"X-Hifadhi-Service-Key": core.gateway_secret()}
+    st, _, u = core.post("/api/v1/cases", {"type": "grievance", "category": "amount_short", "ben_no": ben2,
+                                           "channel": "ussd", "payment_ref": "PAY-9"}, headers=gw, as_=None)
+    s.check(st == 201 and u["channel"] == "ussd", "the gateway lodges a grievance from USSD", f"{st} {u}")
+    st, _, b = core.get(f"/api/v1/beneficiaries/{ben2}/cases/{u['ref']}", headers=gw, as_=None)
+    s.check(st == 200 and b["state"] == "lodged" and "summary" not in b and "assigned_to" not in b,
+            "the owner gets the status, without staff details", f"{st} {b}")
+    st, _, b = core.get(f"/api/v1/beneficiaries/{ben}/cases/{u['ref']}", headers=gw, as_=None)
+    s.check(st == 404, "somebody else's case is not found", f"{st} {b}")
+    st, _, b = core.post("/api/v1/cases", {"type": "application", "programme": "OPCT", "ben_no": ben2}, headers=gw,
+                         as_=None)
+    s.check(st == 400 and "type" in fields(b), "the gateway lodges grievances and feedback only", f"{st} {b}")
+
+    # ---- SLA: on track now; a sweep 4 days ahead escalates what is overdue
+    ref_sla = u["ref"]
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4 * 86400))
+    r = core.run_cli(["cases", "sweep", "--at", at])
+    s.check(r.returncode == 0 and '"escalated"' in r.stdout, "cases sweep runs", r.stdout + r.stderr)
+    st, _, b = core.get(f"/api/v1/cases/{ref_sla}", as_="case_worker")
+    s.check(st == 200 and b["sla"]["breached"] and b["sla"]["state"] == "breached" and
+            b["assigned_role"] == "case_worker" and "escalation" in [e["kind"] for e in b["events"]],
+            "an overdue lodged grievance is flagged breached and reassigned up the chain", f"{st} {b}")
+    st, _, b = core.get(f"/api/v1/cases/{refc}", as_="auditor")
+    s.check(st == 200 and b["state"] == "escalated" and b["sla"]["escalations"] == 1 and
+            b["sla"]["state"] == "on_track" and b["assigned_role"] == "auditor",
+            "an overdue acknowledged grievance takes the workflow's escalate transition (a new SLA clock; "
+            "still with the confidential role)", f"{st} {b}")
+    r2 = core.run_cli(["cases", "sweep", "--at", at])
+    s.check(r2.returncode == 0 and '"escalated": 0' in r2.stdout, "a second sweep escalates nothing twice", r2.stdout)
+    st, _, q = core.get("/api/v1/cases?sla=breached&limit=100", as_="case_worker")
+    s.check(st == 200 and ref_sla in [x["ref"] for x in q["items"]] and q["counts"]["breached"] >= 1,
+            "the queue filters by SLA state", f"{st} {q}")
+
+    # ---- audit: every change in its transaction, reads of cases audited
+    acts = {e["action"] for e in core.audit(entity="case")}
+    s.check({"case.create", "case.transition", "case.approval_requested", "case.link", "case.sla_escalation"} <= acts,
+            "case changes are in the audit trail", str(acts))
+
+    # ---- workflow files that do not validate stop startup with file and line
+    bad = s.var / "bad-workflows"
+    shutil.copytree(ROOT / "deploy" / "workflows", bad, dirs_exist_ok=True)
+    text = (bad / "grievance.ini").read_text().replace("to = acknowledged", "to = acknowleged", 1)
+    (bad / "grievance.ini").write_text(text)
+    r = core.run_cli(["config-check"], overrides={"workflow.dir": str(bad)})
+    s.check(r.returncode == 2 and "grievance.ini:" in r.stderr and "acknowleged" in r.stderr,
+            "an unknown state in a workflow file is refused with file:line", r.stderr)
