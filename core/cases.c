@@ -1453,8 +1453,11 @@ static hf_err sweep_body(struct db *db, void *vctx)
 		size_t nv = 0;
 		hf_buf_reset(&sql);
 		err = hf_buf_append_str(&sql, "INSERT INTO case_events (id, case_id, kind, from_state, actor, at) VALUES ");
+		/* Consecutive ids from one random start: a thousand independent draws in one millisecond would
+		 * collide among themselves about every other batch. */
+		int64_t base = db_new_id();
 		for (size_t i = 0; i < t->n && !err; i++) {
-			v[nv++] = DB_I64(db_new_id());
+			v[nv++] = DB_I64(base + (int64_t)i);
 			v[nv++] = DB_I64(t->batch[i].id);
 			v[nv++] = db_str(t->batch[i].state);
 			err = hf_buf_append_str(&sql, i ? ", (?, ?, 'escalation', ?, 'system', UTC_TIMESTAMP(3))"
@@ -1527,6 +1530,8 @@ hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res
 	 * reads only what it escalates. Bounded, in case something keeps coming back. */
 	for (int rounds = 0; rounds < 100000; rounds++) {
 		err = db_tx(db, sweep_body, &t);
+		for (int i = 0; i < 3 && err == HF_ECONFLICT && strcmp(db_conflict_key(db), "PRIMARY") == 0; i++)
+			err = db_tx(db, sweep_body, &t); /* an id drawn twice: the batch again, with new ids */
 		if (err || t.n == 0)
 			break;
 		res->checked += t.n;

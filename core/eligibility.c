@@ -1031,6 +1031,13 @@ static bool looks_like_key(const char *v)
 	return v[i] == '=' && v[i + 1] != '=';
 }
 
+/* The expression so far ends with the word "in": a list may follow on the next line. */
+static bool ends_with_in(const struct hf_buf *b)
+{
+	size_t n = b->len;
+	return n >= 2 && memcmp(b->data + n - 2, "in", 2) == 0 && (n == 2 || !is_name_char(b->data[n - 3]));
+}
+
 static int ini_on_value(void *user, const char *section, const char *name, const char *value)
 {
 	struct load *ld = user;
@@ -1059,8 +1066,13 @@ static int ini_on_value(void *user, const char *section, const char *name, const
 		return 0;
 	}
 	if (cont) {
-		if (looks_like_key(value)) {
+		/* An indented "[condition x]" would swallow a whole condition; only a list after "in" starts with '['. */
+		if (looks_like_key(value) || (value[0] == '[' && !(dst == &ld->expr && ends_with_in(dst)))) {
 			lfail(ld, ld->line, "this line is indented, so it continues %s; remove the indentation", name);
+			return 0;
+		}
+		if (dst == &ld->code) {
+			lfail(ld, ld->line, "code must be on one line");
 			return 0;
 		}
 		if (dst == &ld->expr) {
@@ -1106,6 +1118,7 @@ static hf_err prog_parse(const char *path, const char *code, const char *data, s
 	if (len > ELIG_FILE_MAX)
 		lfail(&ld, 0, "larger than %d bytes", ELIG_FILE_MAX);
 	int ret = ld.failed ? 0 : ini_parse_stream(ini_read, &ld, ini_on_value, &ld);
+	finish_section(&ld); /* before comparing with inih's error: the last section's lines come first */
 	if (ret < 0) {
 		lfail(&ld, 0, "cannot be parsed (inih error %d)", ret);
 	} else if (ret > 0 && (!ld.failed || ret < ld.err_line)) {
@@ -1113,7 +1126,6 @@ static hf_err prog_parse(const char *path, const char *code, const char *data, s
 		ld.failed = false;
 		lfail(&ld, ret, "syntax error: expected [section], key = value or a comment");
 	}
-	finish_section(&ld);
 	if (!ld.seen_programme)
 		lfail(&ld, 0, "no [programme] section");
 	if (ld.g->nconds == 0)
@@ -1632,17 +1644,20 @@ static json_t *eval_condition(struct ectx *x, const struct cond *c, bool *decide
 	hf_buf_init(&msg, 1024);
 	if (x->has_err)
 		hf_buf_note(&msg, "%s", x->err);
-	size_t named = 0;
+	/* Each missing variable once: first drop the repeats, then name them. */
+	size_t distinct = 0;
 	for (size_t i = 0; i < x->nmissing; i++) {
-		uint32_t vi = x->missing[i];
 		bool seen = false;
-		for (size_t j = 0; j < i && !seen; j++)
-			seen = x->missing[j] == vi;
-		if (seen)
-			continue;
+		for (size_t j = 0; j < distinct && !seen; j++)
+			seen = x->missing[j] == x->missing[i];
+		if (!seen)
+			x->missing[distinct++] = x->missing[i];
+	}
+	for (size_t i = 0; i < distinct; i++) {
+		uint32_t vi = x->missing[i];
 		if (!x->has_err)
-			hf_buf_note(&msg, "%s%s", named ? ", " : "missing variable ", x->g->vars[vi]);
-		named++;
+			hf_buf_note(&msg, "%s%s", i ? ", " : distinct > 1 ? "missing variables " : "missing variable ",
+				    x->g->vars[vi]);
 		if (!reported[vi]) {
 			reported[vi] = true;
 			HF_ASSERT(json_array_append_new(missing, json_string(x->g->vars[vi])) == 0);
