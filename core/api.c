@@ -345,6 +345,16 @@ static hf_err r_case_note(struct call *c, json_t **out)
 	struct case_call cc = case_call_of(c);
 	return cases_note(&cc, c->seg[1], c->body, out);
 }
+static hf_err r_case_attach(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_attach(&cc, c->seg[1], c->body, out);
+}
+static hf_err r_case_attachment(struct call *c, json_t **out)
+{
+	struct case_call cc = case_call_of(c);
+	return cases_attachment_get(&cc, c->seg[1], c->seg[3], out);
+}
 static hf_err r_case_list(struct call *c, json_t **out)
 {
 	struct cases_query q = {.queue = arg(c, "queue"), .type = arg(c, "type"), .state = arg(c, "state"),
@@ -431,6 +441,8 @@ static const struct route routes[] = {
 	{"POST", "cases/*/transitions", r_case_move, 200, A_READERS, "case.transition", "case", false},
 	{"POST", "cases/*/approval", r_case_approve, 200, A_READERS, "case.approve", "case", false},
 	{"POST", "cases/*/notes", r_case_note, 201, A_READERS, "case.note", "case", false},
+	{"POST", "cases/*/attachments", r_case_attach, 201, A_READERS, "case.attach", "case", false},
+	{"GET", "cases/*/attachments/*", r_case_attachment, 200, A_READERS, "case.attachment_read", "case", true},
 	{"GET", "beneficiaries/*/cases/*", r_case_owner_get, 200, A_GW | A_KIOSK, "case.status", "case", false},
 };
 

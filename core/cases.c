@@ -11,6 +11,7 @@
 #include "validate.h"
 #include "workflow.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +401,27 @@ static hf_err case_read_json(struct case_call *c, const char *ref, bool with_eve
 			json_decref(o);
 			return err;
 		}
+		json_t *att = json_array();
+		{
+			struct db_rows *ar = NULL;
+			err = db_query(c->db,
+				       "SELECT id, content_type, size, DATE_FORMAT(added_at, " TS_FMT "), added_by FROM case_attachments"
+				       " WHERE case_id = ? ORDER BY id LIMIT 100",
+				       pv, 1, &ar);
+			while (!err && db_rows_next(ar))
+				json_array_append_new(att, json_pack("{s:s, s:s, s:I, s:s, s:s}", "id", db_rows_str(ar, 0),
+								     "content_type", db_rows_str(ar, 1), "size",
+								     (json_int_t)db_rows_i64(ar, 2), "added_at",
+								     db_rows_str(ar, 3), "added_by", db_rows_str(ar, 4)));
+			db_rows_free(ar);
+		}
+		if (err) {
+			json_decref(att);
+			db_rows_free(r);
+			json_decref(o);
+			return err;
+		}
+		json_object_set_new(o, "attachments", see ? att : (json_decref(att), json_array()));
 		json_object_set_new(o, "pending_approval",
 				    db_rows_next(r) ? json_pack("{s:s, s:s, s:s}", "transition", db_rows_str(r, 0), "maker",
 								db_rows_str(r, 1), "made_at", db_rows_str(r, 2))
@@ -909,13 +931,18 @@ static hf_err move_apply(struct db *db, struct move_tx *t, struct case_row *k, c
 		struct db_val v[] = {db_str(f->assignee), DB_I64(k->id)};
 		err = db_exec(db, "UPDATE cases SET assigned_to = ? WHERE id = ?", v, 2, NULL);
 	}
+	/* The history's note: "decision: X; reason: Y; <note>", with only the parts given. */
 	char note[TEXT_MAX + 600] = "";
-	if (f->note || f->reason || f->decision)
-		snprintf(note, sizeof(note), "%s%s%s%s%s%s", f->decision ? "decision: " : "", f->decision ? f->decision : "",
-			 f->decision && (f->reason || f->note) ? "; " : "", f->reason ? "reason: " : "",
-			 f->reason ? f->reason : "", f->note ? (f->reason || f->decision ? "; " : "") : "");
-	if (f->note)
-		hf_strlcpy(note + strlen(note), f->note, sizeof(note) - strlen(note));
+	const char *parts[][2] = {{"decision: ", f->decision}, {"reason: ", f->reason}, {"", f->note}};
+	size_t used = 0;
+	for (size_t i = 0; i < HF_ARRAY_LEN(parts); i++) {
+		if (!parts[i][1])
+			continue;
+		int n = snprintf(note + used, sizeof(note) - used, "%s%s%s", used ? "; " : "", parts[i][0], parts[i][1]);
+		if (n < 0 || (size_t)n >= sizeof(note) - used)
+			break;
+		used += (size_t)n;
+	}
 	if (!err)
 		err = state_enter(db, k, tr->to, tr->to != from);
 	if (!err)
@@ -1539,5 +1566,156 @@ hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res
 	}
 	free(t.batch);
 	res->seconds = (double)(hf_mono_us() - t0) / 1e6;
+	return err;
+}
+
+/* ------------------------------------------------------------------ attachments */
+
+static const char *const ATTACHMENT_TYPES[] = {"image/jpeg", "image/png", "application/pdf", "text/plain", NULL};
+
+struct attach_tx {
+	struct case_call *c;
+	const char *ref, *filename, *content_type;
+	const uint8_t *content;
+	size_t len;
+	char sha[65];
+	int64_t id;
+};
+
+static hf_err attach_body(struct db *db, void *vctx)
+{
+	struct attach_tx *t = vctx;
+	struct case_row k;
+	hf_err err = case_load(db, t->ref, true, &k);
+	if (err)
+		return err;
+	const struct wf_def *d = wf_find(C.wf, k.type);
+	if (!d || !wf_category_visible_to(d, k.category, role_index(t->c->p)))
+		return HF_ENOTFOUND;
+	t->id = db_new_id();
+	char ad[96];
+	int n = snprintf(ad, sizeof(ad), "case_attachments.content:%lld", (long long)t->id);
+	struct hf_buf name, body;
+	hf_buf_init(&name, 1024);
+	hf_buf_init(&body, CASES_ATTACHMENT_MAX + 1024);
+	err = seal_text("case_attachments.filename", t->id, t->filename, &name);
+	if (!err)
+		err = hf_field_seal(g_app.keys, (struct hf_str){ad, (size_t)n}, t->content, t->len, &body);
+	if (!err) {
+		struct db_val v[] = {DB_I64(t->id),	      DB_I64(k.id),	 DB_BLOB(name.data, name.len),
+				     db_str(t->content_type), DB_I64(t->len), db_str(t->sha),
+				     DB_BLOB(body.data, body.len), db_str(t->c->p->actor)};
+		err = db_exec(db,
+			      "INSERT INTO case_attachments (id, case_id, filename_enc, content_type, size, sha256, content_enc,"
+			      " added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(3))",
+			      v, HF_ARRAY_LEN(v), NULL);
+	}
+	hf_buf_release(&name);
+	hf_buf_release(&body);
+	if (!err)
+		err = event_add(db, k.id, "note", NULL, NULL, NULL, t->c->p->actor, "attachment added");
+	if (err)
+		return err;
+	json_t *detail = json_pack("{s:s, s:I}", "content_type", t->content_type, "size", (json_int_t)t->len);
+	struct audit_event ev = {"case.attach", "case", k.ref, "ok", NULL, NULL, detail};
+	err = audit_append(db, &t->c->p->audit, &ev);
+	json_decref(detail);
+	return err;
+}
+
+hf_err cases_attach(struct case_call *c, const char *ref, json_t *body, json_t **out)
+{
+	static const char *const allowed[] = {"filename", "content_type", "content_base64", NULL};
+	hf_json_only_fields(body, allowed, "", c->fe);
+	struct attach_tx t = {.c = c, .ref = ref};
+	const char *b64 = NULL;
+	(void)hf_json_get_str(body, "", "filename", true, 1, 100, c->fe, &t.filename);
+	(void)hf_json_get_enum(body, "", "content_type", true, ATTACHMENT_TYPES, c->fe, &t.content_type);
+	json_t *jb = json_object_get(body, "content_base64");
+	if (!json_is_string(jb))
+		hf_ferrs_add(c->fe, "content_base64", "required", "the file's content, base64-encoded");
+	else
+		b64 = json_string_value(jb);
+	if (hf_ferrs_any(c->fe))
+		return HF_EINVAL;
+	size_t b64len = strlen(b64);
+	uint8_t *bin = hf_xmalloc(b64len / 4 * 3 + 3);
+	size_t len = 0;
+	if (sodium_base642bin(bin, b64len / 4 * 3 + 3, b64, b64len, " \r\n", &len, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    len == 0)
+		hf_ferrs_add(c->fe, "content_base64", "bad_value", "not base64, or empty");
+	else if (len > CASES_ATTACHMENT_MAX)
+		hf_ferrs_add(c->fe, "content_base64", "too_big", "at most %d bytes", CASES_ATTACHMENT_MAX);
+	hf_err err = HF_OK;
+	if (hf_ferrs_any(c->fe)) {
+		err = HF_EINVAL;
+	} else {
+		uint8_t digest[32];
+		hf_sha256(bin, len, digest);
+		hf_hex(digest, sizeof(digest), t.sha);
+		t.content = bin;
+		t.len = len;
+		err = numbers_valid(ref) ? db_tx(c->db, attach_body, &t) : HF_ENOTFOUND;
+		if (err == HF_ENOTFOUND)
+			say(c, "no case with this reference");
+	}
+	sodium_memzero(bin, b64len / 4 * 3 + 3);
+	free(bin);
+	if (!err) {
+		char id[24];
+		snprintf(id, sizeof(id), "%lld", (long long)t.id);
+		*out = json_pack("{s:s, s:s, s:s, s:I, s:s}", "id", id, "filename", t.filename, "content_type",
+				 t.content_type, "size", (json_int_t)t.len, "sha256", t.sha);
+	}
+	return err;
+}
+
+hf_err cases_attachment_get(struct case_call *c, const char *ref, const char *id, json_t **out)
+{
+	struct case_row k;
+	int64_t aid = 0;
+	hf_err err = hf_parse_i64(id, 1, INT64_MAX, &aid) ? HF_ENOTFOUND : case_load(c->db, ref, false, &k);
+	if (!err && !may_see(c, &k))
+		err = HF_ENOTFOUND;
+	struct db_rows *r = NULL;
+	if (!err) {
+		struct db_val v[] = {DB_I64(aid), DB_I64(k.id)};
+		err = db_query(c->db,
+			       "SELECT id, filename_enc, content_type, size, sha256, content_enc FROM case_attachments"
+			       " WHERE id = ? AND case_id = ?",
+			       v, 2, &r);
+		if (!err && !db_rows_next(r))
+			err = HF_ENOTFOUND;
+	}
+	if (err == HF_ENOTFOUND)
+		say(c, "no such attachment on this case");
+	if (err) {
+		db_rows_free(r);
+		return err;
+	}
+	json_t *name = open_text("case_attachments.filename", aid, r, 1, false);
+	size_t n = 0;
+	const void *sealed = db_rows_blob(r, 5, &n);
+	char ad[96];
+	int adn = snprintf(ad, sizeof(ad), "case_attachments.content:%lld", (long long)aid);
+	struct hf_buf plain;
+	hf_buf_init(&plain, CASES_ATTACHMENT_MAX + 16);
+	err = hf_field_open(g_app.keys, (struct hf_str){ad, (size_t)adn}, sealed, n, &plain);
+	if (!err) {
+		size_t cap = sodium_base64_encoded_len(plain.len, sodium_base64_VARIANT_ORIGINAL);
+		char *b64 = hf_xmalloc(cap);
+		sodium_bin2base64(b64, cap, plain.data ? plain.data : (const void *)"", plain.len,
+				  sodium_base64_VARIANT_ORIGINAL);
+		*out = json_pack("{s:s, s:o, s:s, s:I, s:s, s:s}", "id", id, "filename", name, "content_type",
+				 db_rows_str(r, 2), "size", (json_int_t)db_rows_i64(r, 3), "sha256", db_rows_str(r, 4),
+				 "content_base64", b64);
+		name = NULL;
+		free(b64);
+	}
+	json_decref(name);
+	if (plain.data)
+		sodium_memzero(plain.data, plain.cap);
+	hf_buf_release(&plain);
+	db_rows_free(r);
 	return err;
 }

@@ -46,6 +46,12 @@ HF_MUST_CHECK hf_err cases_approve(struct case_call *c, const char *ref, json_t 
 /* POST /cases/{ref}/notes {text} */
 HF_MUST_CHECK hf_err cases_note(struct case_call *c, const char *ref, json_t *body, json_t **out);
 
+/* POST /cases/{ref}/attachments {filename, content_type, content_base64} (at most CASES_ATTACHMENT_MAX bytes);
+ * GET /cases/{ref}/attachments/{id} answers it with the content in base64. */
+#define CASES_ATTACHMENT_MAX (512 * 1024)
+HF_MUST_CHECK hf_err cases_attach(struct case_call *c, const char *ref, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_attachment_get(struct case_call *c, const char *ref, const char *id, json_t **out);
+
 struct cases_query {
 	const char *queue; /* "mine", "team" or "all" (default all) */
 	const char *type, *state, *sla, *location, *after;

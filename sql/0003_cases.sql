@@ -77,6 +77,21 @@ CREATE TABLE case_approvals (
 	KEY ix_case_approvals_case (case_id)
 ) ENGINE=InnoDB;
 
+-- Files attached to a case (a photo of a receipt, a letter): the name and the content sealed, the size and
+-- the SHA-256 of the content in clear (to show and to check).
+CREATE TABLE case_attachments (
+	id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+	case_id BIGINT UNSIGNED NOT NULL,
+	filename_enc VARBINARY(400) NOT NULL,
+	content_type VARCHAR(64) NOT NULL,
+	size INT UNSIGNED NOT NULL,
+	sha256 CHAR(64) NOT NULL,
+	content_enc MEDIUMBLOB NOT NULL,
+	added_by VARCHAR(72) NOT NULL,
+	added_at DATETIME(3) NOT NULL,
+	KEY ix_case_attachments_case (case_id)
+) ENGINE=InnoDB;
+
 -- SMS to send, written in the transaction of what caused it; the gateway drains it (its own issue).
 CREATE TABLE outbox (
 	id BIGINT UNSIGNED NOT NULL PRIMARY KEY,

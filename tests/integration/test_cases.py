@@ -127,6 +127,29 @@ with Suite() as s:
             and "grievance_rejected\tqueued\tluo" in outbox(ref2),
             "a second person approves: the case moves and its actions run", f"{st} {b}")
 
+    # ---- attachments: sealed at rest, given back byte for byte
+    import base64
+    import hashlib
+    receipt = b"M-PESA receipt QX71 KES 4,000 3 March\n" * 20
+    st, _, at = core.post(f"/api/v1/cases/{ref2}/attachments", {"filename": "receipt.txt", "content_type": "text/plain",
+                                                                 "content_base64": base64.b64encode(receipt).decode()},
+                          as_="support")
+    s.check(st == 201 and at["size"] == len(receipt) and at["sha256"] == hashlib.sha256(receipt).hexdigest(),
+            "a file is attached to a case", f"{st} {at}")
+    st, _, got = core.get(f"/api/v1/cases/{ref2}/attachments/{at['id']}", as_="registrar")
+    s.check(st == 200 and base64.b64decode(got["content_base64"]) == receipt and got["filename"] == "receipt.txt",
+            "and read back as it was", f"{st} {str(got)[:200]}")
+    s.check(b"M-PESA receipt".hex().upper() not in sql("SELECT HEX(content_enc), HEX(filename_enc) FROM case_attachments")
+            and b"receipt.txt".hex().upper() not in sql("SELECT HEX(filename_enc) FROM case_attachments"),
+            "stored sealed, the file name too", "")
+    st, _, b = core.post(f"/api/v1/cases/{ref2}/attachments", {"filename": "big.pdf", "content_type": "application/pdf",
+                                                                "content_base64": base64.b64encode(b"x" * 600000).decode()},
+                         as_="support")
+    s.check(st in (400, 413), "an attachment over the cap is refused", f"{st}")
+    st, _, b = core.post(f"/api/v1/cases/{ref2}/attachments", {"filename": "a.exe", "content_type": "application/x-msdos",
+                                                                "content_base64": "AAAA"}, as_="support")
+    s.check(st == 400 and "content_type" in fields(b), "only the listed kinds of file are taken", f"{st} {b}")
+
     # ---- confidential grievances
     st, _, conf = core.post("/api/v1/cases", {"type": "grievance", "category": "staff_misconduct", "ben_no": ben,
                                               "summary": "The agent asked for KES 500 to register me."},
