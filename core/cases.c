@@ -1257,8 +1257,8 @@ static hf_err act_eligibility(struct act_ctx *a, json_t *data, const char *progr
 			e = elig_vars_num(v, key, json_is_true(val) ? 1 : 0);
 		else if (json_is_string(val))
 			e = elig_vars_str(v, key, json_string_value(val));
-		if (e != HF_OK && e != HF_ECONFLICT && e != HF_EINVAL) /* a bad or repeated name is skipped */
-			err = e;
+		(void)e; /* a bad or repeated name, a text too long, too many answers: that answer is left out, and a
+			  * rule that needs it says so ("missing") instead of deciding */
 	}
 	enum elig_outcome outcome = ELIG_NEEDS_REVIEW;
 	json_t *explain = NULL;

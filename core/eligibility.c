@@ -415,7 +415,8 @@ static bool lex(struct parser *p)
 		else if (c > 0x20 && c < 0x7f)
 			pfail(p, at, "unexpected character '%c'", c);
 		else
-			pfail(p, at, "unexpected byte 0x%02x (only ASCII outside double quotes)", (unsigned)(unsigned char)c);
+			pfail(p, at, "unexpected byte 0x%02x (only ASCII outside double quotes)",
+			      (unsigned)(unsigned char)c);
 		return false;
 	}
 	p->t = (struct tok){kind, at, n, 0};
@@ -473,7 +474,8 @@ static bool need_condition(struct parser *p, uint32_t i, const char *what)
 {
 	if (p->c->nodes[i].type == ST_COND)
 		return true;
-	pfail(p, p->c->nodes[i].start, "%s combines conditions: write a comparison such as x == 1, not a bare value", what);
+	pfail(p, p->c->nodes[i].start, "%s combines conditions: write a comparison such as x == 1, not a bare value",
+	      what);
 	return false;
 }
 
@@ -558,7 +560,8 @@ static bool parse_primary(struct parser *p, uint32_t *out)
 		}
 		if (p->t.kind == TK_LPAREN) {
 			char d[48];
-			pfail(p, t.start, "unknown function '%s': only min, max and abs", snippet(name, t.len, d, sizeof(d)));
+			pfail(p, t.start, "unknown function '%s': only min, max and abs",
+			      snippet(name, t.len, d, sizeof(d)));
 			return false;
 		}
 		*out = node_add(p, OP_VAR, ST_ANY, t.start, t.start + t.len);
@@ -606,7 +609,8 @@ static bool parse_chain(struct parser *p, bool sum, uint32_t *out)
 	p->c->nodes[first].kop = sum ? OP_ADD : OP_MUL;
 	last = first;
 	while (p->t.kind == t1 || p->t.kind == t2) {
-		uint8_t kop = (uint8_t)(sum ? (p->t.kind == t1 ? OP_ADD : OP_SUB) : (p->t.kind == t1 ? OP_MUL : OP_DIV));
+		bool first_op = p->t.kind == t1;
+		uint8_t kop = (uint8_t)(sum ? (first_op ? OP_ADD : OP_SUB) : (first_op ? OP_MUL : OP_DIV));
 		uint32_t k;
 		if (!lex(p) || !(sum ? parse_chain(p, false, &k) : parse_unary(p, &k)) || !need_number(p, k))
 			return false;
@@ -937,7 +941,8 @@ static void section_begin(struct load *ld, const char *t, size_t n)
 		ld->sec = SEC_CONDITION;
 		return;
 	}
-	lfail(ld, ld->line, "unknown section [%s]: expected [programme] or [condition NAME]", snippet(t, nl, d, sizeof(d)));
+	lfail(ld, ld->line, "unknown section [%s]: expected [programme] or [condition NAME]",
+	      snippet(t, nl, d, sizeof(d)));
 }
 
 static bool ini_space(char c)
@@ -955,8 +960,8 @@ static void look_at_line(struct load *ld, const char *s, size_t n)
 	size_t j = i;
 	while (j < n && ini_space(s[j]))
 		j++;
-	if (j == n || s[j] == ';' || s[j] == '#' || s[j] != '[')
-		return;
+	if (j == n || s[j] != '[')
+		return; /* blank, a comment or a key */
 	if (ld->indented && ld->prev_key[0])
 		return; /* inih continues the previous value with it, e.g. a list on its own line */
 	if (ld->indented) {
@@ -1066,7 +1071,8 @@ static int ini_on_value(void *user, const char *section, const char *name, const
 		return 0;
 	}
 	if (cont) {
-		/* An indented "[condition x]" would swallow a whole condition; only a list after "in" starts with '['. */
+		/* An indented "[condition x]" would swallow a whole condition: only a list after "in" may start
+		 * a continuation line with '['. */
 		if (looks_like_key(value) || (value[0] == '[' && !(dst == &ld->expr && ends_with_in(dst)))) {
 			lfail(ld, ld->line, "this line is indented, so it continues %s; remove the indentation", name);
 			return 0;
@@ -1218,8 +1224,8 @@ hf_err elig_load_dir(const char *dir, struct elig_set **out, struct hf_buf *err)
 		s->n++;
 	}
 	for (size_t i = 0; i < s->n; i++)
-		hf_log(HF_LOG_INFO, "core.elig", "rules loaded programme=%s conditions=%zu rules_version=%s",
-		       s->progs[i]->code, s->progs[i]->nconds, s->progs[i]->version);
+		hf_log(HF_LOG_INFO, "core.elig", "msg=\"eligibility rules loaded\" programme=%s conditions=%zu "
+		       "rules_version=%s", s->progs[i]->code, s->progs[i]->nconds, s->progs[i]->version);
 	*out = s;
 	s = NULL;
 out_free:
@@ -1469,8 +1475,8 @@ static struct val eval_compare(struct ectx *x, uint32_t i, struct val *left_out)
 	bool r;
 	if (a.k == VK_STR) {
 		if (n->op != OP_EQ && n->op != OP_NE) {
-			efail(x, "'%s' and '%s' are text: only == and != compare texts", node_text(x, li, t1, sizeof(t1)),
-			      node_text(x, ri, t2, sizeof(t2)));
+			efail(x, "'%s' and '%s' are text: only == and != compare texts",
+			      node_text(x, li, t1, sizeof(t1)), node_text(x, ri, t2, sizeof(t2)));
 			return UNDECIDED;
 		}
 		r = hf_str_eq(a.str, b.str) == (n->op == OP_EQ);

@@ -91,10 +91,11 @@ enum elig_outcome { ELIG_ELIGIBLE, ELIG_NOT_ELIGIBLE, ELIG_NEEDS_REVIEW };
 /* "eligible", "not_eligible", "needs_review": the same words as the explanation's "outcome". */
 const char *elig_outcome_name(enum elig_outcome o);
 
-/* Evaluates programme's rules on v. On HF_OK writes the outcome and the explanation described at the top
- * of this file (*out_explain owned by the caller: json_decref). An undecidable condition (missing
- * variable, division by zero, wrong type of value) is not an error of this call: the outcome is then
- * ELIG_NEEDS_REVIEW. HF_ENOTFOUND when programme has no rule file; nothing is written then. */
+/* Evaluates programme's rules on v (NULL: no variables at all). On HF_OK writes the outcome and the
+ * explanation described at the top of this file (*out_explain owned by the caller: json_decref). An
+ * undecidable condition (missing variable, division by zero, wrong type of value) is not an error of this
+ * call: the outcome is then ELIG_NEEDS_REVIEW. HF_ENOTFOUND when programme has no rule file; nothing is
+ * written then. Allocation only (no I/O, no locks): cheap enough to call inside a transaction. */
 HF_MUST_CHECK hf_err elig_evaluate(const struct elig_set *s, const char *programme, const struct elig_vars *v,
 				   enum elig_outcome *out_outcome, json_t **out_explain);
 

@@ -257,7 +257,8 @@ static void test_expression_errors(void)
 	HF_CHECK(expr_refused("and > 1", 1, "expected a number, a name"));
 	/* Text inside quotes may hold any printable UTF-8, including what would be a syntax error outside. */
 	char msg[256];
-	struct prog *g = compile(HEAD "[condition c]\nexpr = x in [\"Mathare (north) + 2\", \"Kisum\xc3\xba\"]\nexplain = y\n",
+	struct prog *g = compile(HEAD "[condition c]\nexpr = x in [\"Mathare (north) + 2\", \"Kisum\xc3\xba\"]\n"
+				      "explain = y\n",
 				 msg, sizeof(msg));
 	HF_CHECK_MSG(g != NULL, "%s", msg);
 	prog_free(g);
@@ -287,7 +288,8 @@ static void test_file_errors(void)
 			    "condition 'a' has no explain"));
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain = y\n[condition a]\n", 6,
 			    "a second condition named 'a'"));
-	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexpr = x > 2\n", 5, "expr is set twice (first on line 4)"));
+	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexpr = x > 2\n", 5,
+			    "expr is set twice (first on line 4)"));
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain = y\nweight = 2\n", 6,
 			    "unknown key 'weight' in [condition ...]: expected expr and explain"));
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain =\n", 5, "explain must be non-empty"));
@@ -296,9 +298,13 @@ static void test_file_errors(void)
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr =\nexplain = y\n", 4, "expr column 1: the expression is empty"));
 	HF_CHECK(refused_at(HEAD "[condition a]\n  [condition b]\n", 4, "must start at the beginning of the line"));
 	HF_CHECK(refused_at(HEAD "  more\n", 3, "code must be on one line"));
-	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain = y\n  [condition b]\nexpr = x > 2\nexplain = z\n", 6,
+	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain = y\n  [condition b]\nexpr = x > 2\n"
+				 "explain = z\n",
+			    6,
 			    "this line is indented, so it continues explain"));
-	HF_CHECK(refused_at(HEAD "[condition a]\nexplain = y\nexpr = x > 1\n  [condition b]\nexpr = x > 2\nexplain = z\n", 6,
+	HF_CHECK(refused_at(HEAD "[condition a]\nexplain = y\nexpr = x > 1\n  [condition b]\nexpr = x > 2\n"
+				 "explain = z\n",
+			    6,
 			    "this line is indented, so it continues expr"));
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\n  explain = y\n", 5, "this line is indented"));
 	HF_CHECK(refused_at(HEAD "[condition a]\nexpr = x > 1\nexplain = y\n\x01\n", 6, "syntax error"));
@@ -335,7 +341,8 @@ static void test_continuation_lines(void)
 				 msg, sizeof(msg));
 	HF_CHECK_MSG(g != NULL, "%s", msg);
 	if (g) {
-		HF_CHECK(strcmp(g->conds[0].expr, "2.1*household_size - 3.5*owns_livestock - 4.0*has_iron_roof >= 5") == 0);
+		HF_CHECK(strcmp(g->conds[0].expr,
+				"2.1*household_size - 3.5*owns_livestock - 4.0*has_iron_roof >= 5") == 0);
 		HF_CHECK(g->nvars == 3 && strcmp(g->vars[2], "has_iron_roof") == 0);
 	}
 	prog_free(g);
@@ -346,8 +353,9 @@ static void test_continuation_lines(void)
 				 "explain = x\n",
 			    6, "expr column 9: expected a number"));
 	/* an empty first line, the expression below it; a list on a line of its own */
-	g = compile(HEAD "[condition c]\nexpr =\n    sex_of_head in\n    [\"female\",\n     \"male\"]\nexplain = x\n", msg,
-		    sizeof(msg));
+	g = compile(HEAD "[condition c]\nexpr =\n    sex_of_head in\n    [\"female\",\n     \"male\"]\n"
+			 "explain = x\n",
+		    msg, sizeof(msg));
 	HF_CHECK_MSG(g != NULL && strcmp(g->conds[0].expr, "sex_of_head in [\"female\", \"male\"]") == 0, "%s", msg);
 	prog_free(g);
 	HF_CHECK(refused_at(HEAD "[condition c]\nexpr =\n    sex_of_head in\n    [\"female\" x]\nexplain = x\n", 6,
@@ -446,7 +454,7 @@ static void test_limits(void)
 	memset(line, ' ', sizeof(line));
 	memcpy(line, "expr = x > 1", 12);
 	line[198] = '\0';
-	char text[1024];
+	char text[2048];
 	snprintf(text, sizeof(text), HEAD "[condition c]\n%s\nexplain = x\n", line);
 	struct prog *g = compile(text, msg, sizeof(msg));
 	HF_CHECK_MSG(g != NULL, "%s", msg);
@@ -469,7 +477,8 @@ static void test_limits(void)
 /* The explanation a reviewer reads for the three outcomes. */
 static void test_explanation(void)
 {
-	static const char rules[] = HEAD "[condition age]\nexpr = age_of_head >= 70\nexplain = the head is 70 or older\n"
+	static const char rules[] = HEAD "[condition age]\nexpr = age_of_head >= 70\n"
+					 "explain = the head is 70 or older\n"
 					 "[condition pmt]\nexpr = 2.1*household_size - 4.0*has_iron_roof >= 5\n"
 					 "explain = proxy means test score of at least 5\n";
 	struct elig_vars *v = elig_vars_new();
@@ -507,8 +516,10 @@ static void test_explanation(void)
 	r = evaluate_text(rules, v, &o);
 	json_t *c0 = json_array_get(json_object_get(r, "conditions"), 0);
 	json_t *c1 = json_array_get(json_object_get(r, "conditions"), 1);
-	HF_CHECK(o == ELIG_NOT_ELIGIBLE && strcmp(json_string_value(json_object_get(r, "outcome")), "not_eligible") == 0);
-	HF_CHECK(json_is_false(json_object_get(c0, "passed")) && json_integer_value(json_object_get(c0, "value")) == 65);
+	HF_CHECK(o == ELIG_NOT_ELIGIBLE);
+	HF_CHECK(strcmp(json_string_value(json_object_get(r, "outcome")), "not_eligible") == 0);
+	HF_CHECK(json_is_false(json_object_get(c0, "passed")));
+	HF_CHECK(json_integer_value(json_object_get(c0, "value")) == 65);
 	HF_CHECK(json_is_true(json_object_get(c1, "passed")));
 	HF_CHECK(json_array_size(json_object_get(r, "missing")) == 0);
 	json_decref(r);
@@ -523,12 +534,13 @@ static void test_explanation(void)
 	c1 = json_array_get(json_object_get(r, "conditions"), 1);
 	hf_buf_reset(&dump);
 	HF_CHECK(r && hf_json_dump(json_object_get(r, "missing"), &dump) == HF_OK);
-	HF_CHECK(o == ELIG_NEEDS_REVIEW && strcmp(json_string_value(json_object_get(r, "outcome")), "needs_review") == 0);
+	HF_CHECK(o == ELIG_NEEDS_REVIEW);
+	HF_CHECK(strcmp(json_string_value(json_object_get(r, "outcome")), "needs_review") == 0);
 	HF_CHECK(strcmp(hf_buf_cstr(&dump), "[\"has_iron_roof\"]") == 0);
 	HF_CHECK(json_is_false(json_object_get(c0, "passed")));
 	HF_CHECK(json_is_null(json_object_get(c1, "passed")) && json_is_null(json_object_get(c1, "value")));
-	HF_CHECK_MSG(strcmp(json_string_value(json_object_get(c1, "error")), "missing variable has_iron_roof") == 0, "%s",
-		     json_string_value(json_object_get(c1, "error")));
+	const char *why = json_string_value(json_object_get(c1, "error"));
+	HF_CHECK_MSG(why && strcmp(why, "missing variable has_iron_roof") == 0, "%s", why ? why : "(null)");
 	json_decref(r);
 	elig_vars_free(v);
 	hf_buf_release(&dump);
@@ -589,7 +601,8 @@ static void test_missing_variables(void)
 				  v, &oo);
 	hf_buf_reset(&d);
 	HF_CHECK(r && hf_json_dump(json_object_get(r, "missing"), &d) == HF_OK);
-	HF_CHECK_MSG(oo == ELIG_NEEDS_REVIEW && strcmp(hf_buf_cstr(&d), "[\"b\",\"c\",\"d\"]") == 0, "%s", hf_buf_cstr(&d));
+	HF_CHECK_MSG(oo == ELIG_NEEDS_REVIEW && strcmp(hf_buf_cstr(&d), "[\"b\",\"c\",\"d\"]") == 0, "%s",
+		     hf_buf_cstr(&d));
 	json_decref(r);
 	hf_buf_release(&d);
 	g_vars = NULL;
@@ -616,7 +629,8 @@ static void test_evaluation_errors(void)
 	json_decref(m);
 	/* a value of the wrong type */
 	e = error_of("sex_of_head * 2 > 1", &o, NULL);
-	HF_CHECK_MSG(o == ELIG_NEEDS_REVIEW && strcmp(e, "'sex_of_head' is text where a number is needed") == 0, "%s", e);
+	HF_CHECK_MSG(o == ELIG_NEEDS_REVIEW && strcmp(e, "'sex_of_head' is text where a number is needed") == 0, "%s",
+		     e);
 	e = error_of("age_of_head in [\"old\"]", &o, NULL);
 	HF_CHECK_MSG(o == ELIG_NEEDS_REVIEW && strcmp(e, "'age_of_head' is a number: 'in' needs text") == 0, "%s", e);
 	e = error_of("sex_of_head == 1", &o, NULL);
@@ -735,7 +749,8 @@ static void test_load_dir(void)
 
 	/* one bad file refuses the whole folder, naming the file and the line */
 	hf_buf_reset(&err);
-	write_rule("PWSD-CT.ini", "[programme]\ncode = PWSD-CT\n[condition d]\nexpr = severe_disability = 1\nexplain = d\n");
+	write_rule("PWSD-CT.ini",
+		   "[programme]\ncode = PWSD-CT\n[condition d]\nexpr = severe_disability = 1\nexplain = d\n");
 	HF_CHECK(elig_load_dir(tmpdir, &s, &err) == HF_EINVAL && s == NULL);
 	snprintf(path, sizeof(path), "%s/PWSD-CT.ini:4: expr column 19: '=' alone: compare with ==", tmpdir);
 	HF_CHECK_MSG(strcmp(hf_buf_cstr(&err), path) == 0, "%s", hf_buf_cstr(&err));
@@ -749,7 +764,8 @@ static void test_load_dir(void)
 	huge[ELIG_FILE_MAX + 1] = '\0';
 	write_rule("BIG.ini", huge);
 	free(huge);
-	HF_CHECK(elig_load_dir(tmpdir, &s, &err) == HF_EINVAL && strstr(hf_buf_cstr(&err), "BIG.ini: larger than 65536"));
+	HF_CHECK(elig_load_dir(tmpdir, &s, &err) == HF_EINVAL);
+	HF_CHECK(strstr(hf_buf_cstr(&err), "BIG.ini: larger than 65536") != NULL);
 	snprintf(path, sizeof(path), "%s/BIG.ini", tmpdir);
 	unlink(path);
 
