@@ -511,48 +511,102 @@ static hf_err act_assign(struct act_ctx *a, const struct wf_action *act)
 	return err;
 }
 
-/* change_request: applies the requested change ({"field": "phone" | "address" | ..., "value": ...}, or a
- * full update object) to the subject individual, with the registry's own validation, history and audit. */
+/* change_request: applies the requested change to the registry, with the registry's own validation, history
+ * and audit, in this transaction:
+ *   phone and other personal fields: data.change = {"phone": "+254..."} (the fields of PATCH /individuals);
+ *   address: data.change = {"address": "...", "location": {...}} on the household (PATCH /households);
+ *   death: every open enrolment of the person becomes "deceased" (no data needed).
+ * Member added/removed and a new head of household change the household's shape: they are done in the
+ * registry by a registrar (the case records the decision), not automatically. */
 static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 {
-	if (!a->k->individual_id) {
-		say(a->c, "this change request names no individual to change");
-		return HF_ECONFLICT;
-	}
+	struct case_call *c = a->c;
+	const char *cat = a->k->category;
+	struct reg_req rq = {.db = c->db, .actor = a->actor, .who = a->who, .fe = c->fe};
+	char reason[64];
+	snprintf(reason, sizeof(reason), "change request %s", a->k->ref);
 	json_t *change = json_object_get(data, "change");
+	hf_err err = HF_OK;
+	json_t *res = NULL;
+	if (strcmp(cat, "death") == 0) {
+		if (!a->k->individual_id) {
+			say(c, "a death is recorded for an individual (ben_no)");
+			return HF_ECONFLICT;
+		}
+		struct db_val v[] = {DB_I64(a->k->individual_id)};
+		struct db_rows *r = NULL;
+		err = db_query(c->db, "SELECT id, status, version FROM enrolments WHERE individual_id = ?", v, 1, &r);
+		if (err)
+			return err;
+		size_t changed = 0;
+		while (!err && db_rows_next(r)) {
+			if (!registry_status_transition_ok(db_rows_str(r, 1), "deceased"))
+				continue;
+			char id[24];
+			hf_strlcpy(id, db_rows_str(r, 0), sizeof(id));
+			json_t *body = json_pack("{s:s, s:s, s:I}", "status", "deceased", "reason", reason, "version",
+						 (json_int_t)db_rows_i64(r, 2));
+			rq.action = "enrolment.update";
+			rq.entity = "enrolment";
+			err = registry_enrolment_update_in_tx(&rq, id, body, &res);
+			json_decref(body);
+			json_decref(res);
+			res = NULL;
+			json_decref(rq.audit_before);
+			rq.audit_before = NULL;
+			changed++;
+		}
+		db_rows_free(r);
+		if (!err)
+			json_object_set_new(a->detail, "applied", json_pack("{s:s, s:I}", "change", "death", "enrolments",
+									    (json_int_t)changed));
+		return err;
+	}
+	if (strcmp(cat, "member_added") == 0 || strcmp(cat, "member_removed") == 0 ||
+	    strcmp(cat, "head_of_household") == 0) {
+		json_object_set_new(a->detail, "applied", json_pack("{s:s, s:b}", "change", cat, "by_hand", 1));
+		return HF_OK;
+	}
 	if (!json_is_object(change)) {
-		say(a->c, "the change request holds no change to apply (data.change)");
+		say(c, "the change request holds no change to apply (data.change)");
 		return HF_ECONFLICT;
 	}
-	struct db_val v[] = {DB_I64(a->k->individual_id)};
+	bool household = strcmp(cat, "address") == 0;
+	int64_t row = household ? a->k->household_id : a->k->individual_id;
+	if (!row) {
+		say(c, "this change request names no %s to change", household ? "household" : "individual");
+		return HF_ECONFLICT;
+	}
+	struct db_val v[] = {DB_I64(row)};
 	struct db_rows *r = NULL;
-	hf_err err = db_query(a->c->db, "SELECT ben_no, version FROM individuals WHERE id = ?", v, 1, &r);
+	err = db_query(c->db,
+		       household ? "SELECT hh_no, version FROM households WHERE id = ?"
+				 : "SELECT ben_no, version FROM individuals WHERE id = ?",
+		       v, 1, &r);
 	if (err)
 		return err;
 	if (!db_rows_next(r)) {
 		db_rows_free(r);
 		return HF_ENOTFOUND;
 	}
-	char ben_no[BENNO_LEN + 1];
-	hf_strlcpy(ben_no, db_rows_str(r, 0), sizeof(ben_no));
+	char number[BENNO_LEN + 1];
+	hf_strlcpy(number, db_rows_str(r, 0), sizeof(number));
 	int64_t version = db_rows_i64(r, 1);
 	db_rows_free(r);
 	json_t *body = json_deep_copy(change);
-	char reason[64];
-	snprintf(reason, sizeof(reason), "change request %s", a->k->ref);
 	json_object_set_new(body, "reason", json_string(reason));
 	json_object_set_new(body, "version", json_integer(version));
-	struct reg_req rq = {.db = a->c->db, .actor = a->actor, .who = a->who, .fe = a->c->fe,
-			     .action = "individual.update", .entity = "individual"};
-	json_t *res = NULL;
-	err = registry_individual_update_in_tx(&rq, ben_no, body, &res);
+	rq.action = household ? "household.update" : "individual.update";
+	rq.entity = household ? "household" : "individual";
+	err = household ? registry_household_update_in_tx(&rq, number, body, &res)
+			: registry_individual_update_in_tx(&rq, number, body, &res);
 	json_decref(body);
 	json_decref(res);
 	json_decref(rq.audit_before);
 	if (err == HF_ECONFLICT || err == HF_EINVAL)
-		say(a->c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
+		say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
 	if (!err)
-		json_object_set_new(a->detail, "applied", json_true());
+		json_object_set_new(a->detail, "applied", json_pack("{s:s}", "change", cat));
 	return err;
 }
 

@@ -646,22 +646,7 @@ hf_err registry_individual_update(struct reg_req *rq, const char *ben_no, json_t
 	return run_tx(rq, body, IND_UPDATE_FIELDS, ben_no, ind_update_tx, out);
 }
 
-hf_err registry_individual_update_in_tx(struct reg_req *rq, const char *ben_no, json_t *body, json_t **out)
-{
-	HF_ASSERT(db_in_tx(rq->db));
-	hf_json_only_fields(body, IND_UPDATE_FIELDS, "", rq->fe);
-	if (hf_ferrs_any(rq->fe))
-		return HF_EINVAL;
-	struct tx_call t = {rq, body, ben_no, NULL};
-	struct audited a = {rq, ben_no, ind_update_tx, &t, &t.result, body};
-	hf_err err = audited_body(rq->db, &a);
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	*out = t.result;
-	return HF_OK;
-}
+
 
 /* ------------------------------------------------------------------ households */
 
@@ -1537,6 +1522,59 @@ hf_err registry_enrolment_update(struct reg_req *rq, const char *id, json_t *bod
 {
 	static const char *const allowed[] = {"status", "reason", "version", NULL};
 	return run_tx(rq, body, allowed, id, enr_update_tx, out);
+}
+
+/* The in-transaction forms used by approved change requests (see registry.h). */
+static hf_err in_tx(struct reg_req *rq, const char *key, json_t *body, const char *const *allowed, db_tx_fn fn,
+		    void *ctx, json_t **result);
+
+hf_err registry_individual_update_in_tx(struct reg_req *rq, const char *ben_no, json_t *body, json_t **out)
+{
+	struct tx_call t = {rq, body, ben_no, NULL};
+	hf_err err = in_tx(rq, ben_no, body, IND_UPDATE_FIELDS, ind_update_tx, &t, &t.result);
+	if (err)
+		json_decref(t.result);
+	else
+		*out = t.result;
+	return err;
+}
+static hf_err in_tx(struct reg_req *rq, const char *key, json_t *body, const char *const *allowed, db_tx_fn fn,
+		    void *ctx, json_t **result)
+{
+	HF_ASSERT(db_in_tx(rq->db));
+	hf_json_only_fields(body, allowed, "", rq->fe);
+	if (hf_ferrs_any(rq->fe))
+		return HF_EINVAL;
+	struct audited a = {rq, key, fn, ctx, result, body};
+	return audited_body(rq->db, &a);
+}
+
+hf_err registry_enrolment_update_in_tx(struct reg_req *rq, const char *id, json_t *body, json_t **out)
+{
+	static const char *const allowed[] = {"status", "reason", "version", NULL};
+	struct tx_call t = {rq, body, id, NULL};
+	hf_err err = in_tx(rq, id, body, allowed, enr_update_tx, &t, &t.result);
+	if (err)
+		json_decref(t.result);
+	else
+		*out = t.result;
+	return err;
+}
+
+hf_err registry_household_update_in_tx(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+{
+	static const char *const allowed[] = {"location", "address", "reason", "version", NULL};
+	struct hh_tx *t = hf_xcalloc(1, sizeof(*t));
+	t->rq = rq;
+	t->body = body;
+	t->number = hh_no;
+	hf_err err = in_tx(rq, hh_no, body, allowed, hh_update_tx, t, &t->result);
+	if (err)
+		json_decref(t->result);
+	else
+		*out = t->result;
+	free(t);
+	return err;
 }
 
 hf_err registry_enrolment_search(struct reg_req *rq, const struct reg_query *q, json_t **out)

@@ -48,6 +48,9 @@ HF_MUST_CHECK hf_err registry_individual_update(struct reg_req *rq, const char *
  * the case's transition); rq->action/entity name the audit entry as usual. */
 HF_MUST_CHECK hf_err registry_individual_update_in_tx(struct reg_req *rq, const char *ben_no, json_t *body,
 						      json_t **out);
+HF_MUST_CHECK hf_err registry_household_update_in_tx(struct reg_req *rq, const char *hh_no, json_t *body,
+						     json_t **out);
+HF_MUST_CHECK hf_err registry_enrolment_update_in_tx(struct reg_req *rq, const char *id, json_t *body, json_t **out);
 HF_MUST_CHECK hf_err registry_individual_search(struct reg_req *rq, const struct reg_query *q, json_t **out);
 
 /* entity: "individual" (number = ben_no), "household" (hh_no), "programme" (code), "enrolment" (id). */

@@ -208,6 +208,50 @@ with Suite() as s:
     s.check(el.get("outcome") == "eligible", "a head born in 1950 is eligible for the older persons' programme",
             str(el))
 
+    st, _, b = move(refa, "registrar", transition="refer_for_decision", note="eligible on the rules")
+    st, _, b = move(refa, "registrar", transition="approve", note="approved by the committee")
+    s.check(st == 202, "approving an application waits for a second registrar", f"{st} {b}")
+    other_reg = core.staff("registrar", "second.registrar")
+    st, _, b = core.post(f"/api/v1/cases/{refa}/approval", {"approve": True, "note": "seen"}, as_=other_reg)
+    s.check(st == 200 and b["state"] == "approved" and not b["open"] and
+            "application_approved\tqueued\tluo" in outbox(refa),
+            "a second registrar approves: the application is approved and the household told", f"{st} {b}")
+
+    # ---- a death, approved, ends the person's enrolments; an address change lands on the household
+    st, _, en = core.post("/api/v1/enrolments", {"programme": "OPCT", "ben_no": ben})
+    s.check(st == 201, "the head is enrolled in OPCT", f"{st} {en}")
+
+    def through(ref, checker="case_worker"):
+        move(ref, "registrar", transition="start_verification")
+        move(ref, "registrar", transition="submit_for_approval", note="certificate seen")
+        move(ref, "registrar", transition="approve", note="verified")
+        return core.post(f"/api/v1/cases/{ref}/approval", {"approve": True}, as_=checker)
+
+    st, _, cd = core.post("/api/v1/cases", {"type": "change_request", "category": "death", "ben_no": ben,
+                                            "summary": "Death certificate 4471 from the chief"}, as_="registrar")
+    st, _, b = through(cd["ref"])
+    st2, _, e = core.get(f"/api/v1/enrolments?ben_no={ben}")
+    s.check(st == 200 and b["state"] == "applied" and e["items"] and
+            all(x["status"] == "deceased" for x in e["items"]),
+            "an approved death ends the person's enrolments (status deceased)", f"{st} {b.get('state')} {e}")
+    st, _, ca = core.post("/api/v1/cases", {"type": "change_request", "category": "address", "hh_no": hh_no,
+                                            "data": {"change": {"address": "Plot 12, behind the market"}}},
+                          as_="registrar")
+    st, _, b = through(ca["ref"])
+    st2, _, h2 = core.get(f"/api/v1/households/{hh_no}")
+    s.check(st == 200 and b["state"] == "applied" and h2.get("address") == "Plot 12, behind the market",
+            "an approved address change updates the household", f"{st} {h2.get('address')}")
+
+    # ---- feedback: received, reviewed, closed
+    st, _, fb = core.post("/api/v1/cases", {"type": "feedback", "category": "general", "ben_no": ben2,
+                                            "summary": "The kiosk queue was short this month, thank you."},
+                          headers={"X-Hifadhi-Service-Key": core.gateway_secret()}, as_=None)
+    s.check(st == 201 and fb["state"] == "received" and fb["assigned_role"] == "support",
+            "feedback from the gateway goes to support", f"{st} {fb}")
+    st, _, b = move(fb["ref"], "support", transition="review", note="passed on to the pay point")
+    st, _, b = move(fb["ref"], "support", transition="close")
+    s.check(st == 200 and b["state"] == "closed" and not b["open"], "support reviews and closes it", f"{st} {b}")
+
     # ---- the beneficiary's channels
     gw = {"X-Hifadhi-Service-Key": core.gateway_secret()}
     st, _, u = core.post("/api/v1/cases", {"type": "grievance", "category": "amount_short", "ben_no": ben2,
