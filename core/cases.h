@@ -14,6 +14,7 @@
 #define HF_CORE_CASES_H
 
 #include <jansson.h>
+#include <stdio.h>
 
 #include "hf_base.h"
 #include "hf_config.h"
@@ -60,6 +61,12 @@ struct cases_query {
 };
 /* GET /cases: a page of cases and the counts per SLA state of the whole selection. */
 HF_MUST_CHECK hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out);
+
+/* CSV of cases for reports (CLI `cases export`): one row per case, open ones only unless all. Confidential
+ * cases are always masked (category "confidential", no text): an export leaves the confidential role's view.
+ * with_text adds the (decrypted) summary of the others. */
+HF_MUST_CHECK hf_err cases_export(struct db *db, FILE *out, const char *type, bool all, bool with_text,
+				  uint64_t *rows_out);
 
 struct cases_sweep_result {
 	uint64_t escalated, checked;

@@ -89,22 +89,9 @@ static void wipe(struct hf_buf *b)
 	b->len = 0;
 }
 
-/* RFC 4180 quoting where needed; also when the value has surrounding spaces, which CSV readers such as
- * libcsv (the importer) would otherwise trim. */
 static hf_err cell(struct hf_buf *b, const char *s, size_t n, bool first)
 {
-	hf_err err = first ? HF_OK : hf_buf_append(b, ",", 1);
-	if (err)
-		return err;
-	bool quote = n && (s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t');
-	for (size_t i = 0; i < n && !quote; i++)
-		quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
-	if (!quote)
-		return hf_buf_append(b, s, n);
-	err = hf_buf_append(b, "\"", 1);
-	for (size_t i = 0; i < n && !err; i++)
-		err = s[i] == '"' ? hf_buf_append(b, "\"\"", 2) : hf_buf_append(b, s + i, 1);
-	return err ? err : hf_buf_append(b, "\"", 1);
+	return hf_buf_csv_cell(b, s, n, first);
 }
 
 static hf_err cell_str(struct hf_buf *b, const char *s)

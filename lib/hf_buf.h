@@ -48,4 +48,8 @@ bool hf_strlcpy(char *dst, const char *src, size_t dst_size);
 /* Parses a whole string as a decimal int64 in [min, max]. */
 HF_MUST_CHECK hf_err hf_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Appends one CSV cell (a comma before it unless first), quoted per RFC 4180 where needed, and also when
+ * the value has surrounding spaces, which CSV readers such as libcsv would otherwise trim. */
+HF_MUST_CHECK hf_err hf_buf_csv_cell(struct hf_buf *b, const char *s, size_t n, bool first);
+
 #endif

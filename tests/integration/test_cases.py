@@ -286,9 +286,21 @@ with Suite() as s:
     s.check(st == 200 and ref_sla in [x["ref"] for x in q["items"]] and q["counts"]["breached"] >= 1,
             "the queue filters by SLA state", f"{st} {q}")
 
+    # ---- exports for reports mask confidential cases
+    r = core.run_cli(["cases", "export", "--all", "--with-text"])
+    rows = [line for line in r.stdout.splitlines()[1:] if line]
+    conf_row = [x for x in rows if x.startswith(refc)]
+    s.check(r.returncode == 0 and len(rows) >= 8 and conf_row and ",confidential," in conf_row[0] and
+            conf_row[0].endswith("***") and "agent asked" not in r.stdout and "no money was there" in r.stdout,
+            "cases export: every case, confidential ones masked even with the text", r.stdout[:500] + r.stderr)
+    r = core.run_cli(["cases", "export"])
+    s.check(r.returncode == 0 and "no money was there" not in r.stdout and r.stdout.startswith("ref,type,"),
+            "without --with-text an export carries no free text", r.stdout[:200])
+
     # ---- audit: every change in its transaction, reads of cases audited
     acts = {e["action"] for e in core.audit(entity="case")}
-    s.check({"case.create", "case.transition", "case.approval_requested", "case.link", "case.sla_escalation"} <= acts,
+    s.check({"case.create", "case.transition", "case.approval_requested", "case.link", "case.sla_escalation",
+             "case.export", "case.attach"} <= acts,
             "case changes are in the audit trail", str(acts))
 
     # ---- workflow files that do not validate stop startup with file and line
