@@ -490,7 +490,9 @@ static hf_err act_assign(struct act_ctx *a, const struct wf_action *act)
 		char *last = strrchr(path, '/');
 		if (last && strchr(path, '/') != last)
 			*last = '\0';
-		snprintf(team, sizeof(team), "%.80s:%s", path[0] ? path : "national", a->k->type);
+		/* The team: the workflow's team for the category ([teams]), else the case type. */
+		const char *unit = wf_team(a->d, a->k->category);
+		snprintf(team, sizeof(team), "%.60s:%s", path[0] ? path : "national", unit ? unit : a->k->type);
 		db_rows_free(r);
 	}
 	const char *role_name = role >= 0 ? auth_role_names[role] : NULL;

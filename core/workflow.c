@@ -41,6 +41,8 @@ struct wf_def {
 	uint32_t confidential; /* bit i: categories[i] is confidential */
 	int confidential_role;
 	int duplicate_window_hours;
+	char team_default[WF_NAME_MAX + 1];		     /* [teams] default; "" = none */
+	char teams[WF_MAX_CATEGORIES][WF_NAME_MAX + 1]; /* [teams] by category index; "" = the default */
 	size_t n_states;
 	struct wf_state states[WF_MAX_STATES];
 	size_t n_transitions;
@@ -83,7 +85,7 @@ struct lines {
 	int key[8];
 };
 
-enum section_kind { SEC_NONE, SEC_WORKFLOW, SEC_STATE, SEC_TRANSITION };
+enum section_kind { SEC_NONE, SEC_WORKFLOW, SEC_STATE, SEC_TRANSITION, SEC_TEAMS };
 
 /* One file being read: the definition being built and what the checks after parsing need. */
 struct file_parse {
@@ -106,6 +108,12 @@ struct file_parse {
 	char conf_categories[WF_VALUE_MAX];		/* raw, checked against categories at the end */
 	char tr_from[WF_MAX_TRANSITIONS][WF_VALUE_MAX]; /* raw lists of state names */
 	char tr_to[WF_MAX_TRANSITIONS][WF_NAME_MAX + 1];
+	/* [teams]: category (or "default") = team, checked against the categories at the end */
+	int teams_section;
+	size_t n_team_keys;
+	char team_key[WF_MAX_CATEGORIES + 1][WF_NAME_MAX + 1];
+	char team_val[WF_MAX_CATEGORIES + 1][WF_NAME_MAX + 1];
+	int team_line[WF_MAX_CATEGORIES + 1];
 
 	bool failed;
 	int err_line;
@@ -452,6 +460,24 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	case SEC_TRANSITION:
 		ok = transition_key(p, name, value);
 		break;
+	case SEC_TEAMS:
+		if (!name_ok(name) || !name_ok(value)) {
+			ok = fail(p, p->line, "a team line is CATEGORY = TEAM (each 1-%d of a-z, 0-9 and _)", WF_NAME_MAX);
+			break;
+		}
+		for (size_t i = 0; i < p->n_team_keys; i++)
+			if (strcmp(p->team_key[i], name) == 0)
+				return fail(p, p->line, "team of '%s' given twice (first at line %d)", name,
+					    p->team_line[i]) ? 1 : 0;
+		if (p->n_team_keys == WF_MAX_CATEGORIES + 1) {
+			ok = fail(p, p->line, "more teams than categories");
+			break;
+		}
+		memcpy(p->team_key[p->n_team_keys], name, strlen(name) + 1);
+		memcpy(p->team_val[p->n_team_keys], value, strlen(value) + 1);
+		p->team_line[p->n_team_keys++] = p->line;
+		ok = true;
+		break;
 	case SEC_NONE:
 		break;
 	}
@@ -464,7 +490,7 @@ static bool section_open(struct file_parse *p, const char *text, size_t len)
 	struct wf_def *d = p->d;
 	char s[64];
 	if (len >= sizeof(s))
-		return fail(p, p->line, "unknown section (expected [workflow], [state NAME] or [transition NAME])");
+		return fail(p, p->line, "unknown section (expected [workflow], [teams], [state NAME] or [transition NAME])");
 	memcpy(s, text, len);
 	s[len] = '\0';
 	memcpy(p->cur, s, len + 1);
@@ -473,6 +499,13 @@ static bool section_open(struct file_parse *p, const char *text, size_t len)
 			return fail(p, p->line, "[workflow] appears twice (first at line %d)", p->wf.section);
 		p->kind = SEC_WORKFLOW;
 		p->wf.section = p->line;
+		return true;
+	}
+	if (strcmp(s, "teams") == 0) {
+		if (p->teams_section)
+			return fail(p, p->line, "[teams] appears twice (first at line %d)", p->teams_section);
+		p->kind = SEC_TEAMS;
+		p->teams_section = p->line;
 		return true;
 	}
 	if (strncmp(s, "state ", 6) == 0) {
@@ -513,7 +546,7 @@ static bool section_open(struct file_parse *p, const char *text, size_t len)
 		p->tr[p->idx].section = p->line;
 		return true;
 	}
-	return fail(p, p->line, "unknown section [%s] (expected [workflow], [state NAME] or [transition NAME])", s);
+	return fail(p, p->line, "unknown section [%s] (expected [workflow], [teams], [state NAME] or [transition NAME])", s);
 }
 
 /* Looks at a line before inih does: sections, indentation. */
@@ -614,7 +647,27 @@ static bool check_workflow(struct file_parse *p, const struct wf_set *set)
 		return fail(p, p->wf.key[WK_CONF_CATEGORIES], "confidential_categories needs a confidential_role");
 	if (!l.n && d->confidential_role != WF_ROLE_NONE)
 		return fail(p, p->wf.key[WK_CONF_ROLE], "confidential_role without confidential_categories");
+	for (size_t i = 0; i < p->n_team_keys; i++) {
+		if (strcmp(p->team_key[i], "default") == 0) {
+			memcpy(d->team_default, p->team_val[i], strlen(p->team_val[i]) + 1);
+			continue;
+		}
+		size_t c = 0;
+		while (c < d->n_categories && strcmp(d->categories[c], p->team_key[i]) != 0)
+			c++;
+		if (c == d->n_categories)
+			return fail(p, p->team_line[i], "'%s' is not one of the categories (or 'default')", p->team_key[i]);
+		memcpy(d->teams[c], p->team_val[i], strlen(p->team_val[i]) + 1);
+	}
 	return true;
+}
+
+const char *wf_team(const struct wf_def *d, const char *category)
+{
+	for (size_t c = 0; category && c < d->n_categories; c++)
+		if (strcmp(d->categories[c], category) == 0 && d->teams[c][0])
+			return d->teams[c];
+	return d->team_default[0] ? d->team_default : NULL;
 }
 
 static bool check_states(struct file_parse *p)

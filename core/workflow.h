@@ -131,6 +131,9 @@ int wf_confidential_role(const struct wf_def *d); /* WF_ROLE_NONE when nothing i
 /* Whether role may see (and act on) a case of this category: false only for a confidential category and
  * a role other than the confidential one (WF_ROLE_SYSTEM always may). */
 bool wf_category_visible_to(const struct wf_def *d, const char *category, int role);
+/* The team a case of this category goes to within its area ([teams] section: category = team, default =
+ * team), or NULL when the file names none (the case type is the team then). */
+const char *wf_team(const struct wf_def *d, const char *category);
 /* Grievances: a new grievance of the same beneficiary, category and payment within this many hours of an
  * open one is linked to it instead of opening another. 0 = off (always 0 for other case types). */
 int wf_duplicate_window_hours(const struct wf_def *d);

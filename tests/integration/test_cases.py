@@ -51,8 +51,9 @@ with Suite() as s:
          "summary": "Went to the kiosk on 3 March, no money was there."}
     st, _, c1 = core.post("/api/v1/cases", g, as_="support")
     s.check(st == 201 and len(c1["ref"]) == 9 and c1["state"] == "lodged" and c1["sla"]["state"] == "on_track"
-            and c1["channel"] == "staff" and c1["team"] == "Kisumu/Nyando:grievance",
-            "support lodges a grievance: reference, state, SLA on track, team of the district", f"{st} {c1}")
+            and c1["channel"] == "staff" and c1["team"] == "Kisumu/Nyando:payments",
+            "support lodges a grievance: reference, state, SLA on track, the district's payments team (by category)",
+            f"{st} {c1}")
     ref1 = c1["ref"]
     s.check(outbox(ref1) == ["grievance_lodged\tqueued\tluo"],
             "the beneficiary's SMS is queued in their language", str(outbox(ref1)))

@@ -341,6 +341,27 @@ static void test_grievance_keys(void)
 #undef GHEAD
 }
 
+static void test_teams(void)
+{
+#define GHEAD "[workflow]\ncase_type = grievance\ninitial = a\ncategories = other, amount_short\n"
+	struct loaded l;
+	load(&l, (const char *const[]){"w.ini", GHEAD "[teams]\namount_short = payments\ndefault = grievances\n" BODY,
+				       NULL});
+	const struct wf_def *d = l.set ? wf_find(l.set, "grievance") : NULL;
+	HF_CHECK(d && strcmp(wf_team(d, "amount_short"), "payments") == 0);
+	HF_CHECK(d && strcmp(wf_team(d, "other"), "grievances") == 0); /* not listed: the default */
+	unload(&l);
+	load(&l, (const char *const[]){"w.ini", GHEAD BODY, NULL});
+	d = l.set ? wf_find(l.set, "grievance") : NULL;
+	HF_CHECK(d && wf_team(d, "amount_short") == NULL); /* no [teams]: the case module uses the case type */
+	unload(&l);
+	FAILS(GHEAD "[teams]\nweather = payments\n" BODY, 6, "'weather' is not one of the categories");
+	FAILS(GHEAD "[teams]\nother = a\nother = b\n" BODY, 7, "team of 'other' given twice (first at line 6)");
+	FAILS(GHEAD "[teams]\nother = Payments Desk\n" BODY, 6, "a team line is CATEGORY = TEAM");
+	FAILS(GHEAD "[teams]\n[teams]\n" BODY, 6, "[teams] appears twice");
+#undef GHEAD
+}
+
 static void test_state_errors(void)
 {
 	FAILS(HEAD "[state a]\nsla_hours = 8761\n", 6, "'sla_hours' must be a whole number from 0 to 8760");
@@ -512,6 +533,7 @@ int main(void)
 	HF_TEST(test_minimal_and_syntax_accepted);
 	HF_TEST(test_file_errors);
 	HF_TEST(test_grievance_keys);
+	HF_TEST(test_teams);
 	HF_TEST(test_state_errors);
 	HF_TEST(test_transition_errors);
 	HF_TEST(test_system_transitions);
