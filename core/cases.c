@@ -518,8 +518,9 @@ static hf_err act_assign(struct act_ctx *a, const struct wf_action *act)
  *   phone and other personal fields: data.change = {"phone": "+254..."} (the fields of PATCH /individuals);
  *   address: data.change = {"address": "...", "location": {...}} on the household (PATCH /households);
  *   death: every open enrolment of the person becomes "deceased" (no data needed).
- * Member added/removed and a new head of household change the household's shape: they are done in the
- * registry by a registrar (the case records the decision), not automatically. */
+ *   member_added: data.change = the new member's fields (as POST /households/{hh_no}/members);
+ *   member_removed / head_of_household: data.change.ben_no names the member (default: the case's person);
+ *     the head cannot leave; the old head becomes data.change.previous_head_relationship (other_relative). */
 static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 {
 	struct case_call *c = a->c;
@@ -566,8 +567,44 @@ static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 	}
 	if (strcmp(cat, "member_added") == 0 || strcmp(cat, "member_removed") == 0 ||
 	    strcmp(cat, "head_of_household") == 0) {
-		json_object_set_new(a->detail, "applied", json_pack("{s:s, s:b}", "change", cat, "by_hand", 1));
-		return HF_OK;
+		/* The household's shape: data.change holds the new member's fields, or names (ben_no) the member
+		 * who leaves / becomes head (default: the individual the case is about). */
+		if (!a->k->household_id) {
+			say(c, "this change request names no household");
+			return HF_ECONFLICT;
+		}
+		struct db_val v[] = {DB_I64(a->k->individual_id), DB_I64(a->k->household_id)};
+		struct db_rows *r = NULL;
+		err = db_query(c->db,
+			       "SELECT h.hh_no, (SELECT ben_no FROM individuals WHERE id = ?) FROM households h WHERE h.id = ?",
+			       v, 2, &r);
+		if (err)
+			return err;
+		if (!db_rows_next(r)) {
+			db_rows_free(r);
+			return HF_ENOTFOUND;
+		}
+		char hh_no[BENNO_LEN + 1], member[BENNO_LEN + 1];
+		hf_strlcpy(hh_no, db_rows_str(r, 0), sizeof(hh_no));
+		hf_strlcpy(member, db_rows_str(r, 1), sizeof(member));
+		db_rows_free(r);
+		json_t *body = json_is_object(change) ? json_deep_copy(change) : json_object();
+		json_object_set_new(body, "reason", json_string(reason));
+		if (strcmp(cat, "member_added") != 0 && !json_object_get(body, "ben_no") && member[0])
+			json_object_set_new(body, "ben_no", json_string(member));
+		rq.action = "household.update";
+		rq.entity = "household";
+		err = strcmp(cat, "member_added") == 0	  ? registry_household_add_member_in_tx(&rq, hh_no, body, &res)
+		      : strcmp(cat, "member_removed") == 0 ? registry_household_remove_member_in_tx(&rq, hh_no, body, &res)
+							   : registry_household_change_head_in_tx(&rq, hh_no, body, &res);
+		json_decref(body);
+		json_decref(res);
+		json_decref(rq.audit_before);
+		if (err == HF_ECONFLICT || err == HF_EINVAL)
+			say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
+		if (!err)
+			json_object_set_new(a->detail, "applied", json_pack("{s:s}", "change", cat));
+		return err;
 	}
 	if (!json_is_object(change)) {
 		say(c, "the change request holds no change to apply (data.change)");

@@ -828,6 +828,9 @@ struct hh_tx {
 	struct person_row rows[MAX_MEMBERS];
 	size_t nrows;
 	const char *reg, *dis, *vil, *address;
+	bool in_open_tx; /* add_member inside the caller's transaction (approved change requests) */
+	/* remove_member / change_head */
+	const char *member, *previous_head_relationship;
 };
 
 static hf_err hh_create_tx(struct db *db, void *vctx)
@@ -1074,7 +1077,13 @@ static hf_err hh_member_tx(struct db *db, void *vctx)
 	return err;
 }
 
-hf_err registry_household_add_member(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+static hf_err in_tx(struct reg_req *rq, const char *key, json_t *body, const char *const *allowed, db_tx_fn fn,
+		    void *ctx, json_t **result);
+
+static const char *const VALID_RELATIONSHIPS_NOT_HEAD[] = {"spouse",  "child",	   "grandchild",  "parent",
+							  "sibling", "other_relative", "non_relative", NULL};
+
+static hf_err member_add(struct reg_req *rq, const char *hh_no, json_t *body, bool in_open_tx, json_t **out)
 {
 	static const char *const allowed[] = {"given_name", "family_name", "sex",	 "date_of_birth", "national_id",
 					      "phone",	    "relationship", "disability", "language",	   "reason",
@@ -1084,6 +1093,7 @@ hf_err registry_household_add_member(struct reg_req *rq, const char *hh_no, json
 	t->rq = rq;
 	t->body = body;
 	t->number = hh_no;
+	t->in_open_tx = in_open_tx;
 	hf_json_get_str(body, "", "reason", true, 3, 500, rq->fe, &t->address /* the reason, kept for history */);
 	struct person_in in;
 	person_in_from_json(body, "", rq, &in);
@@ -1097,7 +1107,8 @@ hf_err registry_household_add_member(struct reg_req *rq, const char *hh_no, json
 		err = HF_EINVAL;
 		goto out;
 	}
-	err = audited_tx(rq, body, hh_no, hh_member_tx, t, &t->result);
+	err = t->in_open_tx ? in_tx(rq, hh_no, body, allowed, hh_member_tx, t, &t->result)
+			    : audited_tx(rq, body, hh_no, hh_member_tx, t, &t->result);
 	if (!err) {
 		*out = t->result;
 		t->result = NULL;
@@ -1107,6 +1118,151 @@ out:
 	json_decref(t->result);
 	free(t);
 	return err;
+}
+
+hf_err registry_household_add_member(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+{
+	return member_add(rq, hh_no, body, false, out);
+}
+
+hf_err registry_household_add_member_in_tx(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+{
+	HF_ASSERT(db_in_tx(rq->db));
+	return member_add(rq, hh_no, body, true, out);
+}
+
+/* Keeps the household's version and bumps it: a change of its members is a change of the household. */
+static hf_err hh_touch(struct reg_req *rq, int64_t id, json_t *before, const char *reason)
+{
+	hf_err err = keep_version(rq, "household", id, json_integer_value(json_object_get(before, "version")), before,
+				  reason);
+	struct db_val u[] = {db_str(rq->actor), DB_I64(id)};
+	if (!err)
+		err = db_exec(rq->db,
+			      "UPDATE households SET version = version + 1, updated_at = UTC_TIMESTAMP(3), updated_by = ?"
+			      " WHERE id = ?",
+			      u, 2, NULL);
+	return err;
+}
+
+/* Sets an individual's relationship and head marker, keeping the previous version. */
+static hf_err ind_set_relationship(struct reg_req *rq, const char *ben_no, int64_t household_id,
+				   const char *relationship, const char *reason)
+{
+	int64_t iid = 0, ihh = 0, village = 0;
+	json_t *before = NULL;
+	hf_err err = ind_load(rq, ben_no, true, &iid, &ihh, &village, &before);
+	if (!err && household_id && ihh != household_id)
+		err = conflict(rq, HF_ECONFLICT, "%s is not a member of this household", ben_no);
+	if (!err)
+		err = keep_version(rq, "individual", iid, json_integer_value(json_object_get(before, "version")), before,
+				   reason);
+	bool head = relationship && strcmp(relationship, "head") == 0;
+	struct db_val v[] = {db_str(relationship), head ? DB_I64(1) : DB_NULLV, household_id ? DB_I64(household_id) : DB_NULLV,
+			     db_str(rq->actor), DB_I64(iid)};
+	if (!err)
+		err = db_exec(rq->db,
+			      "UPDATE individuals SET relationship = ?, head_marker = ?, household_id = ?, version = version + 1,"
+			      " updated_at = UTC_TIMESTAMP(3), updated_by = ? WHERE id = ?",
+			      v, HF_ARRAY_LEN(v), NULL);
+	json_decref(before);
+	return err;
+}
+
+static hf_err hh_remove_tx(struct db *db, void *vctx)
+{
+	(void)db;
+	struct hh_tx *t = vctx;
+	struct reg_req *rq = t->rq;
+	int64_t id = 0, village = 0;
+	json_t *before = NULL;
+	hf_err err = hh_load(rq, t->number, true, &id, &village, &before);
+	struct db_rows *r = NULL;
+	if (!err) {
+		struct db_val v[] = {db_str(t->member), DB_I64(id)};
+		err = db_query(rq->db, "SELECT relationship FROM individuals WHERE ben_no = ? AND household_id = ?", v, 2, &r);
+		if (!err && !db_rows_next(r))
+			err = conflict(rq, HF_ECONFLICT, "%s is not a member of this household", t->member);
+		else if (!err && strcmp(db_rows_str(r, 0), "head") == 0)
+			err = conflict(rq, HF_ECONFLICT, "the head cannot leave the household: change the head first");
+		db_rows_free(r);
+	}
+	/* The person stays in the registry (and in their own enrolments), outside any household. */
+	if (!err)
+		err = ind_set_relationship(rq, t->member, 0, NULL, t->address);
+	if (!err)
+		err = hh_touch(rq, id, before, t->address);
+	if (!err)
+		err = registry_household_get(rq, t->number, &t->result);
+	json_decref(before);
+	return err;
+}
+
+static hf_err hh_head_tx(struct db *db, void *vctx)
+{
+	(void)db;
+	struct hh_tx *t = vctx;
+	struct reg_req *rq = t->rq;
+	int64_t id = 0, village = 0;
+	json_t *before = NULL;
+	hf_err err = hh_load(rq, t->number, true, &id, &village, &before);
+	char old_head[BENNO_LEN + 1] = "";
+	struct db_rows *r = NULL;
+	if (!err) {
+		struct db_val v[] = {DB_I64(id)};
+		err = db_query(rq->db, "SELECT ben_no FROM individuals WHERE household_id = ? AND head_marker = 1 FOR UPDATE",
+			       v, 1, &r);
+		if (!err && db_rows_next(r))
+			hf_strlcpy(old_head, db_rows_str(r, 0), sizeof(old_head));
+		db_rows_free(r);
+	}
+	if (!err && strcmp(old_head, t->member) == 0)
+		err = conflict(rq, HF_ECONFLICT, "%s is already the head", t->member);
+	/* The old head steps down first: the unique key allows one head per household at any moment. */
+	if (!err && old_head[0])
+		err = ind_set_relationship(rq, old_head, id, t->previous_head_relationship, t->address);
+	if (!err)
+		err = ind_set_relationship(rq, t->member, id, "head", t->address);
+	if (!err)
+		err = hh_touch(rq, id, before, t->address);
+	if (!err)
+		err = registry_household_get(rq, t->number, &t->result);
+	json_decref(before);
+	return err;
+}
+
+static hf_err member_change_in_tx(struct reg_req *rq, const char *hh_no, json_t *body, db_tx_fn fn, json_t **out)
+{
+	static const char *const allowed[] = {"ben_no", "previous_head_relationship", "reason", NULL};
+	HF_ASSERT(db_in_tx(rq->db));
+	struct hh_tx *t = hf_xcalloc(1, sizeof(*t));
+	t->rq = rq;
+	t->body = body;
+	t->number = hh_no;
+	hf_json_get_str(body, "", "ben_no", true, BENNO_LEN, BENNO_LEN, rq->fe, &t->member);
+	hf_json_get_str(body, "", "reason", true, 3, 500, rq->fe, &t->address);
+	t->previous_head_relationship = "other_relative";
+	if (fn == hh_head_tx)
+		hf_json_get_enum(body, "", "previous_head_relationship", false, VALID_RELATIONSHIPS_NOT_HEAD, rq->fe,
+				 &t->previous_head_relationship);
+	hf_err err = hf_ferrs_any(rq->fe) ? HF_EINVAL : in_tx(rq, hh_no, body, allowed, fn, t, &t->result);
+	if (!err) {
+		*out = t->result;
+		t->result = NULL;
+	}
+	json_decref(t->result);
+	free(t);
+	return err;
+}
+
+hf_err registry_household_remove_member_in_tx(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+{
+	return member_change_in_tx(rq, hh_no, body, hh_remove_tx, out);
+}
+
+hf_err registry_household_change_head_in_tx(struct reg_req *rq, const char *hh_no, json_t *body, json_t **out)
+{
+	return member_change_in_tx(rq, hh_no, body, hh_head_tx, out);
 }
 
 /* Location filter: the path itself or anything below it. Appends SQL and one or two values. */
@@ -1525,8 +1681,6 @@ hf_err registry_enrolment_update(struct reg_req *rq, const char *id, json_t *bod
 }
 
 /* The in-transaction forms used by approved change requests (see registry.h). */
-static hf_err in_tx(struct reg_req *rq, const char *key, json_t *body, const char *const *allowed, db_tx_fn fn,
-		    void *ctx, json_t **result);
 
 hf_err registry_individual_update_in_tx(struct reg_req *rq, const char *ben_no, json_t *body, json_t **out)
 {

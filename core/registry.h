@@ -50,6 +50,15 @@ HF_MUST_CHECK hf_err registry_individual_update_in_tx(struct reg_req *rq, const 
 						      json_t **out);
 HF_MUST_CHECK hf_err registry_household_update_in_tx(struct reg_req *rq, const char *hh_no, json_t *body,
 						     json_t **out);
+/* Members, inside an approved change request's transaction: add ({member fields, reason}), remove
+ * ({ben_no, reason}: the person leaves the household and stays in the registry; not the head) and change
+ * of head ({ben_no of the new head, reason, previous_head_relationship}: default other_relative). */
+HF_MUST_CHECK hf_err registry_household_add_member_in_tx(struct reg_req *rq, const char *hh_no, json_t *body,
+							 json_t **out);
+HF_MUST_CHECK hf_err registry_household_remove_member_in_tx(struct reg_req *rq, const char *hh_no, json_t *body,
+							    json_t **out);
+HF_MUST_CHECK hf_err registry_household_change_head_in_tx(struct reg_req *rq, const char *hh_no, json_t *body,
+							  json_t **out);
 HF_MUST_CHECK hf_err registry_enrolment_update_in_tx(struct reg_req *rq, const char *id, json_t *body, json_t **out);
 HF_MUST_CHECK hf_err registry_individual_search(struct reg_req *rq, const struct reg_query *q, json_t **out);
 

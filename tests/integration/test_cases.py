@@ -243,6 +243,40 @@ with Suite() as s:
     s.check(st == 200 and b["state"] == "applied" and h2.get("address") == "Plot 12, behind the market",
             "an approved address change updates the household", f"{st} {h2.get('address')}")
 
+    # ---- the household's shape: a member joins, the head changes, a member leaves
+    st, _, cm = core.post("/api/v1/cases", {"type": "change_request", "category": "member_added", "hh_no": hh_no,
+                                            "data": {"change": {"given_name": "Baraka", "family_name": "Ochieng",
+                                                                "sex": "male", "date_of_birth": "2024-01-09",
+                                                                "relationship": "grandchild", "language": "luo"}}},
+                          as_="registrar")
+    st, _, b = through(cm["ref"])
+    st2, _, h3 = core.get(f"/api/v1/households/{hh_no}")
+    s.check(st == 200 and b["state"] == "applied" and len(h3["members"]) == 3,
+            "an approved new member joins the household", f"{st} {b.get('state')} {len(h3.get('members', []))}")
+    grandchild = hh["members"][1]["ben_no"]
+    st, _, ch = core.post("/api/v1/cases", {"type": "change_request", "category": "head_of_household",
+                                            "ben_no": grandchild,
+                                            "data": {"change": {"previous_head_relationship": "parent"}}},
+                          as_="registrar")
+    st, _, b = through(ch["ref"])
+    st2, _, h4 = core.get(f"/api/v1/households/{hh_no}")
+    rel = {m["ben_no"]: m["relationship"] for m in h4.get("members", [])}
+    s.check(st == 200 and rel.get(grandchild) == "head" and rel.get(ben) == "parent",
+            "an approved change of head: the new head, the old head now a parent", f"{st} {rel}")
+    st, _, cr2 = core.post("/api/v1/cases", {"type": "change_request", "category": "member_removed", "ben_no": ben,
+                                             "summary": "moved to her daughter's household"}, as_="registrar")
+    st, _, b = through(cr2["ref"])
+    st2, _, h5 = core.get(f"/api/v1/households/{hh_no}")
+    st3, _, gone = core.get(f"/api/v1/individuals/{ben}")
+    s.check(st == 200 and ben not in [m["ben_no"] for m in h5.get("members", [])] and st3 == 200
+            and gone.get("hh_no") is None, "an approved removal: the person leaves the household, stays in the registry",
+            f"{st} {b.get('state')} {gone.get('hh_no')}")
+    st, _, cr3 = core.post("/api/v1/cases", {"type": "change_request", "category": "member_removed",
+                                             "ben_no": grandchild}, as_="registrar")
+    st, _, b = through(cr3["ref"])
+    s.check(st == 409 and "head cannot leave" in msg(b), "the head cannot be removed: the approval is refused, "
+            "nothing changes", f"{st} {b}")
+
     # ---- feedback: received, reviewed, closed
     st, _, fb = core.post("/api/v1/cases", {"type": "feedback", "category": "general", "ben_no": ben2,
                                             "summary": "The kiosk queue was short this month, thank you."},
