@@ -1206,6 +1206,28 @@ static hf_err move_body(struct db *db, void *vctx)
 	return move_apply(db, t, &k, d, tr, &f, c->p->actor, &c->p->audit);
 }
 
+/* Runs a transition or an approval and answers the case as it now is, with what the actions did. */
+static hf_err move_run(struct case_call *c, struct move_tx *t, json_t **out)
+{
+	if (!numbers_valid(t->ref)) {
+		say(c, "no case with this reference");
+		return HF_ENOTFOUND;
+	}
+	hf_err err = db_tx(c->db, move_body, t);
+	if (err == HF_ENOTFOUND && !c->msg[0])
+		say(c, "no case with this reference");
+	if (!err) {
+		err = case_read_json(c, t->ref, true, out);
+		if (!err) {
+			json_object_set_new(*out, "actions", json_incref(t->detail));
+			if (t->pending)
+				c->status = 202;
+		}
+	}
+	json_decref(t->detail);
+	return err;
+}
+
 hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"transition", "note", "category", "decision", "reason", "assignee",
@@ -1214,25 +1236,7 @@ hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json
 	struct move_tx t = {.c = c, .ref = ref, .body = body};
 	(void)hf_json_get_str(body, "", "transition", true, 1, WF_NAME_MAX, c->fe, &t.transition);
 	(void)hf_json_get_int(body, "", "version", false, 1, INT32_MAX, c->fe, &t.version);
-	if (hf_ferrs_any(c->fe))
-		return HF_EINVAL;
-	if (!numbers_valid(ref)) {
-		say(c, "no case with this reference");
-		return HF_ENOTFOUND;
-	}
-	hf_err err = db_tx(c->db, move_body, &t);
-	if (err == HF_ENOTFOUND && !c->msg[0])
-		say(c, "no case with this reference");
-	if (!err) {
-		err = case_read_json(c, ref, true, out);
-		if (!err) {
-			json_object_set_new(*out, "actions", json_incref(t.detail));
-			if (t.pending)
-				c->status = 202;
-		}
-	}
-	json_decref(t.detail);
-	return err;
+	return hf_ferrs_any(c->fe) ? HF_EINVAL : move_run(c, &t, out);
 }
 
 hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t **out)
@@ -1242,22 +1246,7 @@ hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t 
 	struct move_tx t = {.c = c, .ref = ref, .approving = true};
 	(void)hf_json_get_bool(body, "", "approve", true, c->fe, &t.approve);
 	(void)hf_json_get_str(body, "", "note", false, 1, TEXT_MAX, c->fe, &t.check_note);
-	if (hf_ferrs_any(c->fe))
-		return HF_EINVAL;
-	if (!numbers_valid(ref)) {
-		say(c, "no case with this reference");
-		return HF_ENOTFOUND;
-	}
-	hf_err err = db_tx(c->db, move_body, &t);
-	if (err == HF_ENOTFOUND && !c->msg[0])
-		say(c, "no case with this reference");
-	if (!err) {
-		err = case_read_json(c, ref, true, out);
-		if (!err)
-			json_object_set_new(*out, "actions", json_incref(t.detail));
-	}
-	json_decref(t.detail);
-	return err;
+	return hf_ferrs_any(c->fe) ? HF_EINVAL : move_run(c, &t, out);
 }
 
 struct note_tx {

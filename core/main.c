@@ -516,6 +516,18 @@ static int cmd_audit(const struct hf_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* Loads the workflows and eligibility rules for a CLI command; says what is wrong with them. */
+static int cases_load(const struct hf_config *cfg)
+{
+	struct hf_buf werr;
+	hf_buf_init(&werr, 2048);
+	hf_err err = cases_init(cfg, &werr);
+	if (err)
+		fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
+	hf_buf_release(&werr);
+	return err ? 2 : 0;
+}
+
 /* cases export [--type T] [--all] [--with-text] [OUT.csv|-]: cases for reports, confidential ones masked. */
 static int cases_export_cmd(const struct hf_config *cfg, int argc, char **argv)
 {
@@ -535,14 +547,8 @@ static int cases_export_cmd(const struct hf_config *cfg, int argc, char **argv)
 			return 2;
 		}
 	}
-	struct hf_buf werr;
-	hf_buf_init(&werr, 2048);
-	if (cases_init(cfg, &werr)) {
-		fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
-		hf_buf_release(&werr);
+	if (cases_load(cfg))
 		return 2;
-	}
-	hf_buf_release(&werr);
 	struct db *db = NULL;
 	int rc = with_cli_db(cfg, &db);
 	FILE *out = NULL;
@@ -602,14 +608,8 @@ static int cmd_cases(const struct hf_config *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct hf_buf werr;
-	hf_buf_init(&werr, 2048);
-	if (cases_init(cfg, &werr)) {
-		fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
-		hf_buf_release(&werr);
+	if (cases_load(cfg))
 		return 2;
-	}
-	hf_buf_release(&werr);
 	struct db *db = NULL;
 	int rc = 1;
 	if (!with_cli_db(cfg, &db)) {

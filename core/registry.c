@@ -1034,6 +1034,8 @@ hf_err registry_household_update(struct reg_req *rq, const char *hh_no, json_t *
 	return err;
 }
 
+static hf_err hh_touch(struct reg_req *rq, int64_t id, json_t *before, const char *reason);
+
 static hf_err hh_member_tx(struct db *db, void *vctx)
 {
 	(void)db;
@@ -1056,15 +1058,7 @@ static hf_err hh_member_tx(struct db *db, void *vctx)
 	if (!err)
 		err = nid_unique(rq, t->rows[0].nid, 0, "national_id");
 	if (!err)
-		err = keep_version(rq, "household", id, json_integer_value(json_object_get(before, "version")), before,
-				   t->address);
-	if (!err) {
-		struct db_val u[] = {db_str(rq->actor), DB_I64(id)};
-		err = db_exec(rq->db,
-			      "UPDATE households SET version = version + 1, updated_at = UTC_TIMESTAMP(3), updated_by = ?"
-			      " WHERE id = ?",
-			      u, 2, NULL);
-	}
+		err = hh_touch(rq, id, before, t->address);
 	if (!err) {
 		t->rows[0].id = db_new_id();
 		person_row_release(&t->rows[0]);
