@@ -1216,6 +1216,18 @@ static hf_err move_run(struct case_call *c, struct move_tx *t, json_t **out)
 	hf_err err = db_tx(c->db, move_body, t);
 	if (err == HF_ENOTFOUND && !c->msg[0])
 		say(c, "no case with this reference");
+	if (err == HF_EFORBIDDEN) {
+		/* The workflow refused this person (wrong role, approving their own request): audited like any
+		 * refusal at the door, with the reason in our own words. */
+		json_t *d = json_pack("{s:s, s:s}", "reason", c->msg, "transition",
+				      t->approving ? "(approval)" : t->transition ? t->transition : "");
+		struct audit_event ev = {t->approving ? "case.approve" : "case.transition", "case", t->ref, "denied", NULL,
+					 NULL, d};
+		hf_err e = audit_record(c->db, &c->p->audit, &ev);
+		json_decref(d);
+		if (e)
+			hf_log(HF_LOG_ERROR, "core.cases", "msg=\"cannot audit a refused transition\" err=%s", hf_err_name(e));
+	}
 	if (!err) {
 		err = case_read_json(c, t->ref, true, out);
 		if (!err) {

@@ -333,6 +333,9 @@ with Suite() as s:
             "without --with-text an export carries no free text", r.stdout[:200])
 
     # ---- audit: every change in its transaction, reads of cases audited
+    refused = [e for e in core.audit(entity="case", record=ref2) if e["outcome"] == "denied"]
+    s.check(any("different person" in e["detail"].get("reason", "") for e in refused),
+            "a refusal by the workflow (the maker approving) is audited with its reason", str(refused))
     acts = {e["action"] for e in core.audit(entity="case")}
     s.check({"case.create", "case.transition", "case.approval_requested", "case.link", "case.sla_escalation",
              "case.export", "case.attach"} <= acts,
