@@ -512,7 +512,7 @@ static void client_address(struct call *c)
 {
 	const char *src = c->req->remote_addr ? c->req->remote_addr : "unknown";
 	hf_strlcpy(c->p.source, src, sizeof(c->p.source));
-	const char *tp = hf_config_str(g_app.cfg, "auth.trusted_proxy");
+	const char *tp = g_app.trusted_proxy;
 	const char *xff = hf_http_header(c->req, "X-Forwarded-For");
 	if (!tp[0] || !xff || strcmp(src, tp) != 0)
 		return;
@@ -587,7 +587,7 @@ static hf_err authenticate(struct call *c)
 					  .body_len = req->body.len,
 					  .has_query = hf_http_has_query(req)};
 		struct kiosk_identity ki;
-		err = kiosk_authenticate(c->rq.db, &ks, hf_now_ms() / 1000, (int)hf_config_int(g_app.cfg, "kiosk.window_s"), &ki,
+		err = kiosk_authenticate(c->rq.db, &ks, hf_now_ms() / 1000, g_app.kiosk_window_s, &ki,
 					 c->rq.msg, sizeof(c->rq.msg));
 		if (!err) {
 			p->kind = PRINCIPAL_KIOSK;

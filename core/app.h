@@ -33,6 +33,8 @@ struct app {
 	int name_scan_max;
 	int stale_days;
 	int min_birth_year;
+	char trusted_proxy[16]; /* auth.trusted_proxy: "" = none */
+	int kiosk_window_s;     /* kiosk.window_s */
 };
 
 /* The one instance, set up by main. */

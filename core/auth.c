@@ -306,7 +306,6 @@ struct login_tx {
 	bool password_ok;
 	/* results */
 	hf_err verdict;
-	const char *why; /* audited reason of a refusal */
 	char msg[200];
 	char token[TOKEN_B64_MAX];
 	int64_t session_id;
@@ -333,7 +332,6 @@ static hf_err login_fail(struct db *db, struct login_tx *t, const struct user_ro
 	if (err)
 		return err;
 	t->verdict = HF_EAUTH;
-	t->why = why;
 	if (lock)
 		say(t->msg, sizeof(t->msg),
 		    "%s Too many failed attempts: this account is now locked for %d minutes.", msg, A.lockout_s / 60);
@@ -346,7 +344,6 @@ static hf_err login_body(struct db *db, void *ctx)
 {
 	struct login_tx *t = ctx;
 	t->verdict = HF_OK;
-	t->why = NULL;
 	t->msg[0] = '\0';
 	struct user_row u;
 	hf_err err = user_load(db, t->username, true, &u);
@@ -354,7 +351,6 @@ static hf_err login_body(struct db *db, void *ctx)
 		return err;
 	if (u.locked) { /* locked by a concurrent attempt since our first look */
 		t->verdict = HF_EAUTH;
-		t->why = "locked";
 		say(t->msg, sizeof(t->msg), "Too many failed attempts: this account is locked until %s UTC.", u.locked_until);
 		json_t *d = reason("locked");
 		struct audit_event ev = {"auth.login", "staff_user", t->username, "denied", NULL, NULL, d};
@@ -366,7 +362,6 @@ static hf_err login_body(struct db *db, void *ctx)
 		return login_fail(db, t, &u, "bad_password", "Wrong username, password or code.");
 	if (u.disabled) {
 		t->verdict = HF_EAUTH;
-		t->why = "disabled";
 		say(t->msg, sizeof(t->msg), "This account is disabled; ask an administrator.");
 		json_t *d = reason("disabled");
 		struct audit_event ev = {"auth.login", "staff_user", t->username, "denied", NULL, NULL, d};

@@ -277,6 +277,21 @@ static bool may_see(const struct case_call *c, const struct case_row *k)
 				    c->p->kind == PRINCIPAL_STAFF);
 }
 
+/* Locks a case the caller is about to change. A confidential case the caller may not act on is "not found":
+ * it is not even acknowledged. */
+static hf_err case_lock_for(struct db *db, const struct case_call *c, const char *ref, struct case_row *k,
+			    const struct wf_def **d_out)
+{
+	hf_err err = case_load(db, ref, true, k);
+	if (err)
+		return err;
+	const struct wf_def *d = wf_find(C.wf, k->type);
+	if (!d || !wf_category_visible_to(d, k->category, role_index(c->p)))
+		return HF_ENOTFOUND;
+	*d_out = d;
+	return HF_OK;
+}
+
 static hf_err event_add(struct db *db, int64_t case_id, const char *kind, const char *transition, const char *from,
 			const char *to, const char *actor, const char *note)
 {
@@ -313,7 +328,7 @@ static json_t *case_json(struct case_call *c, struct db_rows *r, const struct ca
 		json_object_set_new(json_object_get(o, "sla"), "due_at", json_string(due));
 	}
 	/* Columns after CASE_COLS: channel, ben_no, hh_no, programme, payment_ref, summary_enc, data_enc,
-	 * eligibility, linked ref, created_at, created_by, updated_at. */
+	 * eligibility, created_at, created_by, updated_at. */
 	size_t b = 19;
 	json_object_set_new(o, "channel", json_string(db_rows_str(r, b)));
 	json_object_set_new(o, "ben_no", db_rows_null(r, b + 1) ? json_null() : json_string(db_rows_str(r, b + 1)));
@@ -324,24 +339,23 @@ static json_t *case_json(struct case_call *c, struct db_rows *r, const struct ca
 	json_object_set_new(o, "data", see ? open_text("cases.data", k->id, r, b + 6, true) : json_string("***"));
 	json_t *elig = db_rows_null(r, b + 7) ? NULL : json_loads(db_rows_str(r, b + 7), 0, NULL);
 	json_object_set_new(o, "eligibility", elig ? elig : json_null());
-	json_object_set_new(o, "linked_to", db_rows_null(r, b + 8) ? json_null() : json_string(db_rows_str(r, b + 8)));
 	json_object_set_new(o, "team", k->team[0] ? json_string(k->team) : json_null());
 	json_object_set_new(o, "assigned_role", k->assigned_role[0] ? json_string(k->assigned_role) : json_null());
 	json_object_set_new(o, "assigned_to", k->assigned_to[0] ? json_string(k->assigned_to) : json_null());
 	json_object_set_new(o, "version", json_integer(k->version));
-	json_object_set_new(o, "created_at", json_string(db_rows_str(r, b + 9)));
-	json_object_set_new(o, "created_by", json_string(db_rows_str(r, b + 10)));
-	json_object_set_new(o, "updated_at", json_string(db_rows_str(r, b + 11)));
+	json_object_set_new(o, "created_at", json_string(db_rows_str(r, b + 8)));
+	json_object_set_new(o, "created_by", json_string(db_rows_str(r, b + 9)));
+	json_object_set_new(o, "updated_at", json_string(db_rows_str(r, b + 10)));
 	return o;
 }
 
 #define CASE_FULL_COLS                                                                                        \
 	CASE_COLS ", c.channel, i.ben_no, h.hh_no, c.programme_code, c.payment_ref, c.summary_enc, c.data_enc,"  \
-		  " c.eligibility, l2.ref, DATE_FORMAT(c.created_at, " TS_FMT "), c.created_by,"                  \
+		  " c.eligibility, DATE_FORMAT(c.created_at, " TS_FMT "), c.created_by,"                  \
 		  " DATE_FORMAT(c.updated_at, " TS_FMT ")"
 #define CASE_FULL_FROM                                                                                        \
 	" FROM cases c LEFT JOIN individuals i ON i.id = c.individual_id LEFT JOIN households h ON h.id ="      \
-	" c.household_id LEFT JOIN cases l2 ON l2.id = c.linked_to"
+	" c.household_id"
 
 static hf_err case_read_json(struct case_call *c, const char *ref, bool with_events, json_t **out)
 {
@@ -967,7 +981,7 @@ hf_err cases_get(struct case_call *c, const char *ref, const char *owner_ben_no,
 	if (!err && c->p->kind != PRINCIPAL_STAFF) {
 		/* What a beneficiary is told: reference, type, state and dates; no staff names or notes. */
 		static const char *const keep[] = {"ref", "type", "category", "state", "open", "sla", "created_at",
-						   "updated_at", "linked_to", NULL};
+						   "updated_at", NULL};
 		json_t *o = json_object();
 		for (size_t i = 0; keep[i]; i++)
 			json_object_set(o, keep[i], json_object_get(*out, keep[i]));
@@ -1077,15 +1091,11 @@ static hf_err move_body(struct db *db, void *vctx)
 	json_decref(t->detail);
 	t->detail = json_pack("{s:[]}", "sms");
 	struct case_row k;
-	hf_err err = case_load(db, t->ref, true, &k);
+	const struct wf_def *d = NULL;
+	hf_err err = case_lock_for(db, c, t->ref, &k, &d);
 	if (err)
 		return err;
-	const struct wf_def *d = wf_find(C.wf, k.type);
 	int role = role_index(c->p);
-	if (!d || !wf_category_visible_to(d, k.category, role)) {
-		say(c, "no case with this reference"); /* a confidential case is not even acknowledged */
-		return HF_ENOTFOUND;
-	}
 	if (t->approving) {
 		struct db_val v[] = {DB_I64(k.id)};
 		struct db_rows *r = NULL;
@@ -1270,12 +1280,10 @@ static hf_err note_body(struct db *db, void *vctx)
 {
 	struct note_tx *t = vctx;
 	struct case_row k;
-	hf_err err = case_load(db, t->ref, true, &k);
+	const struct wf_def *d = NULL;
+	hf_err err = case_lock_for(db, t->c, t->ref, &k, &d);
 	if (err)
 		return err;
-	const struct wf_def *d = wf_find(C.wf, k.type);
-	if (!d || !wf_category_visible_to(d, k.category, role_index(t->c->p)))
-		return HF_ENOTFOUND;
 	err = event_add(db, k.id, "note", NULL, NULL, NULL, t->c->p->actor, t->text);
 	struct db_val v[] = {db_str(t->c->p->actor), DB_I64(k.id)};
 	if (!err)
@@ -1373,6 +1381,11 @@ static hf_err act_eligibility(struct act_ctx *a, json_t *data, const char *progr
 
 /* ------------------------------------------------------------------ queues */
 
+/* The SLA state, from the stored moments: the same rule as a case's own "sla" (sla_state). */
+#define SLA_EXPR                                                                                               \
+	"IF(c.sla_due_at IS NULL, 'none', IF(c.sla_breached = 1 OR c.sla_due_at <= UTC_TIMESTAMP(3), 'breached',"  \
+	" IF(c.sla_at_risk_at <= UTC_TIMESTAMP(3), 'at_risk', 'on_track')))"
+
 hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out)
 {
 	static const char *const queues[] = {"mine", "team", "all", NULL};
@@ -1429,13 +1442,15 @@ hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out
 		HF_ASSERT(hf_buf_append_str(&where, " AND c.created_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY") == HF_OK);
 		v[nv++] = DB_I64(q->older_than_days);
 	}
-	/* The SLA state, from the stored moments: the same rule as the case's own "sla". */
-	static const char sla_expr[] = "IF(c.sla_due_at IS NULL, 'none', IF(c.sla_breached = 1 OR c.sla_due_at <= UTC_TIMESTAMP(3),"
-				       " 'breached', IF(c.sla_at_risk_at <= UTC_TIMESTAMP(3), 'at_risk', 'on_track')))";
 	/* Counts of the whole selection, per SLA state. */
 	struct hf_buf sql;
 	hf_buf_init(&sql, 8192);
-	hf_err err = hf_buf_appendf(&sql, "SELECT %s, COUNT(*) FROM cases c%s GROUP BY 1", sla_expr, hf_buf_cstr(&where));
+	/* SQL text only ever from constants here: every value is a bound parameter in v. */
+	hf_err err = hf_buf_append_str(&sql, "SELECT " SLA_EXPR ", COUNT(*) FROM cases c");
+	if (!err)
+		err = hf_buf_append_str(&sql, hf_buf_cstr(&where));
+	if (!err)
+		err = hf_buf_append_str(&sql, " GROUP BY 1");
 	struct db_rows *r = NULL;
 	if (!err)
 		err = db_query(c->db, hf_buf_cstr(&sql), v, nv, &r);
@@ -1452,7 +1467,7 @@ hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out
 		db_rows_free(r);
 	}
 	if (q->sla) {
-		err = err ? err : hf_buf_appendf(&where, " AND %s = ?", sla_expr);
+		err = err ? err : hf_buf_append_str(&where, " AND " SLA_EXPR " = ?");
 		v[nv++] = db_str(q->sla);
 	}
 	if (after) {
@@ -1464,7 +1479,9 @@ hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out
 	if (!err)
 		err = hf_buf_append_str(&sql, "SELECT " CASE_FULL_COLS CASE_FULL_FROM);
 	if (!err)
-		err = hf_buf_appendf(&sql, "%s ORDER BY c.id LIMIT %d", hf_buf_cstr(&where), q->limit);
+		err = hf_buf_append_str(&sql, hf_buf_cstr(&where));
+	if (!err)
+		err = hf_buf_appendf(&sql, " ORDER BY c.id LIMIT %d", q->limit);
 	if (!err)
 		err = db_query(c->db, hf_buf_cstr(&sql), v, nv, &r);
 	hf_buf_release(&sql);
@@ -1680,12 +1697,10 @@ static hf_err attach_body(struct db *db, void *vctx)
 {
 	struct attach_tx *t = vctx;
 	struct case_row k;
-	hf_err err = case_load(db, t->ref, true, &k);
+	const struct wf_def *d = NULL;
+	hf_err err = case_lock_for(db, t->c, t->ref, &k, &d);
 	if (err)
 		return err;
-	const struct wf_def *d = wf_find(C.wf, k.type);
-	if (!d || !wf_category_visible_to(d, k.category, role_index(t->c->p)))
-		return HF_ENOTFOUND;
 	t->id = db_new_id();
 	char ad[96];
 	int n = snprintf(ad, sizeof(ad), "case_attachments.content:%lld", (long long)t->id);
@@ -1855,8 +1870,8 @@ static hf_err export_row(void *vctx, struct db_rows *r)
 			       k.team,
 			       k.assigned_role,
 			       k.assigned_to,
-			       db_rows_str(r, b + 9),
-			       db_rows_str(r, b + 11)};
+			       db_rows_str(r, b + 8),
+			       db_rows_str(r, b + 10)};
 	hf_err err = HF_OK;
 	for (size_t i = 0; i < HF_ARRAY_LEN(cells) && !err; i++)
 		err = hf_buf_csv_cell(&x->line, cells[i], strlen(cells[i]), i == 0);

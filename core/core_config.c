@@ -75,6 +75,12 @@ const size_t core_config_ndecls = HF_ARRAY_LEN(core_config_decls);
 hf_err app_rules_from_config(const struct hf_config *cfg, struct hf_buf *err)
 {
 	g_app.cfg = cfg;
+	/* Read on every request: kept here rather than looked up in the config each time. */
+	if (!hf_strlcpy(g_app.trusted_proxy, hf_config_str(cfg, "auth.trusted_proxy"), sizeof(g_app.trusted_proxy))) {
+		hf_buf_note(err, "auth.trusted_proxy is longer than an IPv4 address");
+		return HF_EINVAL;
+	}
+	g_app.kiosk_window_s = (int)hf_config_int(cfg, "kiosk.window_s");
 	g_app.nid.min_len = (int)hf_config_int(cfg, "national_id.min_length");
 	g_app.nid.max_len = (int)hf_config_int(cfg, "national_id.max_length");
 	if (g_app.nid.min_len > g_app.nid.max_len) {

@@ -30,7 +30,6 @@ CREATE TABLE cases (
 	summary_enc VARBINARY(4200) NULL,
 	data_enc VARBINARY(8400) NULL,
 	eligibility TEXT NULL,             -- JSON: outcome and explanation (no personal data)
-	linked_to BIGINT UNSIGNED NULL,
 	dup_key BINARY(16) NULL,
 	version INT UNSIGNED NOT NULL DEFAULT 1,
 	created_at DATETIME(3) NOT NULL,

@@ -230,9 +230,11 @@ CONF
 }
 
 # start_core CONF THREADS LOG: serve in the background, wait until /healthz answers 200.
-start_core() {
-	local conf=$1 threads=$2 log=$3 tries=$((HEALTH_DEADLINE_S * 20))
-	"$CORE" -c "$conf" -o "http.threads=$threads" serve </dev/null >"$log" 2>&1 &
+start_core() { # start_core CONF THREADS LOG [section.key=value]...: more -o overrides after LOG
+	local conf=$1 threads=$2 log=$3 tries=$((HEALTH_DEADLINE_S * 20)) o extra=()
+	shift 3
+	for o in "$@"; do extra+=(-o "$o"); done
+	"$CORE" -c "$conf" -o "http.threads=$threads" "${extra[@]}" serve </dev/null >"$log" 2>&1 &
 	core_pid=$!
 	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; do
 		kill -0 "$core_pid" 2>/dev/null || { tail -n 20 "$log" >&2; core_pid=""; die "hifadhi-core serve exited; log: $log"; }
@@ -625,14 +627,7 @@ if [[ "$ONLY" == *D* ]]; then
 	for mode in off on off on; do
 		enabled=$([ "$mode" = on ] && echo true || echo false)
 		say "D: POST /api/v1/households with audit.enabled=$enabled, wrk -t2 -c16 -d${DURATION}s"
-		"$CORE" -c "$CONF_D" -o "audit.enabled=$enabled" -o "http.threads=$BEST_THREADS" serve </dev/null \
-			>"$LOGS/core-d-$mode.log" 2>&1 &
-		core_pid=$!
-		tries=$((HEALTH_DEADLINE_S * 20))
-		until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/healthz")" = 200 ]; do
-			((tries-- > 0)) && kill -0 "$core_pid" 2>/dev/null || die "D: serve did not start; see $LOGS/core-d-$mode.log"
-			sleep 0.05
-		done
+		start_core "$CONF_D" "$BEST_THREADS" "$LOGS/core-d-$mode.log" "audit.enabled=$enabled"
 		wrk_req "d-audit-$mode" "$core_pid" "$VAR/d-requests.txt" 16 201
 		stop_core
 		$W_OK || INVALID=1
@@ -764,7 +759,12 @@ PY
 	WRK_THREADS=2 wrk -t2 -c200 -d"$((DURATION + 4))s" --timeout 5s --latency -s "$RLUA" "http://127.0.0.1:$PORT" \
 		-- "$VAR/g-attack.txt" 401,429 >"$LOGS/wrk-g-attack.txt" 2>&1 &
 	attack_pid=$!
-	sleep 2
+	# The probe starts once the attack has bitten: the attacked account is locked (10 s at most).
+	tries=200
+	until [ "$(root_sql -e "SELECT COUNT(*) FROM hf_bench_g.staff_users WHERE username = 'victim' AND locked_until > UTC_TIMESTAMP(3)")" = 1 ]; do
+		((tries-- > 0)) && kill -0 "$attack_pid" 2>/dev/null || die "G: the attack did not lock the account; see $LOGS/wrk-g-attack.txt"
+		sleep 0.05
+	done
 	cpu_mark m0 "$core_pid"
 	python3 "$ROOT/tests/bench/login_probe.py" "http://127.0.0.1:$PORT" "$VAR/g-accounts.json" 4 "$DURATION" 10.2.0 \
 		>"$LOGS/g-attack-probe.txt" || die "G: login probe failed"
