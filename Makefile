@@ -48,7 +48,10 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
-PROGS := $(CORE_BIN)
+# The payment provider simulator (a test double for G2P Connect and mobile-money B2C providers).
+PAYSIM_BIN := $(BUILD)/bin/hifadhi-paysim
+
+PROGS := $(CORE_BIN) $(PAYSIM_BIN)
 
 .PHONY: all deps run test unit bench clean install-deps
 all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
@@ -75,6 +78,11 @@ $(CORE_BIN): $(CORE_OBJ) $(LIBHF)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CORE_OBJ) $(LIBHF) $(PKG_LIBS)
 
 # Unit tests may #include a core .c file to reach its statics; they link lib/ only.
+$(PAYSIM_BIN): tests/sim/paysim.c $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
@@ -103,7 +111,7 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(PAYSIM_BIN).d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
 
 # ---- fuzzing (tests/fuzz/) ----------------------------------------------------------------------------
 #   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="json_body config"]

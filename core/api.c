@@ -381,6 +381,19 @@ static hf_err r_case_list(struct call *c, json_t **out)
 	return cases_list(&cc, &q, out);
 }
 
+static hf_err r_case_dashboard(struct call *c, json_t **out)
+{
+	const char *type = arg(c, "type"), *loc = arg(c, "location");
+	if (loc && (strlen(loc) > 320 || !hf_utf8_valid_text(loc, strlen(loc))))
+		hf_ferrs_add(&c->fe, "location", "bad_value", "too long or not text");
+	if (type && strlen(type) > 32)
+		hf_ferrs_add(&c->fe, "type", "bad_value", "too long");
+	if (hf_ferrs_any(&c->fe))
+		return HF_EINVAL;
+	struct case_call cc = case_call_of(c);
+	return cases_dashboard(&cc, type, loc, out);
+}
+
 /* ---- the role matrix: who may call what. docs/roles.md is this table in words; tests/integration/
  * test_roles.py calls every route as every role and as nobody and checks it against docs/roles.md. ---- */
 #define A_ADM (1u << ROLE_ADMIN)
@@ -437,6 +450,7 @@ static const struct route routes[] = {
 	{"GET", "quality", r_quality, 200, A_REG | A_AUD, "registry.quality", "registry", true},
 	{"GET", "cases", r_case_list, 200, A_READERS, "case.list", "case", true},
 	{"POST", "cases", r_case_create, 201, A_READERS | A_GW | A_KIOSK, "case.create", "case", false},
+	{"GET", "cases/dashboard", r_case_dashboard, 200, A_READERS | A_ADM, "case.dashboard", "case", false},
 	{"GET", "cases/*", r_case_get, 200, A_READERS, "case.read", "case", true},
 	{"POST", "cases/*/transitions", r_case_move, 200, A_READERS, "case.transition", "case", false},
 	{"POST", "cases/*/approval", r_case_approve, 200, A_READERS, "case.approve", "case", false},

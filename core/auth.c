@@ -7,7 +7,9 @@
 #include "hf_password.h"
 #include "hf_qr.h"
 #include "hf_totp.h"
+#include "outbox.h"
 #include "ratelimit.h"
+#include "validate.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -926,15 +928,17 @@ hf_err auth_mfa_confirm(struct db *db, const struct principal *p, json_t *body, 
 
 static json_t *user_json(struct db_rows *r)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:s, s:s, s:s}", "username", db_rows_str(r, 0), "role",
+	return json_pack("{s:s, s:s, s:s, s:b, s:b, s:I, s:s, s:s, s:s, s:b, s:s}", "username", db_rows_str(r, 0), "role",
 			 db_rows_str(r, 1), "mfa", db_rows_str(r, 2), "disabled", db_rows_i64(r, 3) != 0, "locked",
 			 db_rows_i64(r, 4) != 0, "version", (json_int_t)db_rows_i64(r, 5), "created_at", db_rows_str(r, 6),
-			 "created_by", db_rows_str(r, 7), "password_changed_at", db_rows_str(r, 8));
+			 "created_by", db_rows_str(r, 7), "password_changed_at", db_rows_str(r, 8), "phone_on_file",
+			 db_rows_i64(r, 9) != 0, "language", db_rows_str(r, 10));
 }
 
 #define USER_PUBLIC_COLS                                                                                       \
 	"username, role, mfa_state, disabled, COALESCE(locked_until > UTC_TIMESTAMP(3), 0), version,"           \
-	" DATE_FORMAT(created_at, " TS_FMT "), created_by, DATE_FORMAT(password_changed_at, " TS_FMT ")"
+	" DATE_FORMAT(created_at, " TS_FMT "), created_by, DATE_FORMAT(password_changed_at, " TS_FMT "),"      \
+	" phone_enc IS NOT NULL, language"
 
 static hf_err user_public(struct db *db, const char *username, json_t **out)
 {
@@ -964,10 +968,58 @@ hf_err auth_user_list(struct db *db, json_t **out)
 	return HF_OK;
 }
 
+/* Optional "phone" and "language" of a staff account (for SMS about their work). phone null clears it. */
+struct staff_contact {
+	bool phone_given, lang_given;
+	char phone[PHONE_MAX + 1]; /* "" = none */
+	const char *lang;
+};
+
+static void contact_parse(json_t *body, struct hf_ferrs *fe, struct staff_contact *c)
+{
+	memset(c, 0, sizeof(*c));
+	json_t *p = json_object_get(body, "phone");
+	if (p) {
+		c->phone_given = true;
+		const char *s = json_is_null(p) ? NULL : raw_str(body, "phone", false, 32, fe);
+		struct vfail why = {0};
+		if (s && !validate_phone(s, c->phone, &why))
+			hf_ferrs_add(fe, "phone", why.code, "%s", why.message);
+	}
+	if (json_object_get(body, "language")) {
+		c->lang_given = true;
+		c->lang = raw_str(body, "language", false, 8, fe);
+		if (c->lang && !validate_language(c->lang))
+			hf_ferrs_add(fe, "language", "not_allowed", "this language is not offered (registry.languages)");
+	}
+}
+
+/* Writes the contact fields given to the account's row. */
+static hf_err contact_store(struct db *db, int64_t id, const struct staff_contact *c)
+{
+	hf_err err = HF_OK;
+	if (c->phone_given) {
+		struct hf_buf sealed;
+		hf_buf_init(&sealed, 512);
+		if (c->phone[0])
+			err = outbox_seal_staff_phone(id, c->phone, &sealed);
+		struct db_val v[] = {db_blob_or_null(sealed.data, sealed.len), DB_I64(id)};
+		if (!err)
+			err = db_exec(db, "UPDATE staff_users SET phone_enc = ? WHERE id = ?", v, 2, NULL);
+		hf_buf_release(&sealed);
+	}
+	if (!err && c->lang_given && c->lang) {
+		struct db_val v[] = {db_str(c->lang), DB_I64(id)};
+		err = db_exec(db, "UPDATE staff_users SET language = ? WHERE id = ?", v, 2, NULL);
+	}
+	return err;
+}
+
 struct create_tx {
 	const struct audit_actor *who;
 	const char *username, *role, *hash;
 	bool with_mfa;
+	struct staff_contact contact;
 	uint8_t key[TOTP_SECRET_BYTES];
 	json_t *codes;
 };
@@ -999,6 +1051,8 @@ static hf_err create_body(struct db *db, void *ctx)
 		      " password_changed_at, created_at, created_by, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?,"
 		      " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3), ?, UTC_TIMESTAMP(3), ?)",
 		      v, HF_ARRAY_LEN(v), NULL);
+	if (!err)
+		err = contact_store(db, id, &t->contact);
 	if (!err && t->with_mfa)
 		err = recovery_codes_new(db, id, &t->codes);
 	if (err)
@@ -1018,8 +1072,10 @@ out:
 hf_err auth_user_create(struct db *db, const struct audit_actor *who, json_t *body, bool with_mfa, struct hf_ferrs *fe,
 			char *msg, size_t msg_cap, json_t **out)
 {
-	static const char *const allowed[] = {"username", "role", "password", NULL};
+	static const char *const allowed[] = {"username", "role", "password", "phone", "language", NULL};
 	hf_json_only_fields(body, allowed, "", fe);
+	struct staff_contact contact;
+	contact_parse(body, fe, &contact);
 	const char *username = raw_str(body, "username", true, 64, fe);
 	const char *role = NULL;
 	(void)hf_json_get_enum(body, "", "role", true, auth_role_names, fe, &role);
@@ -1034,7 +1090,8 @@ hf_err auth_user_create(struct db *db, const struct audit_actor *who, json_t *bo
 	hf_err err = hf_password_hash(pw, hash);
 	if (err)
 		return err;
-	struct create_tx t = {.who = who, .username = username, .role = role, .hash = hash, .with_mfa = with_mfa};
+	struct create_tx t = {.who = who, .username = username, .role = role, .hash = hash, .with_mfa = with_mfa,
+			      .contact = contact};
 	if (with_mfa)
 		hf_random_bytes(t.key, sizeof(t.key));
 	err = db_tx(db, create_body, &t);
@@ -1061,6 +1118,7 @@ struct update_tx {
 	const struct audit_actor *who;
 	const char *username, *role, *hash;
 	int disabled; /* -1 unchanged */
+	struct staff_contact contact;
 	bool ended_sessions;
 };
 
@@ -1081,6 +1139,8 @@ static hf_err update_body(struct db *db, void *ctx)
 		      " password_changed_at = IF(? IS NULL, password_changed_at, UTC_TIMESTAMP(3)), version = version + 1,"
 		      " updated_at = UTC_TIMESTAMP(3), updated_by = ? WHERE id = ?",
 		      v, HF_ARRAY_LEN(v), NULL);
+	if (!err)
+		err = contact_store(db, u.id, &t->contact);
 	t->ended_sessions = disabled || t->hash || strcmp(role, auth_role_names[u.role]) != 0;
 	if (!err && t->ended_sessions)
 		err = sessions_end_all(db, u.id, disabled ? "disabled" : t->hash ? "password_reset" : "role_changed");
@@ -1089,7 +1149,8 @@ static hf_err update_body(struct db *db, void *ctx)
 		err = db_exec(db, "UPDATE staff_users SET failed_logins = 0, locked_until = NULL WHERE id = ?", w, 1, NULL);
 	}
 	json_t *after = json_pack("{s:s, s:b}", "role", role, "disabled", disabled != 0);
-	json_t *d = json_pack("{s:s, s:b, s:b}", "role", role, "disabled", disabled != 0, "password_reset", t->hash != NULL);
+	json_t *d = json_pack("{s:s, s:b, s:b, s:b}", "role", role, "disabled", disabled != 0, "password_reset",
+			      t->hash != NULL, "contact_changed", t->contact.phone_given || t->contact.lang_given);
 	if (!err) {
 		struct audit_event ev = {"staff_user.update", "staff_user", t->username, "ok", before, after, d};
 		err = audit_append(db, t->who, &ev);
@@ -1103,9 +1164,10 @@ static hf_err update_body(struct db *db, void *ctx)
 hf_err auth_user_update(struct db *db, const struct audit_actor *who, const char *username, json_t *body,
 			struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out)
 {
-	static const char *const allowed[] = {"role", "disabled", "password", NULL};
+	static const char *const allowed[] = {"role", "disabled", "password", "phone", "language", NULL};
 	hf_json_only_fields(body, allowed, "", fe);
 	struct update_tx t = {.who = who, .username = username, .disabled = -1};
+	contact_parse(body, fe, &t.contact);
 	(void)hf_json_get_enum(body, "", "role", false, auth_role_names, fe, &t.role);
 	bool dis = false;
 	if (hf_json_get_bool(body, "", "disabled", false, fe, &dis))

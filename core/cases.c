@@ -1,6 +1,7 @@
 /* cases.c - tracked cases: lodging, workflow transitions, maker-checker, notes, queues, SLA sweeps, outbox. */
 #include "hf_base.h"
 #include "cases.h"
+#include "outbox.h"
 #include "app.h"
 #include "audit.h"
 #include "eligibility.h"
@@ -11,6 +12,7 @@
 #include "validate.h"
 #include "workflow.h"
 
+#include <math.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -145,55 +147,6 @@ static hf_err subject_find(struct db *db, const char *ben_no, const char *hh_no,
 		*slash = '\0';
 	db_rows_free(r);
 	return HF_OK;
-}
-
-/* Queues an SMS for the case's contact person in their language. No phone on file: nothing is queued and
- * the case says so (the beneficiary is told at the next visit instead). */
-static hf_err outbox_queue(struct db *db, int64_t case_id, int64_t contact_id, const char *tmpl, json_t *params,
-			   bool *queued)
-{
-	*queued = false;
-	if (!contact_id)
-		return HF_OK;
-	struct db_val v[] = {DB_I64(contact_id)};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db, "SELECT phone_enc, language FROM individuals WHERE id = ?", v, 1, &r);
-	if (err)
-		return err;
-	if (!db_rows_next(r) || db_rows_null(r, 0)) {
-		db_rows_free(r);
-		return HF_OK;
-	}
-	size_t n = 0;
-	const void *sealed = db_rows_blob(r, 0, &n);
-	struct hf_buf phone, resealed;
-	hf_buf_init(&phone, 256);
-	hf_buf_init(&resealed, 512);
-	int64_t id = db_new_id();
-	char lang[9];
-	hf_strlcpy(lang, db_rows_str(r, 1), sizeof(lang));
-	err = person_open_field(g_app.keys, contact_id, "phone", sealed, n, &phone);
-	db_rows_free(r);
-	if (!err)
-		err = hf_buf_append(&phone, "", 1);
-	if (!err)
-		err = seal_text("outbox.phone", id, phone.data, &resealed);
-	if (!err) {
-		char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
-		struct db_val w[] = {DB_I64(id),	       DB_I64(case_id), DB_BLOB(resealed.data, resealed.len),
-				     db_str(lang), db_str(tmpl), db_str(ptext)};
-		err = db_exec(db,
-			      "INSERT INTO outbox (id, case_id, phone_enc, language, template, params, status, created_at,"
-			      " updated_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', UTC_TIMESTAMP(3), UTC_TIMESTAMP(3))",
-			      w, HF_ARRAY_LEN(w), NULL);
-		free(ptext);
-		*queued = err == HF_OK;
-	}
-	if (phone.data)
-		memset(phone.data, 0, phone.cap);
-	hf_buf_release(&phone);
-	hf_buf_release(&resealed);
-	return err;
 }
 
 /* ------------------------------------------------------------------ loading a case */
@@ -473,7 +426,7 @@ static hf_err act_sms(struct act_ctx *a, const char *tmpl)
 	}
 	json_t *params = json_pack("{s:s, s:s, s:s}", "ref", a->k->ref, "state", a->k->state, "type", a->k->type);
 	bool queued = false;
-	hf_err err = outbox_queue(a->c->db, a->k->id, contact, tmpl, params, &queued);
+	hf_err err = outbox_to_person(a->c->db, a->k->id, contact, tmpl, params, &queued);
 	json_decref(params);
 	if (!err)
 		json_array_append_new(json_object_get(a->detail, "sms"),
@@ -1507,6 +1460,154 @@ hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out
 	return HF_OK;
 }
 
+/* ------------------------------------------------------------------ the dashboard */
+
+/* Runs one grouped count over the selection and hands each row to add(). */
+static hf_err dash_query(struct case_call *c, const char *select, const char *where, const char *group,
+			 const struct db_val *v, size_t nv, struct db_rows **r)
+{
+	struct hf_buf sql;
+	hf_buf_init(&sql, 4096);
+	/* SQL text from constants only; values are bound. */
+	hf_err err = hf_buf_append_str(&sql, select);
+	if (!err)
+		err = hf_buf_append_str(&sql, " FROM cases c LEFT JOIN locations l ON l.id = c.location_id");
+	if (!err)
+		err = hf_buf_append_str(&sql, where);
+	if (!err)
+		err = hf_buf_append_str(&sql, group);
+	if (!err)
+		err = db_query(c->db, hf_buf_cstr(&sql), v, nv, r);
+	hf_buf_release(&sql);
+	return err;
+}
+
+static void dash_add(json_t *obj, const char *key, const char *sub, json_int_t n)
+{
+	json_t *o = json_object_get(obj, key);
+	if (!o) {
+		o = json_object();
+		json_object_set_new(obj, key, o);
+	}
+	json_t *old = json_object_get(o, sub);
+	json_object_set_new(o, sub, json_integer((old ? json_integer_value(old) : 0) + n));
+}
+
+hf_err cases_dashboard(struct case_call *c, const char *type, const char *location, json_t **out)
+{
+	if (type && !wf_find(C.wf, type)) {
+		hf_ferrs_add(c->fe, "type", "unknown", "no such case type");
+		return HF_EINVAL;
+	}
+	struct hf_buf where;
+	hf_buf_init(&where, 1024);
+	struct db_val v[3];
+	size_t nv = 0;
+	HF_ASSERT(hf_buf_append_str(&where, " WHERE 1 = 1") == HF_OK);
+	if (type) {
+		HF_ASSERT(hf_buf_append_str(&where, " AND c.case_type = ?") == HF_OK);
+		v[nv++] = db_str(type);
+	}
+	if (location) {
+		HF_ASSERT(hf_buf_append_str(&where, " AND c.location_id IN (SELECT id FROM locations WHERE path = ? OR path"
+						    " LIKE CONCAT(?, '/%'))") == HF_OK);
+		v[nv++] = db_str(location);
+		v[nv++] = db_str(location);
+	}
+	json_t *open = json_object(), *by_state = json_object(), *by_category = json_object(), *by_district = json_object();
+	json_t *ages = json_pack("{s:i, s:i, s:i, s:i}", "under_1_day", 0, "1_to_7_days", 0, "7_to_30_days", 0,
+				 "over_30_days", 0);
+	json_t *flow = json_object();
+	struct db_rows *r = NULL;
+	/* Open cases per type and SLA state. */
+	hf_err err = dash_query(c, "SELECT c.case_type, " SLA_EXPR ", COUNT(*)", hf_buf_cstr(&where),
+				" AND c.is_open = 1 GROUP BY 1, 2", v, nv, &r);
+	while (!err && db_rows_next(r))
+		dash_add(open, db_rows_str(r, 0), db_rows_str(r, 1), db_rows_i64(r, 2));
+	db_rows_free(r);
+	r = NULL;
+	/* Open cases per type and state. */
+	if (!err)
+		err = dash_query(c, "SELECT c.case_type, c.state, COUNT(*)", hf_buf_cstr(&where),
+				 " AND c.is_open = 1 GROUP BY 1, 2", v, nv, &r);
+	while (!err && db_rows_next(r))
+		dash_add(by_state, db_rows_str(r, 0), db_rows_str(r, 1), db_rows_i64(r, 2));
+	db_rows_free(r);
+	r = NULL;
+	/* Open cases per type and category: a confidential category is named only to those who may see it. */
+	if (!err)
+		err = dash_query(c, "SELECT c.case_type, c.category, c.confidential, COUNT(*)", hf_buf_cstr(&where),
+				 " AND c.is_open = 1 GROUP BY 1, 2, 3", v, nv, &r);
+	while (!err && db_rows_next(r)) {
+		const struct wf_def *d = wf_find(C.wf, db_rows_str(r, 0));
+		bool see = db_rows_i64(r, 2) == 0 ||
+			   (d && wf_category_visible_to(d, db_rows_str(r, 1), role_index(c->p)));
+		dash_add(by_category, db_rows_str(r, 0), see ? db_rows_str(r, 1) : "confidential", db_rows_i64(r, 3));
+	}
+	db_rows_free(r);
+	r = NULL;
+	/* Open cases per district (Region/District), the 50 busiest. */
+	if (!err)
+		err = dash_query(c,
+				 "SELECT SUBSTRING_INDEX(COALESCE(l.path, '(none)'), '/', 2), COUNT(*)", hf_buf_cstr(&where),
+				 " AND c.is_open = 1 GROUP BY 1 ORDER BY 2 DESC LIMIT 50", v, nv, &r);
+	while (!err && db_rows_next(r))
+		dash_add(by_district, db_rows_str(r, 0), "open", db_rows_i64(r, 1));
+	db_rows_free(r);
+	r = NULL;
+	/* How old the open cases are. */
+	if (!err)
+		err = dash_query(c,
+				 "SELECT CASE WHEN c.created_at > UTC_TIMESTAMP(3) - INTERVAL 1 DAY THEN 'under_1_day'"
+				 " WHEN c.created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY THEN '1_to_7_days'"
+				 " WHEN c.created_at > UTC_TIMESTAMP(3) - INTERVAL 30 DAY THEN '7_to_30_days'"
+				 " ELSE 'over_30_days' END, COUNT(*)",
+				 hf_buf_cstr(&where), " AND c.is_open = 1 GROUP BY 1", v, nv, &r);
+	while (!err && db_rows_next(r))
+		json_object_set_new(ages, db_rows_str(r, 0), json_integer(db_rows_i64(r, 1)));
+	db_rows_free(r);
+	r = NULL;
+	/* Opened and closed in the last 7 and 30 days, and how long the closed ones took (a closed case's
+	 * state_since is when it closed). */
+	if (!err)
+		err = dash_query(c,
+				 "SELECT c.case_type,"
+				 " SUM(c.created_at > UTC_TIMESTAMP(3) - INTERVAL 7 DAY),"
+				 " SUM(c.created_at > UTC_TIMESTAMP(3) - INTERVAL 30 DAY),"
+				 " SUM(c.is_open = 0 AND c.state_since > UTC_TIMESTAMP(3) - INTERVAL 7 DAY),"
+				 " SUM(c.is_open = 0 AND c.state_since > UTC_TIMESTAMP(3) - INTERVAL 30 DAY),"
+				 " AVG(IF(c.is_open = 0 AND c.state_since > UTC_TIMESTAMP(3) - INTERVAL 30 DAY,"
+				 " TIMESTAMPDIFF(SECOND, c.created_at, c.state_since), NULL)) / 86400,"
+				 " SUM(c.is_open = 0 AND c.state_since > UTC_TIMESTAMP(3) - INTERVAL 30 DAY AND c.sla_breached = 1)",
+				 hf_buf_cstr(&where),
+				 " AND (c.is_open = 1 OR c.state_since > UTC_TIMESTAMP(3) - INTERVAL 30 DAY OR c.created_at >"
+				 " UTC_TIMESTAMP(3) - INTERVAL 30 DAY) GROUP BY 1",
+				 v, nv, &r);
+	while (!err && db_rows_next(r)) {
+		json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:o, s:I}", "opened_7d", (json_int_t)db_rows_i64(r, 1),
+				      "opened_30d", (json_int_t)db_rows_i64(r, 2), "closed_7d", (json_int_t)db_rows_i64(r, 3),
+				      "closed_30d", (json_int_t)db_rows_i64(r, 4), "avg_days_to_close_30d",
+				      db_rows_null(r, 5) ? json_null() : json_real(round(strtod(db_rows_str(r, 5), NULL) * 10) / 10),
+				      "closed_late_30d", (json_int_t)db_rows_i64(r, 6));
+		json_object_set_new(flow, db_rows_str(r, 0), o);
+	}
+	db_rows_free(r);
+	hf_buf_release(&where);
+	if (err) {
+		json_decref(open);
+		json_decref(by_state);
+		json_decref(by_category);
+		json_decref(by_district);
+		json_decref(ages);
+		json_decref(flow);
+		return err;
+	}
+	*out = json_pack("{s:s?, s:s?, s:o, s:o, s:o, s:o, s:o, s:o}", "type", type, "location", location, "open_by_sla",
+			 open, "open_by_state", by_state, "open_by_category", by_category, "open_by_district",
+			 by_district, "open_age", ages, "flow", flow);
+	return HF_OK;
+}
+
 /* ------------------------------------------------------------------ the SLA sweeper */
 
 struct sweep_case {
@@ -1519,6 +1620,7 @@ struct sweep_tx {
 	struct sweep_case *batch; /* SWEEP_BATCH */
 	size_t n;
 	uint64_t escalated;
+	uint64_t to_role[ROLE_COUNT_]; /* this batch's reassignments per role */
 };
 
 /* Appends "?, ?, ..., ?" (n placeholders). */
@@ -1540,6 +1642,7 @@ static hf_err sweep_body(struct db *db, void *vctx)
 	struct sweep_tx *t = vctx;
 	t->escalated = 0;
 	t->n = 0;
+	memset(t->to_role, 0, sizeof(t->to_role));
 	struct db_val q[] = {DB_I64(t->now_s)};
 	struct db_rows *r = NULL;
 	hf_err err = db_query(db,
@@ -1575,6 +1678,8 @@ static hf_err sweep_body(struct db *db, void *vctx)
 				v[nv++] = DB_I64(t->batch[i].id);
 		if (nv == 1)
 			continue;
+		if (role >= 0)
+			t->to_role[role] += nv - 1;
 		hf_buf_reset(&sql);
 		err = hf_buf_append_str(&sql, "UPDATE cases SET sla_breached = 1, escalations = escalations + 1, assigned_role ="
 					      " COALESCE(?, assigned_role), assigned_to = NULL, updated_at = UTC_TIMESTAMP(3),"
@@ -1657,6 +1762,21 @@ static hf_err sweep_body(struct db *db, void *vctx)
 	return err;
 }
 
+struct notify_tx {
+	const char *role;
+	uint64_t count;
+	int n;
+};
+
+static hf_err notify_body(struct db *db, void *vctx)
+{
+	struct notify_tx *t = vctx;
+	json_t *params = json_pack("{s:I, s:s}", "count", (json_int_t)t->count, "role", t->role);
+	hf_err err = outbox_to_role(db, t->role, "staff_cases_escalated", params, &t->n);
+	json_decref(params);
+	return err;
+}
+
 hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res)
 {
 	memset(res, 0, sizeof(*res));
@@ -1664,6 +1784,7 @@ hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res
 	struct sweep_tx t = {.now_s = now_ms / 1000};
 	t.batch = hf_xcalloc(SWEEP_BATCH, sizeof(*t.batch));
 	hf_err err = HF_OK;
+	uint64_t to_role[ROLE_COUNT_] = {0};
 	/* Batch after batch until nothing overdue is left; escalated cases leave the index range, so each batch
 	 * reads only what it escalates. Bounded, in case something keeps coming back. */
 	for (int rounds = 0; rounds < 100000; rounds++) {
@@ -1674,8 +1795,17 @@ hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res
 			break;
 		res->checked += t.n;
 		res->escalated += t.escalated;
+		for (int i = 0; i < ROLE_COUNT_; i++)
+			to_role[i] += t.to_role[i];
 	}
 	free(t.batch);
+	for (int i = 0; i < ROLE_COUNT_ && !err; i++) {
+		if (!to_role[i])
+			continue;
+		struct notify_tx nt = {auth_role_names[i], to_role[i], 0};
+		err = db_tx(db, notify_body, &nt);
+		res->staff_notified += nt.n;
+	}
 	res->seconds = (double)(hf_mono_us() - t0) / 1e6;
 	return err;
 }

@@ -68,12 +68,19 @@ HF_MUST_CHECK hf_err cases_list(struct case_call *c, const struct cases_query *q
 HF_MUST_CHECK hf_err cases_export(struct db *db, FILE *out, const char *type, bool all, bool with_text,
 				  uint64_t *rows_out);
 
+/* GET /cases/dashboard[?type=T&location=PATH]: open cases by SLA state, state, category (confidential ones
+ * named only to their designated role), district and age; opened/closed and time to close over 7/30 days. */
+HF_MUST_CHECK hf_err cases_dashboard(struct case_call *c, const char *type, const char *location, json_t **out);
+
 struct cases_sweep_result {
 	uint64_t escalated, checked;
+	int staff_notified; /* SMS digests queued for staff of the roles that received escalations */
 	double seconds;
 };
 /* Escalates every open case whose SLA ran out by now_ms: flags it breached, reassigns it to its state's
- * escalation role, records the event. In batches, each its own transaction, so API traffic is not blocked. */
+ * escalation role, records the event. In batches, each its own transaction, so API traffic is not blocked.
+ * Then tells the staff of each role that received cases, one SMS digest per person (template
+ * staff_cases_escalated: how many, which role), to those with a phone on file. */
 HF_MUST_CHECK hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res);
 
 #endif

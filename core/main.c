@@ -53,9 +53,11 @@ static void usage(FILE *f)
 		"                                data quality report: completeness, invalid values, duplicates\n"
 		"  gen [--households N] [--seed S] [--bad-rate P] [--dup-rate P]\n"
 		"                                synthetic registry CSV on stdout (needs no config)\n"
-		"  user add NAME --role ROLE [--password-file F] [--json]\n"
+		"  user add NAME --role ROLE [--password-file F] [--phone P] [--language L] [--json]\n"
 		"                                create a staff account with TOTP enrolled now (prints the QR code,\n"
 		"                                the otpauth URI and recovery codes); password from F or stdin\n"
+		"  user contact NAME [--phone P|none] [--language L]\n"
+		"                                the phone and language used to SMS staff about their work\n"
 		"  user list | disable NAME | enable NAME | reset-mfa NAME | reset-password NAME [--password-file F]\n"
 		"                                recover and manage staff accounts (ends the account's sessions)\n"
 		"  audit verify [--json]         check the whole audit trail; names the first entry tampered with\n"
@@ -243,8 +245,8 @@ static int cmd_serve(const struct hf_config *cfg)
 			if (!e)
 				e = cases_sweep(hk, hf_now_ms(), &sr);
 			if (!e && sr.escalated)
-				hf_log(HF_LOG_INFO, "core.main", "msg=\"SLA sweep\" escalated=%llu seconds=%.3f",
-				       (unsigned long long)sr.escalated, sr.seconds);
+				hf_log(HF_LOG_INFO, "core.main", "msg=\"SLA sweep\" escalated=%llu staff_sms=%d seconds=%.3f",
+				       (unsigned long long)sr.escalated, sr.staff_notified, sr.seconds);
 			if (e)
 				hf_log(HF_LOG_WARN, "core.main", "msg=\"housekeeping failed; retried in 30 s\" err=%s", hf_err_name(e));
 		}
@@ -372,13 +374,17 @@ static int cmd_user(const struct hf_config *cfg, int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	const char *sub = argv[1], *name = NULL, *role = NULL, *pwfile = NULL;
+	const char *sub = argv[1], *name = NULL, *role = NULL, *pwfile = NULL, *phone = NULL, *lang = NULL;
 	bool as_json = false;
 	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc)
 			role = argv[++i];
 		else if (strcmp(argv[i], "--password-file") == 0 && i + 1 < argc)
 			pwfile = argv[++i];
+		else if (strcmp(argv[i], "--phone") == 0 && i + 1 < argc)
+			phone = argv[++i];
+		else if (strcmp(argv[i], "--language") == 0 && i + 1 < argc)
+			lang = argv[++i];
 		else if (strcmp(argv[i], "--json") == 0)
 			as_json = true;
 		else if (!name && argv[i][0] != '-')
@@ -422,9 +428,20 @@ static int cmd_user(const struct hf_config *cfg, int argc, char **argv)
 		body = strcmp(sub, "add") == 0
 			       ? json_pack("{s:s, s:s, s:s}", "username", name, "role", role, "password", hf_buf_cstr(&pw))
 			       : json_pack("{s:s}", "password", hf_buf_cstr(&pw));
+		if (phone)
+			json_object_set_new(body, "phone", json_string(phone));
+		if (lang)
+			json_object_set_new(body, "language", json_string(lang));
 		err = strcmp(sub, "add") == 0 ? auth_user_create(db, &who, body, true, &fe, msg, sizeof(msg), &out)
 					      : auth_user_update(db, &who, name, body, &fe, msg, sizeof(msg), &out);
 		auth_shutdown();
+	} else if (strcmp(sub, "contact") == 0) {
+		body = json_object();
+		if (phone)
+			json_object_set_new(body, "phone", strcmp(phone, "none") == 0 ? json_null() : json_string(phone));
+		if (lang)
+			json_object_set_new(body, "language", json_string(lang));
+		err = auth_user_update(db, &who, name, body, &fe, msg, sizeof(msg), &out);
 	} else if (strcmp(sub, "list") == 0) {
 		err = auth_user_list(db, &out);
 		as_json = true;
@@ -618,8 +635,9 @@ static int cmd_cases(const struct hf_config *cfg, int argc, char **argv)
 		if (err)
 			fprintf(stderr, "hifadhi-core: cases sweep failed (%s)\n", hf_err_name(err));
 		else
-			printf("{\"checked\": %llu, \"escalated\": %llu, \"seconds\": %.3f}\n",
-			       (unsigned long long)res.checked, (unsigned long long)res.escalated, res.seconds);
+			printf("{\"checked\": %llu, \"escalated\": %llu, \"staff_notified\": %d, \"seconds\": %.3f}\n",
+			       (unsigned long long)res.checked, (unsigned long long)res.escalated, res.staff_notified,
+			       res.seconds);
 		rc = err ? 1 : 0;
 		db_close(db);
 	}

@@ -2,6 +2,7 @@
 confidential grievances, duplicate complaints, change requests applied to the registry, eligibility, the
 beneficiary channels, queues, and workflow files that do not validate.
 """
+import json
 import shutil
 import time
 
@@ -301,6 +302,16 @@ with Suite() as s:
                          as_=None)
     s.check(st == 400 and "type" in fields(b), "the gateway lodges grievances and feedback only", f"{st} {b}")
 
+    # ---- staff contact: an admin gives a case worker a phone for SMS about their work (sealed, never echoed)
+    cw = core.staff("case_worker")
+    st, _, b = core.request("PATCH", f"/api/v1/users/{cw.username}", {"phone": "+254700111222", "language": "sw"},
+                            as_="admin")
+    s.check(st == 200 and b["phone_on_file"] is True and b["language"] == "sw" and "700111222" not in str(b),
+            "an admin records a staff phone and language; the answer does not echo the number", f"{st} {b}")
+    st, _, b = core.request("PATCH", f"/api/v1/users/{cw.username}", {"phone": "12ab"}, as_="admin")
+    s.check(st == 400 and "phone" in fields(b), "a malformed staff phone is refused", f"{st} {b}")
+    s.check("700111222" not in sql("SELECT HEX(phone_enc) FROM staff_users"), "the staff phone is sealed at rest", "")
+
     # ---- SLA: on track now; a sweep 4 days ahead escalates what is overdue
     ref_sla = u["ref"]
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4 * 86400))
@@ -315,8 +326,33 @@ with Suite() as s:
             b["sla"]["state"] == "on_track" and b["assigned_role"] == "auditor",
             "an overdue acknowledged grievance takes the workflow's escalate transition (a new SLA clock; "
             "still with the confidential role)", f"{st} {b}")
+    staff_sms = sql("SELECT o.template, o.language, o.params FROM outbox o WHERE o.audience = 'staff'"
+                    " ORDER BY o.created_at").split("\n")[:-1]
+    s.check(r.returncode == 0 and json.loads(r.stdout)["staff_notified"] == 1 and len(staff_sms) == 1 and
+            staff_sms[0].startswith("staff_cases_escalated\tsw\t") and
+            '"role":"case_worker"' in staff_sms[0] and '"count":' in staff_sms[0],
+            "the case worker with a phone gets one SMS digest of the cases escalated to the role, in Swahili",
+            f"{r.stdout} {staff_sms}")
     r2 = core.run_cli(["cases", "sweep", "--at", at])
-    s.check(r2.returncode == 0 and '"escalated": 0' in r2.stdout, "a second sweep escalates nothing twice", r2.stdout)
+    s.check(r2.returncode == 0 and '"escalated": 0' in r2.stdout and '"staff_notified": 0' in r2.stdout,
+            "a second sweep escalates nothing twice and texts nobody", r2.stdout)
+
+    # ---- the dashboard: counts a district office reads, confidential categories masked
+    st, _, d = core.get("/api/v1/cases/dashboard", as_="case_worker")
+    g_open = sum(d["open_by_sla"].get("grievance", {}).values()) if st == 200 else -1
+    n_open = int(sql("SELECT COUNT(*) FROM cases WHERE is_open = 1 AND case_type = 'grievance'").strip())
+    s.check(st == 200 and g_open == n_open and d["open_by_sla"]["grievance"].get("breached", 0) >= 1 and
+            sum(d["open_age"].values()) == int(sql("SELECT COUNT(*) FROM cases WHERE is_open = 1").strip()),
+            "the dashboard counts open grievances by SLA state and all open cases by age", f"{st} {d}")
+    s.check("confidential" in d["open_by_category"]["grievance"] and
+            "staff_misconduct" not in d["open_by_category"]["grievance"],
+            "a case worker sees confidential grievances counted, not their category", str(d["open_by_category"]))
+    st, _, d2 = core.get("/api/v1/cases/dashboard?type=grievance", as_="auditor")
+    s.check(st == 200 and "staff_misconduct" in d2["open_by_category"]["grievance"] and
+            list(d2["open_by_sla"]) == ["grievance"] and d2["flow"]["grievance"]["opened_7d"] >= 3,
+            "the confidential role sees the category; the type filter narrows every count", f"{st} {d2}")
+    st, _, d3 = core.get("/api/v1/cases/dashboard?type=nonsense", as_="auditor")
+    s.check(st == 400 and "type" in fields(d3), "an unknown case type is refused", f"{st} {d3}")
     st, _, q = core.get("/api/v1/cases?sla=breached&limit=100", as_="case_worker")
     s.check(st == 200 and ref_sla in [x["ref"] for x in q["items"]] and q["counts"]["breached"] >= 1,
             "the queue filters by SLA state", f"{st} {q}")

@@ -1,0 +1,22 @@
+/* outbox.h - SMS waiting to be sent: to beneficiaries (case and payment notices) and to staff (escalations,
+ * payment alerts). Rows are written inside the caller's transaction, so a notice exists exactly when the
+ * change it reports was committed; the gateway drains them. The phone number is sealed per row (AD
+ * "outbox.phone:<id>"); params hold template parameters only, never personal data. */
+#ifndef HF_OUTBOX_H
+#define HF_OUTBOX_H
+
+#include "db.h"
+#include "hf_base.h"
+#include "hf_buf.h"
+#include "hf_err.h"
+#include <jansson.h>
+
+/* Queues a template for an individual in their language. No phone on file: nothing is queued, *queued false. */
+HF_MUST_CHECK hf_err outbox_to_person(struct db *db, int64_t case_id, int64_t individual_id, const char *tmpl,
+				      json_t *params, bool *queued);
+/* Queues a template for every enabled staff account of the role that has a phone on file; *n says how many. */
+HF_MUST_CHECK hf_err outbox_to_role(struct db *db, const char *role, const char *tmpl, json_t *params, int *n);
+/* Seals a staff phone number for staff_users.phone_enc (AD "staff_users.phone:<id>"). */
+HF_MUST_CHECK hf_err outbox_seal_staff_phone(int64_t user_id, const char *phone, struct hf_buf *out);
+
+#endif
