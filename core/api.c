@@ -4,10 +4,16 @@
 #include "app.h"
 #include "audit.h"
 #include "auth.h"
+#include "alerts.h"
 #include "cases.h"
+#include "disburse.h"
+#include "notices.h"
+#include "payments.h"
+#include "recon.h"
 #include "db.h"
 #include "hf_crypto.h"
 #include "kiosk.h"
+#include "ledger.h"
 #include "hf_json.h"
 #include "hf_log.h"
 #include "quality.h"
@@ -62,6 +68,9 @@ struct route {
 	const char *action; /* audit action */
 	const char *entity;
 	bool pii;
+	/* The body is handed over as bytes (c->req->body), not parsed: signed provider callbacks (the
+	 * signature covers the exact bytes) and CSV uploads (text/csv). */
+	bool raw;
 };
 
 static void write_error(struct call *c, hf_err e, const char *detail)
@@ -305,11 +314,11 @@ static hf_err r_audit(struct call *c, json_t **out)
 	return audit_search(c->rq.db, &q, &c->fe, out);
 }
 
-static struct case_call case_call_of(struct call *c)
+static struct svc_call svc_call_of(struct call *c)
 {
-	return (struct case_call){c->rq.db, &c->p, &c->fe, c->rq.msg, sizeof(c->rq.msg), 0};
+	return (struct svc_call){c->rq.db, &c->p, &c->fe, c->rq.msg, sizeof(c->rq.msg), 0};
 }
-static hf_err case_done(struct call *c, struct case_call *cc, hf_err err)
+static hf_err svc_done(struct call *c, struct svc_call *cc, hf_err err)
 {
 	if (!err && cc->status)
 		c->status_override = cc->status;
@@ -317,42 +326,42 @@ static hf_err case_done(struct call *c, struct case_call *cc, hf_err err)
 }
 static hf_err r_case_create(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
-	return case_done(c, &cc, cases_create(&cc, c->body, out));
+	struct svc_call cc = svc_call_of(c);
+	return svc_done(c, &cc, cases_create(&cc, c->body, out));
 }
 static hf_err r_case_get(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_get(&cc, c->seg[1], NULL, out);
 }
 static hf_err r_case_owner_get(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_get(&cc, c->seg[3], c->seg[1], out);
 }
 static hf_err r_case_move(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
-	return case_done(c, &cc, cases_transition(&cc, c->seg[1], c->body, out));
+	struct svc_call cc = svc_call_of(c);
+	return svc_done(c, &cc, cases_transition(&cc, c->seg[1], c->body, out));
 }
 static hf_err r_case_approve(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_approve(&cc, c->seg[1], c->body, out);
 }
 static hf_err r_case_note(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_note(&cc, c->seg[1], c->body, out);
 }
 static hf_err r_case_attach(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_attach(&cc, c->seg[1], c->body, out);
 }
 static hf_err r_case_attachment(struct call *c, json_t **out)
 {
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_attachment_get(&cc, c->seg[1], c->seg[3], out);
 }
 static hf_err r_case_list(struct call *c, json_t **out)
@@ -377,7 +386,7 @@ static hf_err r_case_list(struct call *c, json_t **out)
 		q.older_than_days = (int)l;
 	if (hf_ferrs_any(&c->fe))
 		return HF_EINVAL;
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_list(&cc, &q, out);
 }
 
@@ -390,8 +399,117 @@ static hf_err r_case_dashboard(struct call *c, json_t **out)
 		hf_ferrs_add(&c->fe, "type", "bad_value", "too long");
 	if (hf_ferrs_any(&c->fe))
 		return HF_EINVAL;
-	struct case_call cc = case_call_of(c);
+	struct svc_call cc = svc_call_of(c);
 	return cases_dashboard(&cc, type, loc, out);
+}
+
+/* ---- payments ---- */
+static int limit_arg(struct call *c, int dflt)
+{
+	int64_t l = dflt;
+	const char *lim = arg(c, "limit");
+	if (lim && hf_parse_i64(lim, 1, g_app.max_page, &l)) {
+		hf_ferrs_add(&c->fe, "limit", "out_of_range", "must be 1 to %d", g_app.max_page);
+		return 0;
+	}
+	return (int)l;
+}
+/* Query arguments that are plain text of a bounded length. */
+static bool args_ok(struct call *c, const char *const *names, size_t n, size_t max)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *v = arg(c, names[i]);
+		if (v && (strlen(v) > max || !hf_utf8_valid_text(v, strlen(v))))
+			hf_ferrs_add(&c->fe, names[i], "bad_value", "too long or not text");
+	}
+	return !hf_ferrs_any(&c->fe);
+}
+#define SVC(c) (&(struct svc_call){(c)->rq.db, &(c)->p, &(c)->fe, (c)->rq.msg, sizeof((c)->rq.msg), 0})
+static hf_err r_cycle_create(struct call *c, json_t **out) { return cycles_create(SVC(c), c->body, out); }
+static hf_err r_cycle_get(struct call *c, json_t **out) { return cycles_get(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_list(struct call *c, json_t **out)
+{
+	static const char *const names[] = {"programme", "status"};
+	if (!args_ok(c, names, 2, 40))
+		return HF_EINVAL;
+	return cycles_list(SVC(c), arg(c, "programme"), arg(c, "status"), out);
+}
+static hf_err r_cycle_preview(struct call *c, json_t **out) { return cycles_preview(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_payroll(struct call *c, json_t **out) { return cycles_generate(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_submit(struct call *c, json_t **out) { return cycles_submit(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_approve(struct call *c, json_t **out) { return cycles_approve(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_close(struct call *c, json_t **out) { return cycles_close(SVC(c), c->seg[1], out); }
+static hf_err r_cycle_payments(struct call *c, json_t **out)
+{
+	static const char *const names[] = {"status", "pay_point", "after"};
+	int limit = limit_arg(c, 50);
+	if (!args_ok(c, names, 3, 64) || !limit)
+		return HF_EINVAL;
+	return payments_list(SVC(c), c->seg[1], arg(c, "status"), arg(c, "pay_point"), limit, arg(c, "after"), out);
+}
+static hf_err r_payment_get(struct call *c, json_t **out) { return payments_get(SVC(c), c->seg[1], out); }
+static hf_err r_ben_payments(struct call *c, json_t **out) { return payments_for_beneficiary(SVC(c), c->seg[1], out); }
+static hf_err r_kiosk_payments(struct call *c, json_t **out)
+{
+	return payments_kiosk_available(SVC(c), c->seg[2], out);
+}
+static hf_err r_kiosk_collect(struct call *c, json_t **out) { return payments_collect(SVC(c), c->body, out); }
+static hf_err r_funding(struct call *c, json_t **out)
+{
+	struct svc_call sc = svc_call_of(c);
+	return svc_done(c, &sc, payments_fund(&sc, c->body, out));
+}
+static hf_err r_ledger_accounts(struct call *c, json_t **out) { return ledger_accounts(c->rq.db, out); }
+static hf_err r_ledger_check(struct call *c, json_t **out)
+{
+	bool ok = false;
+	json_t *report = NULL;
+	hf_err err = ledger_check(c->rq.db, &ok, &report);
+	if (!err)
+		*out = report;
+	return err;
+}
+static hf_err r_cb_b2c(struct call *c, json_t **out)
+{
+	return disburse_callback_b2c(SVC(c), c->req->body, hf_http_header(c->req, "X-Hifadhi-Signature"), out);
+}
+static hf_err r_cb_g2p(struct call *c, json_t **out)
+{
+	return disburse_callback_g2p(SVC(c), c->req->body, hf_http_header(c->req, "Signature"), out);
+}
+static hf_err r_alert_list(struct call *c, json_t **out)
+{
+	static const char *const names[] = {"status", "rule", "cycle", "after"};
+	int limit = limit_arg(c, 50);
+	if (!args_ok(c, names, 4, 64) || !limit)
+		return HF_EINVAL;
+	return alerts_list(SVC(c), arg(c, "status"), arg(c, "rule"), arg(c, "cycle"), limit, arg(c, "after"), out);
+}
+static hf_err r_alert_ack(struct call *c, json_t **out) { return alerts_acknowledge(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_alert_resolve(struct call *c, json_t **out) { return alerts_resolve(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_recon_run(struct call *c, json_t **out) { return recon_run_api(SVC(c), c->seg[1], c->req->body, out); }
+static hf_err r_recon_list(struct call *c, json_t **out) { return recon_list(SVC(c), c->seg[1], out); }
+static hf_err r_recon_get(struct call *c, json_t **out)
+{
+	static const char *const names[] = {"kind", "after"};
+	int limit = limit_arg(c, 100);
+	if (!args_ok(c, names, 2, 32) || !limit)
+		return HF_EINVAL;
+	return recon_get(SVC(c), c->seg[1], arg(c, "kind"), limit, arg(c, "after"), out);
+}
+static hf_err r_notice_preview(struct call *c, json_t **out) { return notices_preview(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_notice_send(struct call *c, json_t **out) { return notices_send(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_notice_list(struct call *c, json_t **out) { return notices_list(SVC(c), c->seg[1], out); }
+static hf_err r_outbox_claim(struct call *c, json_t **out)
+{
+	int limit = limit_arg(c, 50);
+	if (!limit)
+		return HF_EINVAL;
+	return notices_outbox_claim(SVC(c), limit, out);
+}
+static hf_err r_outbox_status(struct call *c, json_t **out)
+{
+	return notices_outbox_report(SVC(c), c->seg[1], c->body, out);
 }
 
 /* ---- the role matrix: who may call what. docs/roles.md is this table in words; tests/integration/
@@ -411,53 +529,83 @@ static hf_err r_case_dashboard(struct call *c, json_t **out)
 
 /* pii: a staff read of personal data, audited (one entry per request, naming the records shown). */
 static const struct route routes[] = {
-	{"POST", "auth/login", r_login, 200, A_PUBLIC, "auth.login", "staff_user", false},
-	{"POST", "auth/logout", r_logout, 200, A_STAFF | A_ENROL, "auth.logout", "staff_user", false},
-	{"POST", "auth/logout-all", r_logout_all, 200, A_STAFF | A_ENROL, "auth.logout_all", "staff_user", false},
-	{"GET", "auth/me", r_me, 200, A_STAFF | A_ENROL, "auth.me", "staff_user", false},
-	{"POST", "auth/password", r_password, 200, A_STAFF, "auth.password_change", "staff_user", false},
-	{"POST", "auth/mfa/enrol", r_mfa_enrol, 200, A_STAFF | A_ENROL, "auth.mfa_enrol", "staff_user", false},
-	{"POST", "auth/mfa/confirm", r_mfa_confirm, 200, A_STAFF | A_ENROL, "auth.mfa_confirm", "staff_user", false},
-	{"GET", "users", r_user_list, 200, A_ADM, "staff_user.list", "staff_user", false},
-	{"POST", "users", r_user_create, 201, A_ADM, "staff_user.create", "staff_user", false},
-	{"PATCH", "users/*", r_user_update, 200, A_ADM, "staff_user.update", "staff_user", false},
-	{"POST", "users/*/reset-mfa", r_user_reset_mfa, 200, A_ADM, "staff_user.reset_mfa", "staff_user", false},
-	{"GET", "kiosks", r_kiosk_list, 200, A_ADM | A_PAY | A_AUD, "kiosk.list", "kiosk", false},
-	{"POST", "kiosks", r_kiosk_register, 201, A_ADM | A_PAY, "kiosk.register", "kiosk", false},
-	{"POST", "kiosks/enrol", r_kiosk_enrol, 200, A_PUBLIC, "kiosk.enrol", "kiosk", false},
-	{"POST", "kiosks/*/revoke", r_kiosk_revoke, 200, A_ADM | A_PAY, "kiosk.revoke", "kiosk", false},
-	{"GET", "kiosk/me", r_kiosk_me, 200, A_KIOSK, "kiosk.me", "kiosk", false},
-	{"GET", "audit", r_audit, 200, A_AUD, "audit.search", "audit", false},
-	{"GET", "programmes", r_prog_list, 200, A_STAFF | A_GW | A_KIOSK, "programme.list", "programme", false},
-	{"POST", "programmes", r_prog_create, 201, A_ADM, "programme.create", "programme", false},
-	{"GET", "programmes/*", r_prog_get, 200, A_STAFF | A_GW | A_KIOSK, "programme.read", "programme", false},
-	{"PATCH", "programmes/*", r_prog_update, 200, A_ADM, "programme.update", "programme", false},
-	{"GET", "programmes/*/history", r_prog_history, 200, A_ADM | A_AUD, "programme.history", "programme", false},
-	{"GET", "households", r_hh_search, 200, A_READERS, "household.search", "household", true},
-	{"POST", "households", r_hh_create, 201, A_REG, "household.create", "household", false},
-	{"GET", "households/*", r_hh_get, 200, A_READERS, "household.read", "household", true},
-	{"PATCH", "households/*", r_hh_update, 200, A_REG, "household.update", "household", false},
-	{"POST", "households/*/members", r_hh_member, 201, A_REG, "household.add_member", "household", false},
-	{"GET", "households/*/history", r_hh_history, 200, A_REG | A_AUD, "household.history", "household", true},
-	{"GET", "individuals", r_ind_search, 200, A_READERS | A_GW, "individual.search", "individual", true},
-	{"GET", "individuals/*", r_ind_get, 200, A_READERS | A_GW | A_KIOSK, "individual.read", "individual", true},
-	{"PATCH", "individuals/*", r_ind_update, 200, A_REG | A_CW, "individual.update", "individual", false},
-	{"GET", "individuals/*/history", r_ind_history, 200, A_REG | A_AUD, "individual.history", "individual", true},
-	{"GET", "enrolments", r_enr_search, 200, A_READERS, "enrolment.search", "enrolment", true},
-	{"POST", "enrolments", r_enr_create, 201, A_REG, "enrolment.create", "enrolment", false},
-	{"PATCH", "enrolments/*", r_enr_update, 200, A_REG | A_CW, "enrolment.update", "enrolment", false},
-	{"GET", "enrolments/*/history", r_enr_history, 200, A_REG | A_CW | A_AUD, "enrolment.history", "enrolment", false},
-	{"GET", "quality", r_quality, 200, A_REG | A_AUD, "registry.quality", "registry", true},
-	{"GET", "cases", r_case_list, 200, A_READERS, "case.list", "case", true},
-	{"POST", "cases", r_case_create, 201, A_READERS | A_GW | A_KIOSK, "case.create", "case", false},
-	{"GET", "cases/dashboard", r_case_dashboard, 200, A_READERS | A_ADM, "case.dashboard", "case", false},
-	{"GET", "cases/*", r_case_get, 200, A_READERS, "case.read", "case", true},
-	{"POST", "cases/*/transitions", r_case_move, 200, A_READERS, "case.transition", "case", false},
-	{"POST", "cases/*/approval", r_case_approve, 200, A_READERS, "case.approve", "case", false},
-	{"POST", "cases/*/notes", r_case_note, 201, A_READERS, "case.note", "case", false},
-	{"POST", "cases/*/attachments", r_case_attach, 201, A_READERS, "case.attach", "case", false},
-	{"GET", "cases/*/attachments/*", r_case_attachment, 200, A_READERS, "case.attachment_read", "case", true},
-	{"GET", "beneficiaries/*/cases/*", r_case_owner_get, 200, A_GW | A_KIOSK, "case.status", "case", false},
+	{"POST", "auth/login", r_login, 200, A_PUBLIC, "auth.login", "staff_user", false, false},
+	{"POST", "auth/logout", r_logout, 200, A_STAFF | A_ENROL, "auth.logout", "staff_user", false, false},
+	{"POST", "auth/logout-all", r_logout_all, 200, A_STAFF | A_ENROL, "auth.logout_all", "staff_user", false, false},
+	{"GET", "auth/me", r_me, 200, A_STAFF | A_ENROL, "auth.me", "staff_user", false, false},
+	{"POST", "auth/password", r_password, 200, A_STAFF, "auth.password_change", "staff_user", false, false},
+	{"POST", "auth/mfa/enrol", r_mfa_enrol, 200, A_STAFF | A_ENROL, "auth.mfa_enrol", "staff_user", false, false},
+	{"POST", "auth/mfa/confirm", r_mfa_confirm, 200, A_STAFF | A_ENROL, "auth.mfa_confirm", "staff_user", false, false},
+	{"GET", "users", r_user_list, 200, A_ADM, "staff_user.list", "staff_user", false, false},
+	{"POST", "users", r_user_create, 201, A_ADM, "staff_user.create", "staff_user", false, false},
+	{"PATCH", "users/*", r_user_update, 200, A_ADM, "staff_user.update", "staff_user", false, false},
+	{"POST", "users/*/reset-mfa", r_user_reset_mfa, 200, A_ADM, "staff_user.reset_mfa", "staff_user", false, false},
+	{"GET", "kiosks", r_kiosk_list, 200, A_ADM | A_PAY | A_AUD, "kiosk.list", "kiosk", false, false},
+	{"POST", "kiosks", r_kiosk_register, 201, A_ADM | A_PAY, "kiosk.register", "kiosk", false, false},
+	{"POST", "kiosks/enrol", r_kiosk_enrol, 200, A_PUBLIC, "kiosk.enrol", "kiosk", false, false},
+	{"POST", "kiosks/*/revoke", r_kiosk_revoke, 200, A_ADM | A_PAY, "kiosk.revoke", "kiosk", false, false},
+	{"GET", "kiosk/me", r_kiosk_me, 200, A_KIOSK, "kiosk.me", "kiosk", false, false},
+	{"GET", "audit", r_audit, 200, A_AUD, "audit.search", "audit", false, false},
+	{"GET", "programmes", r_prog_list, 200, A_STAFF | A_GW | A_KIOSK, "programme.list", "programme", false, false},
+	{"POST", "programmes", r_prog_create, 201, A_ADM, "programme.create", "programme", false, false},
+	{"GET", "programmes/*", r_prog_get, 200, A_STAFF | A_GW | A_KIOSK, "programme.read", "programme", false, false},
+	{"PATCH", "programmes/*", r_prog_update, 200, A_ADM, "programme.update", "programme", false, false},
+	{"GET", "programmes/*/history", r_prog_history, 200, A_ADM | A_AUD, "programme.history", "programme", false, false},
+	{"GET", "households", r_hh_search, 200, A_READERS, "household.search", "household", true, false},
+	{"POST", "households", r_hh_create, 201, A_REG, "household.create", "household", false, false},
+	{"GET", "households/*", r_hh_get, 200, A_READERS, "household.read", "household", true, false},
+	{"PATCH", "households/*", r_hh_update, 200, A_REG, "household.update", "household", false, false},
+	{"POST", "households/*/members", r_hh_member, 201, A_REG, "household.add_member", "household", false, false},
+	{"GET", "households/*/history", r_hh_history, 200, A_REG | A_AUD, "household.history", "household", true, false},
+	{"GET", "individuals", r_ind_search, 200, A_READERS | A_GW, "individual.search", "individual", true, false},
+	{"GET", "individuals/*", r_ind_get, 200, A_READERS | A_GW | A_KIOSK, "individual.read", "individual", true, false},
+	{"PATCH", "individuals/*", r_ind_update, 200, A_REG | A_CW, "individual.update", "individual", false, false},
+	{"GET", "individuals/*/history", r_ind_history, 200, A_REG | A_AUD, "individual.history", "individual", true, false},
+	{"GET", "enrolments", r_enr_search, 200, A_READERS, "enrolment.search", "enrolment", true, false},
+	{"POST", "enrolments", r_enr_create, 201, A_REG, "enrolment.create", "enrolment", false, false},
+	{"PATCH", "enrolments/*", r_enr_update, 200, A_REG | A_CW, "enrolment.update", "enrolment", false, false},
+	{"GET", "enrolments/*/history", r_enr_history, 200, A_REG | A_CW | A_AUD, "enrolment.history", "enrolment", false, false},
+	{"GET", "quality", r_quality, 200, A_REG | A_AUD, "registry.quality", "registry", true, false},
+	{"GET", "cases", r_case_list, 200, A_READERS, "case.list", "case", true, false},
+	{"POST", "cases", r_case_create, 201, A_READERS | A_GW | A_KIOSK, "case.create", "case", false, false},
+	{"GET", "cases/dashboard", r_case_dashboard, 200, A_READERS | A_ADM, "case.dashboard", "case", false, false},
+	{"GET", "cases/*", r_case_get, 200, A_READERS, "case.read", "case", true, false},
+	{"POST", "cases/*/transitions", r_case_move, 200, A_READERS, "case.transition", "case", false, false},
+	{"POST", "cases/*/approval", r_case_approve, 200, A_READERS, "case.approve", "case", false, false},
+	{"POST", "cases/*/notes", r_case_note, 201, A_READERS, "case.note", "case", false, false},
+	{"POST", "cases/*/attachments", r_case_attach, 201, A_READERS, "case.attach", "case", false, false},
+	{"GET", "cases/*/attachments/*", r_case_attachment, 200, A_READERS, "case.attachment_read", "case", true, false},
+	{"GET", "beneficiaries/*/cases/*", r_case_owner_get, 200, A_GW | A_KIOSK, "case.status", "case", false, false},
+	{"POST", "cycles", r_cycle_create, 201, A_PAY, "cycle.create", "cycle", false, false},
+	{"GET", "cycles", r_cycle_list, 200, A_PAY | A_AUD, "cycle.list", "cycle", false, false},
+	{"GET", "cycles/*", r_cycle_get, 200, A_PAY | A_AUD, "cycle.read", "cycle", false, false},
+	{"POST", "cycles/*/preview", r_cycle_preview, 200, A_PAY, "cycle.preview", "cycle", false, false},
+	{"POST", "cycles/*/payroll", r_cycle_payroll, 200, A_PAY, "cycle.generate", "cycle", false, false},
+	{"POST", "cycles/*/submit", r_cycle_submit, 200, A_PAY, "cycle.submit", "cycle", false, false},
+	{"POST", "cycles/*/approve", r_cycle_approve, 200, A_PAY, "cycle.approve", "cycle", false, false},
+	{"POST", "cycles/*/close", r_cycle_close, 200, A_PAY, "cycle.close", "cycle", false, false},
+	{"GET", "cycles/*/payments", r_cycle_payments, 200, A_PAY | A_AUD, "payment.list", "payment", true, false},
+	{"POST", "cycles/*/reconciliations", r_recon_run, 201, A_PAY, "recon.run", "cycle", false, true},
+	{"GET", "cycles/*/reconciliations", r_recon_list, 200, A_PAY | A_AUD, "recon.list", "cycle", false, false},
+	{"POST", "cycles/*/notices/preview", r_notice_preview, 200, A_PAY, "notice.preview", "cycle", false, false},
+	{"POST", "cycles/*/notices", r_notice_send, 201, A_PAY, "notice.send", "cycle", false, false},
+	{"GET", "cycles/*/notices", r_notice_list, 200, A_PAY | A_AUD, "notice.list", "cycle", false, false},
+	{"GET", "reconciliations/*", r_recon_get, 200, A_PAY | A_AUD, "recon.read", "recon", false, false},
+	{"GET", "payments/*", r_payment_get, 200, A_PAY | A_AUD | A_SUP, "payment.read", "payment", true, false},
+	{"POST", "ledger/funding", r_funding, 201, A_PAY, "ledger.funding", "ledger", false, false},
+	{"GET", "ledger/accounts", r_ledger_accounts, 200, A_PAY | A_AUD, "ledger.accounts", "ledger", false, false},
+	{"GET", "ledger/check", r_ledger_check, 200, A_PAY | A_AUD, "ledger.check", "ledger", false, false},
+	{"GET", "alerts", r_alert_list, 200, A_PAY | A_AUD, "payment_alert.list", "payment_alert", false, false},
+	{"POST", "alerts/*/acknowledge", r_alert_ack, 200, A_PAY, "payment_alert.acknowledge", "payment_alert", false, false},
+	{"POST", "alerts/*/resolve", r_alert_resolve, 200, A_PAY, "payment_alert.resolve", "payment_alert", false, false},
+	{"POST", "providers/b2c/result", r_cb_b2c, 200, A_PUBLIC, "provider.callback", "payment", false, true},
+	{"POST", "providers/b2c/timeout", r_cb_b2c, 200, A_PUBLIC, "provider.callback", "payment", false, true},
+	{"POST", "providers/g2p/on-disburse", r_cb_g2p, 200, A_PUBLIC, "provider.callback", "payment", false, true},
+	{"GET", "beneficiaries/*/payments", r_ben_payments, 200, A_GW | A_KIOSK, "payment.status", "payment", false, false},
+	{"GET", "kiosk/beneficiaries/*/payments", r_kiosk_payments, 200, A_KIOSK, "payment.kiosk_list", "payment", false, false},
+	{"POST", "kiosk/collections", r_kiosk_collect, 201, A_KIOSK, "payment.collect", "payment", false, false},
+	{"POST", "outbox/claim", r_outbox_claim, 200, A_GW, "outbox.claim", "outbox", false, false},
+	{"POST", "outbox/*/status", r_outbox_status, 200, A_GW, "outbox.status", "outbox", false, false},
 };
 
 /* Splits "/api/v1/a/b" into segments after the prefix; false when a segment is empty or too long. */
@@ -800,7 +948,7 @@ static void dispatch(struct call *c)
 	c->route = hit;
 	client_address(c);
 	c->p.request_id = req->request_id;
-	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) {
+	if ((strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) && !hit->raw) {
 		const char *ct = hf_http_header(req, "Content-Type");
 		if (!ct || strncmp(ct, "application/json", 16) != 0) {
 			hf_ferrs_add(&c->fe, "Content-Type", "unsupported", "send application/json");
@@ -820,7 +968,7 @@ static void dispatch(struct call *c)
 		write_error(c, err, c->rq.msg);
 		return;
 	}
-	if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) {
+	if ((strcmp(req->method, "POST") == 0 || strcmp(req->method, "PATCH") == 0) && !hit->raw) {
 		if (hf_json_parse_object(req->body, &c->fe, &c->body)) {
 			write_error(c, HF_EINVAL, NULL);
 			return;

@@ -47,8 +47,8 @@ void cases_shutdown(void)
 	C.elig = NULL;
 }
 
-static void say(struct case_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
-static void say(struct case_call *c, const char *fmt, ...)
+static void say(struct svc_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
+static void say(struct svc_call *c, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -223,7 +223,7 @@ static int role_index(const struct principal *p)
 }
 
 /* Whether the caller sees a confidential case's contents (the beneficiary's channels see its state only). */
-static bool may_see(const struct case_call *c, const struct case_row *k)
+static bool may_see(const struct svc_call *c, const struct case_row *k)
 {
 	const struct wf_def *d = wf_find(C.wf, k->type);
 	return !k->confidential || (d && wf_category_visible_to(d, k->category, role_index(c->p)) &&
@@ -232,7 +232,7 @@ static bool may_see(const struct case_call *c, const struct case_row *k)
 
 /* Locks a case the caller is about to change. A confidential case the caller may not act on is "not found":
  * it is not even acknowledged. */
-static hf_err case_lock_for(struct db *db, const struct case_call *c, const char *ref, struct case_row *k,
+static hf_err case_lock_for(struct db *db, const struct svc_call *c, const char *ref, struct case_row *k,
 			    const struct wf_def **d_out)
 {
 	hf_err err = case_load(db, ref, true, k);
@@ -264,7 +264,7 @@ static hf_err event_add(struct db *db, int64_t case_id, const char *kind, const 
 	return err;
 }
 
-static json_t *case_json(struct case_call *c, struct db_rows *r, const struct case_row *k, int64_t now_ms)
+static json_t *case_json(struct svc_call *c, struct db_rows *r, const struct case_row *k, int64_t now_ms)
 {
 	bool see = may_see(c, k);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b}", "ref", k->ref, "type", k->type, "category",
@@ -310,7 +310,7 @@ static json_t *case_json(struct case_call *c, struct db_rows *r, const struct ca
 	" FROM cases c LEFT JOIN individuals i ON i.id = c.individual_id LEFT JOIN households h ON h.id ="      \
 	" c.household_id"
 
-static hf_err case_read_json(struct case_call *c, const char *ref, bool with_events, json_t **out)
+static hf_err case_read_json(struct svc_call *c, const char *ref, bool with_events, json_t **out)
 {
 	struct db_val v[] = {db_str(ref)};
 	struct db_rows *r = NULL;
@@ -403,7 +403,7 @@ static hf_err case_read_json(struct case_call *c, const char *ref, bool with_eve
 
 /* Everything a transition (or the creation) needs while it runs its actions. */
 struct act_ctx {
-	struct case_call *c;
+	struct svc_call *c;
 	const struct wf_def *d;
 	struct case_row *k;
 	const char *actor;
@@ -490,7 +490,7 @@ static hf_err act_assign(struct act_ctx *a, const struct wf_action *act)
  *     the head cannot leave; the old head becomes data.change.previous_head_relationship (other_relative). */
 static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 {
-	struct case_call *c = a->c;
+	struct svc_call *c = a->c;
 	const char *cat = a->k->category;
 	struct reg_req rq = {.db = c->db, .actor = a->actor, .who = a->who, .fe = c->fe};
 	char reason[64];
@@ -681,7 +681,7 @@ static const char *const CASE_TYPES[] = {"application", "grievance", "change_req
 static const char *const CHANNELS[] = {"ussd", "sms", "kiosk", "staff", "api", NULL};
 
 struct create_tx {
-	struct case_call *c;
+	struct svc_call *c;
 	const struct wf_def *d;
 	const char *type, *category, *channel, *summary, *payment_ref, *programme;
 	json_t *data;
@@ -698,7 +698,7 @@ struct create_tx {
 static hf_err create_body(struct db *db, void *vctx)
 {
 	struct create_tx *t = vctx;
-	struct case_call *c = t->c;
+	struct svc_call *c = t->c;
 	t->linked = false;
 	json_decref(t->detail);
 	t->detail = json_pack("{s:[]}", "sms");
@@ -802,7 +802,7 @@ static hf_err create_body(struct db *db, void *vctx)
 	return audit_append(db, &c->p->audit, &ev);
 }
 
-hf_err cases_create(struct case_call *c, json_t *body, json_t **out)
+hf_err cases_create(struct svc_call *c, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"type",	"category", "ben_no",	   "hh_no",	"channel",
 					      "summary", "data",	    "payment_ref", "programme", NULL};
@@ -908,7 +908,7 @@ hf_err cases_create(struct case_call *c, json_t *body, json_t **out)
 	return err;
 }
 
-hf_err cases_get(struct case_call *c, const char *ref, const char *owner_ben_no, json_t **out)
+hf_err cases_get(struct svc_call *c, const char *ref, const char *owner_ben_no, json_t **out)
 {
 	struct case_row k;
 	hf_err err = case_load(c->db, ref, false, &k);
@@ -961,7 +961,7 @@ static void fields_read(json_t *body, struct hf_ferrs *fe, struct fields *f)
 }
 
 struct move_tx {
-	struct case_call *c;
+	struct svc_call *c;
 	const char *ref;
 	const char *transition;
 	json_t *body; /* the request's fields (the maker's, when a checker approves) */
@@ -978,7 +978,7 @@ static hf_err move_apply(struct db *db, struct move_tx *t, struct case_row *k, c
 			 const struct wf_transition *tr, const struct fields *f, const char *actor,
 			 const struct audit_actor *who)
 {
-	struct case_call *c = t->c;
+	struct svc_call *c = t->c;
 	const struct wf_state *from = wf_state_find(d, k->state);
 	hf_err err = HF_OK;
 	if (f->category) {
@@ -1039,7 +1039,7 @@ static hf_err move_apply(struct db *db, struct move_tx *t, struct case_row *k, c
 static hf_err move_body(struct db *db, void *vctx)
 {
 	struct move_tx *t = vctx;
-	struct case_call *c = t->c;
+	struct svc_call *c = t->c;
 	t->pending = false;
 	json_decref(t->detail);
 	t->detail = json_pack("{s:[]}", "sms");
@@ -1170,7 +1170,7 @@ static hf_err move_body(struct db *db, void *vctx)
 }
 
 /* Runs a transition or an approval and answers the case as it now is, with what the actions did. */
-static hf_err move_run(struct case_call *c, struct move_tx *t, json_t **out)
+static hf_err move_run(struct svc_call *c, struct move_tx *t, json_t **out)
 {
 	if (!numbers_valid(t->ref)) {
 		say(c, "no case with this reference");
@@ -1203,7 +1203,7 @@ static hf_err move_run(struct case_call *c, struct move_tx *t, json_t **out)
 	return err;
 }
 
-hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json_t **out)
+hf_err cases_transition(struct svc_call *c, const char *ref, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"transition", "note", "category", "decision", "reason", "assignee",
 					      "version", NULL};
@@ -1214,7 +1214,7 @@ hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json
 	return hf_ferrs_any(c->fe) ? HF_EINVAL : move_run(c, &t, out);
 }
 
-hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t **out)
+hf_err cases_approve(struct svc_call *c, const char *ref, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"approve", "note", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
@@ -1225,7 +1225,7 @@ hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t 
 }
 
 struct note_tx {
-	struct case_call *c;
+	struct svc_call *c;
 	const char *ref, *text;
 };
 
@@ -1249,7 +1249,7 @@ static hf_err note_body(struct db *db, void *vctx)
 	return audit_append(db, &t->c->p->audit, &ev);
 }
 
-hf_err cases_note(struct case_call *c, const char *ref, json_t *body, json_t **out)
+hf_err cases_note(struct svc_call *c, const char *ref, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"text", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
@@ -1339,7 +1339,7 @@ static hf_err act_eligibility(struct act_ctx *a, json_t *data, const char *progr
 	"IF(c.sla_due_at IS NULL, 'none', IF(c.sla_breached = 1 OR c.sla_due_at <= UTC_TIMESTAMP(3), 'breached',"  \
 	" IF(c.sla_at_risk_at <= UTC_TIMESTAMP(3), 'at_risk', 'on_track')))"
 
-hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out)
+hf_err cases_list(struct svc_call *c, const struct cases_query *q, json_t **out)
 {
 	static const char *const queues[] = {"mine", "team", "all", NULL};
 	static const char *const slas[] = {"on_track", "at_risk", "breached", "none", NULL};
@@ -1463,7 +1463,7 @@ hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out
 /* ------------------------------------------------------------------ the dashboard */
 
 /* Runs one grouped count over the selection and hands each row to add(). */
-static hf_err dash_query(struct case_call *c, const char *select, const char *where, const char *group,
+static hf_err dash_query(struct svc_call *c, const char *select, const char *where, const char *group,
 			 const struct db_val *v, size_t nv, struct db_rows **r)
 {
 	struct hf_buf sql;
@@ -1493,7 +1493,7 @@ static void dash_add(json_t *obj, const char *key, const char *sub, json_int_t n
 	json_object_set_new(o, sub, json_integer((old ? json_integer_value(old) : 0) + n));
 }
 
-hf_err cases_dashboard(struct case_call *c, const char *type, const char *location, json_t **out)
+hf_err cases_dashboard(struct svc_call *c, const char *type, const char *location, json_t **out)
 {
 	if (type && !wf_find(C.wf, type)) {
 		hf_ferrs_add(c->fe, "type", "unknown", "no such case type");
@@ -1738,7 +1738,7 @@ static hf_err sweep_body(struct db *db, void *vctx)
 		char msg[256] = "";
 		struct hf_ferrs fe;
 		hf_ferrs_init(&fe);
-		struct case_call cc = {db, &p, &fe, msg, sizeof(msg), 0};
+		struct svc_call cc = {db, &p, &fe, msg, sizeof(msg), 0};
 		struct move_tx mt = {.c = &cc, .detail = json_pack("{s:[]}", "sms")};
 		struct fields f = {.note = "escalated: the time allowed in this state ran out", .reason = "SLA breached",
 				   .decision = "escalated"};
@@ -1815,7 +1815,7 @@ hf_err cases_sweep(struct db *db, int64_t now_ms, struct cases_sweep_result *res
 static const char *const ATTACHMENT_TYPES[] = {"image/jpeg", "image/png", "application/pdf", "text/plain", NULL};
 
 struct attach_tx {
-	struct case_call *c;
+	struct svc_call *c;
 	const char *ref, *filename, *content_type;
 	const uint8_t *content;
 	size_t len;
@@ -1862,7 +1862,7 @@ static hf_err attach_body(struct db *db, void *vctx)
 	return err;
 }
 
-hf_err cases_attach(struct case_call *c, const char *ref, json_t *body, json_t **out)
+hf_err cases_attach(struct svc_call *c, const char *ref, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"filename", "content_type", "content_base64", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
@@ -1909,7 +1909,7 @@ hf_err cases_attach(struct case_call *c, const char *ref, json_t *body, json_t *
 	return err;
 }
 
-hf_err cases_attachment_get(struct case_call *c, const char *ref, const char *id, json_t **out)
+hf_err cases_attachment_get(struct svc_call *c, const char *ref, const char *id, json_t **out)
 {
 	struct case_row k;
 	int64_t aid = 0;

@@ -22,36 +22,28 @@
 #include "hf_json.h"
 #include "auth.h"
 #include "db.h"
+#include "svc.h"
 
 /* Loads the workflows (workflow.dir) and eligibility rules (eligibility.dir); err gets "file:line: reason". */
 HF_MUST_CHECK hf_err cases_init(const struct hf_config *cfg, struct hf_buf *err);
 void cases_shutdown(void);
 
-struct case_call {
-	struct db *db;
-	const struct principal *p;
-	struct hf_ferrs *fe;
-	char *msg;
-	size_t msg_cap;
-	int status; /* the HTTP status of a success when it is not the route's default (200 linked, 202 pending) */
-};
-
 /* POST /cases {type, category, ben_no | hh_no, channel, summary, data, payment_ref, programme} */
-HF_MUST_CHECK hf_err cases_create(struct case_call *c, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_create(struct svc_call *c, json_t *body, json_t **out);
 /* GET /cases/{ref}; owner_ben_no: for the gateway and kiosks, the beneficiary asking (only their cases). */
-HF_MUST_CHECK hf_err cases_get(struct case_call *c, const char *ref, const char *owner_ben_no, json_t **out);
+HF_MUST_CHECK hf_err cases_get(struct svc_call *c, const char *ref, const char *owner_ben_no, json_t **out);
 /* POST /cases/{ref}/transitions {transition, note, category, decision, reason, assignee, version} */
-HF_MUST_CHECK hf_err cases_transition(struct case_call *c, const char *ref, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_transition(struct svc_call *c, const char *ref, json_t *body, json_t **out);
 /* POST /cases/{ref}/approval {approve: bool, note} (the checker of a maker-checker transition) */
-HF_MUST_CHECK hf_err cases_approve(struct case_call *c, const char *ref, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_approve(struct svc_call *c, const char *ref, json_t *body, json_t **out);
 /* POST /cases/{ref}/notes {text} */
-HF_MUST_CHECK hf_err cases_note(struct case_call *c, const char *ref, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_note(struct svc_call *c, const char *ref, json_t *body, json_t **out);
 
 /* POST /cases/{ref}/attachments {filename, content_type, content_base64} (at most CASES_ATTACHMENT_MAX bytes);
  * GET /cases/{ref}/attachments/{id} answers it with the content in base64. */
 #define CASES_ATTACHMENT_MAX (512 * 1024)
-HF_MUST_CHECK hf_err cases_attach(struct case_call *c, const char *ref, json_t *body, json_t **out);
-HF_MUST_CHECK hf_err cases_attachment_get(struct case_call *c, const char *ref, const char *id, json_t **out);
+HF_MUST_CHECK hf_err cases_attach(struct svc_call *c, const char *ref, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cases_attachment_get(struct svc_call *c, const char *ref, const char *id, json_t **out);
 
 struct cases_query {
 	const char *queue; /* "mine", "team" or "all" (default all) */
@@ -60,7 +52,7 @@ struct cases_query {
 	int limit;
 };
 /* GET /cases: a page of cases and the counts per SLA state of the whole selection. */
-HF_MUST_CHECK hf_err cases_list(struct case_call *c, const struct cases_query *q, json_t **out);
+HF_MUST_CHECK hf_err cases_list(struct svc_call *c, const struct cases_query *q, json_t **out);
 
 /* CSV of cases for reports (CLI `cases export`): one row per case, open ones only unless all. Confidential
  * cases are always masked (category "confidential", no text): an export leaves the confidential role's view.
@@ -70,7 +62,7 @@ HF_MUST_CHECK hf_err cases_export(struct db *db, FILE *out, const char *type, bo
 
 /* GET /cases/dashboard[?type=T&location=PATH]: open cases by SLA state, state, category (confidential ones
  * named only to their designated role), district and age; opened/closed and time to close over 7/30 days. */
-HF_MUST_CHECK hf_err cases_dashboard(struct case_call *c, const char *type, const char *location, json_t **out);
+HF_MUST_CHECK hf_err cases_dashboard(struct svc_call *c, const char *type, const char *location, json_t **out);
 
 struct cases_sweep_result {
 	uint64_t escalated, checked;

@@ -102,4 +102,7 @@ bool db_alive(void);
  * error, retried by the caller). */
 int64_t db_new_id(void);
 
+/* DATE_FORMAT pattern of the API's timestamps ("2026-11-28T19:30:00.000000Z"). */
+#define DB_TS_FMT "'%Y-%m-%dT%H:%i:%s.%fZ'"
+
 #endif

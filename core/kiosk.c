@@ -64,8 +64,8 @@ static bool kiosk_no_ok(const char *s)
 	return true;
 }
 
-/* 2-64 letters, digits, spaces and . _ / - (the length was checked by the JSON getter). */
-static bool pay_point_ok(const char *s)
+
+bool kiosk_pay_point_ok(const char *s)
 {
 	for (; *s; s++)
 		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
@@ -208,7 +208,7 @@ hf_err kiosk_register(struct db *db, const struct audit_actor *who, json_t *body
 	char code[HF_REQSIGN_CODE_SHOWN_LEN + 1];
 	uint8_t code_hash[HF_REQSIGN_CODE_HASH_LEN];
 	hf_json_only_fields(body, allowed, "", fe);
-	if (hf_json_get_str(body, "", "pay_point", true, 2, 64, fe, &pay_point) && !pay_point_ok(pay_point))
+	if (hf_json_get_str(body, "", "pay_point", true, 2, 64, fe, &pay_point) && !kiosk_pay_point_ok(pay_point))
 		hf_ferrs_add(fe, "pay_point", "bad_format", "letters, digits, spaces and . _ / - only");
 	if (hf_json_get_str(body, "", "kiosk_no", false, 3, 32, fe, &kiosk_no) && !kiosk_no_ok(kiosk_no))
 		hf_ferrs_add(fe, "kiosk_no", "bad_format", "3-32 capital letters, digits or '-'");

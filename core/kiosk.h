@@ -67,4 +67,7 @@ HF_MUST_CHECK hf_err kiosk_authenticate(struct db *db, const struct kiosk_signed
  * then by the server; cheap with ix_kiosk_nonces_seen. */
 HF_MUST_CHECK hf_err kiosk_prune_nonces(struct db *db, int window_s);
 
+/* A pay point name: 2-64 letters, digits, spaces and . _ / - (length checked by the caller). */
+bool kiosk_pay_point_ok(const char *s);
+
 #endif

@@ -8,7 +8,14 @@
 #include "app.h"
 #include "audit.h"
 #include "auth.h"
+#include "alert_rules.h"
 #include "cases.h"
+#include "disburse.h"
+#include "hf_httpc.h"
+#include "ledger.h"
+#include "notices.h"
+#include "payments.h"
+#include "recon.h"
 #include "db.h"
 #include "demo_gen.h"
 #include "export.h"
@@ -62,6 +69,11 @@ static void usage(FILE *f)
 		"                                recover and manage staff accounts (ends the account's sessions)\n"
 		"  audit verify [--json]         check the whole audit trail; names the first entry tampered with\n"
 		"  audit checkpoint              sign a checkpoint at the head of every audit stripe\n"
+		"  ledger check                  prove the books: balanced postings, no fund below zero, paid once\n"
+		"  alerts scan [--at T]          run the payment alert rules (pending, uncollected, ineligible, shared)\n"
+		"  payments expire [--at T]      expire kiosk payments past their cycle's pay_until\n"
+		"  payments disburse             one disbursement pass by hand (serve does it continuously)\n"
+		"  reconcile CYCLE FILE.csv|-    match a provider statement against the cycle's ledger\n"
 		"  cases export [--type T] [--all] [--with-text] [OUT.csv|-]\n"
 		"                                cases as CSV for reports (open ones unless --all); confidential ones masked\n"
 		"  cases sweep [--at YYYY-MM-DDTHH:MM:SSZ]\n"
@@ -188,8 +200,13 @@ static int cmd_serve(const struct hf_config *cfg)
 		struct hf_buf werr;
 		hf_buf_init(&werr, 2048);
 		err = cases_init(cfg, &werr);
+		if (!err)
+			err = notices_init(cfg, &werr);
+		if (!err)
+			err = disburse_init(cfg, &werr);
 		if (err)
-			hf_log(HF_LOG_ERROR, "core.main", "msg=\"cannot load workflows or eligibility rules\" detail=\"%s\"",
+			hf_log(HF_LOG_ERROR, "core.main",
+			       "msg=\"cannot load workflows, eligibility rules, SMS templates or providers\" detail=\"%s\"",
 			       hf_buf_cstr(&werr));
 		hf_buf_release(&werr);
 		if (err) {
@@ -225,6 +242,8 @@ static int cmd_serve(const struct hf_config *cfg)
 		goto out_db;
 	}
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"serving\" bind=%s port=%d threads=%d", o.bind, o.port, o.threads);
+	if (disburse_start() != HF_OK)
+		hf_log(HF_LOG_ERROR, "core.main", "msg=\"cannot start the disbursement threads\"");
 	if (!db_alive())
 		hf_log(HF_LOG_WARN, "core.main", "msg=\"database not reachable yet; answering 503 until it is\"");
 	int sig = 0;
@@ -247,18 +266,30 @@ static int cmd_serve(const struct hf_config *cfg)
 			if (!e && sr.escalated)
 				hf_log(HF_LOG_INFO, "core.main", "msg=\"SLA sweep\" escalated=%llu staff_sms=%d seconds=%.3f",
 				       (unsigned long long)sr.escalated, sr.staff_notified, sr.seconds);
+			int expired = 0;
+			if (!e)
+				e = payments_expire(hk, hf_now_ms(), &expired);
+			struct alert_scan_result ar;
+			if (!e)
+				e = alert_rules_scan(hk, hf_now_ms(), &ar);
+			if (!e && (expired || ar.raised))
+				hf_log(HF_LOG_INFO, "core.main", "msg=\"payments housekeeping\" expired=%d alerts=%d", expired,
+				       ar.raised);
 			if (e)
 				hf_log(HF_LOG_WARN, "core.main", "msg=\"housekeeping failed; retried in 30 s\" err=%s", hf_err_name(e));
 		}
 	}
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"stopping: finishing requests in progress\" signal=%d", sig);
 	hf_http_stop(srv);
+	disburse_stop();
 	struct db *last = NULL;
 	if (db_acquire(&last) == HF_OK && audit_checkpoint_all(last) != HF_OK)
 		hf_log(HF_LOG_WARN, "core.main", "msg=\"cannot sign the final audit checkpoints\"");
 	hf_log(HF_LOG_INFO, "core.main", "msg=\"stopped\"");
 	rc = 0;
 out_db:
+	disburse_shutdown();
+	notices_shutdown();
 	cases_shutdown();
 	auth_shutdown();
 	db_global_release();
@@ -603,6 +634,145 @@ static int cases_export_cmd(const struct hf_config *cfg, int argc, char **argv)
 	return rc;
 }
 
+/* --at YYYY-MM-DDTHH:MM:SSZ: a command run as if at that moment (tests, drills). */
+static int parse_at(const char *cmd, const char *arg, int64_t *now_ms)
+{
+	struct tm tm = {0};
+	const char *end = strptime(arg, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (!end || *end) {
+		fprintf(stderr, "hifadhi-core: %s: --at wants YYYY-MM-DDTHH:MM:SSZ\n", cmd);
+		return 2;
+	}
+	*now_ms = (int64_t)timegm(&tm) * 1000;
+	return 0;
+}
+
+static void print_json(json_t *o)
+{
+	char *t = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+	puts(t ? t : "{}");
+	free(t);
+}
+
+/* ledger check: proves the books (exit 1 when they do not hold). */
+static int cmd_ledger(const struct hf_config *cfg, int argc, char **argv)
+{
+	if (argc != 2 || strcmp(argv[1], "check") != 0) {
+		usage(stderr);
+		return 2;
+	}
+	struct db *db = NULL;
+	if (with_cli_db(cfg, &db))
+		return 1;
+	bool ok = false;
+	json_t *report = NULL;
+	hf_err err = ledger_check(db, &ok, &report);
+	db_close(db);
+	if (err) {
+		fprintf(stderr, "hifadhi-core: ledger check could not run (%s)\n", hf_err_name(err));
+		return 1;
+	}
+	print_json(report);
+	json_decref(report);
+	fprintf(stderr, "hifadhi-core: %s\n", ok ? "the books balance" : "THE BOOKS DO NOT BALANCE: see problems");
+	return ok ? 0 : 1;
+}
+
+/* alerts scan [--at T]: the whole-picture alert rules once; payments expire [--at T]; payments disburse. */
+static int cmd_alerts(const struct hf_config *cfg, int argc, char **argv)
+{
+	int64_t now_ms = hf_now_ms();
+	if (argc < 2 || strcmp(argv[1], "scan") != 0 || (argc != 2 && argc != 4) ||
+	    (argc == 4 && (strcmp(argv[2], "--at") != 0 || parse_at("alerts scan", argv[3], &now_ms)))) {
+		usage(stderr);
+		return 2;
+	}
+	struct db *db = NULL;
+	if (with_cli_db(cfg, &db))
+		return 1;
+	struct alert_scan_result res;
+	hf_err err = alert_rules_scan(db, now_ms, &res);
+	db_close(db);
+	if (err) {
+		fprintf(stderr, "hifadhi-core: alerts scan failed (%s)\n", hf_err_name(err));
+		return 1;
+	}
+	printf("{\"raised\": %d, \"seconds\": %.3f}\n", res.raised, res.seconds);
+	return 0;
+}
+
+static int cmd_payments(const struct hf_config *cfg, int argc, char **argv)
+{
+	int64_t now_ms = hf_now_ms();
+	bool expire = argc >= 2 && strcmp(argv[1], "expire") == 0, disb = argc == 2 && strcmp(argv[1], "disburse") == 0;
+	if ((!expire && !disb) || (expire && argc != 2 && argc != 4) ||
+	    (expire && argc == 4 && (strcmp(argv[2], "--at") != 0 || parse_at("payments expire", argv[3], &now_ms)))) {
+		usage(stderr);
+		return 2;
+	}
+	struct db *db = NULL;
+	if (with_cli_db(cfg, &db))
+		return 1;
+	hf_err err;
+	if (expire) {
+		int n = 0;
+		err = payments_expire(db, now_ms, &n);
+		if (!err)
+			printf("{\"expired\": %d}\n", n);
+	} else {
+		struct hf_buf e;
+		hf_buf_init(&e, 1024);
+		err = disburse_init(cfg, &e);
+		if (err)
+			fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&e));
+		hf_buf_release(&e);
+		int sent = 0, queried = 0;
+		if (!err)
+			err = disburse_pass(db, &sent, &queried);
+		if (!err)
+			printf("{\"sent\": %d, \"queried\": %d}\n", sent, queried);
+		disburse_shutdown();
+	}
+	db_close(db);
+	if (err)
+		fprintf(stderr, "hifadhi-core: payments %s failed (%s)\n", argv[1], hf_err_name(err));
+	return err ? 1 : 0;
+}
+
+/* reconcile CYCLE FILE.csv|- : a provider statement against the cycle's ledger. */
+static int cmd_reconcile(const struct hf_config *cfg, int argc, char **argv)
+{
+	if (argc != 3) {
+		usage(stderr);
+		return 2;
+	}
+	FILE *in = strcmp(argv[2], "-") == 0 ? stdin : fopen(argv[2], "re");
+	if (!in) {
+		fprintf(stderr, "hifadhi-core: reconcile: cannot open %s\n", argv[2]);
+		return 2;
+	}
+	struct db *db = NULL;
+	int rc = 1;
+	if (!with_cli_db(cfg, &db)) {
+		char me[65];
+		struct audit_actor who = cli_actor(me);
+		json_t *report = NULL;
+		hf_err err = recon_run_file(db, &who, argv[1], in, &report);
+		if (err) {
+			fprintf(stderr, "hifadhi-core: reconcile failed (%s)\n", hf_err_name(err));
+			rc = err == HF_EINVAL || err == HF_ENOTFOUND ? 2 : 1;
+		} else {
+			print_json(report);
+			rc = 0;
+		}
+		json_decref(report);
+		db_close(db);
+	}
+	if (in != stdin)
+		fclose(in);
+	return rc;
+}
+
 /* cases sweep [--at YYYY-MM-DDTHH:MM:SSZ]: one SLA sweep now (or as if at that moment: tests, drills). */
 static int cmd_cases(const struct hf_config *cfg, int argc, char **argv)
 {
@@ -614,13 +784,8 @@ static int cmd_cases(const struct hf_config *cfg, int argc, char **argv)
 	}
 	int64_t now_ms = hf_now_ms();
 	if (argc == 4 && strcmp(argv[2], "--at") == 0) {
-		struct tm tm = {0};
-		const char *end = strptime(argv[3], "%Y-%m-%dT%H:%M:%SZ", &tm);
-		if (!end || *end) {
-			fprintf(stderr, "hifadhi-core: cases sweep: --at wants YYYY-MM-DDTHH:MM:SSZ\n");
+		if (parse_at("cases sweep", argv[3], &now_ms))
 			return 2;
-		}
-		now_ms = (int64_t)timegm(&tm) * 1000;
 	} else if (argc != 2) {
 		usage(stderr);
 		return 2;
@@ -775,6 +940,7 @@ static int cmd_quality(const struct hf_config *cfg, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	hf_httpc_global_init(); /* before any thread: libcurl's global state */
 	const char *config_path = NULL;
 	const char *overrides[MAX_OVERRIDES];
 	size_t nov = 0;
@@ -850,17 +1016,28 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "config-check") == 0) {
 		struct hf_buf werr;
 		hf_buf_init(&werr, 2048);
-		if (cases_init(cfg, &werr)) {
+		if (cases_init(cfg, &werr) || notices_init(cfg, &werr) || disburse_init(cfg, &werr)) {
 			fprintf(stderr, "hifadhi-core: %s\n", hf_buf_cstr(&werr));
 			rc = 2;
 		} else {
-			fprintf(stderr, "hifadhi-core: config OK (workflows and eligibility rules too)\n");
+			fprintf(stderr, "hifadhi-core: config OK (workflows, eligibility rules, SMS templates and providers"
+					" too)\n");
 			rc = 0;
 		}
+		disburse_shutdown();
+		notices_shutdown();
 		cases_shutdown();
 		hf_buf_release(&werr);
 	} else if (strcmp(cmd, "cases") == 0) {
 		rc = cmd_cases(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "ledger") == 0) {
+		rc = cmd_ledger(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "alerts") == 0) {
+		rc = cmd_alerts(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "payments") == 0) {
+		rc = cmd_payments(cfg, cargc, cargv);
+	} else if (strcmp(cmd, "reconcile") == 0) {
+		rc = cmd_reconcile(cfg, cargc, cargv);
 	} else {
 		fprintf(stderr, "hifadhi-core: unknown command '%s'\n", cmd);
 		usage(stderr);

@@ -20,6 +20,11 @@ hf_err outbox_seal_staff_phone(int64_t user_id, const char *phone, struct hf_buf
 	return seal_phone("staff_users.phone", user_id, phone, out);
 }
 
+hf_err outbox_seal_phone(int64_t outbox_id, const char *phone, struct hf_buf *out)
+{
+	return seal_phone("outbox.phone", outbox_id, phone, out);
+}
+
 /* Inserts one row; phone is the NUL-terminated clear number. */
 static hf_err put(struct db *db, int64_t case_id, const char *audience, const char *phone, const char *lang,
 		  const char *tmpl, json_t *params)
@@ -27,7 +32,7 @@ static hf_err put(struct db *db, int64_t case_id, const char *audience, const ch
 	struct hf_buf sealed;
 	hf_buf_init(&sealed, 512);
 	int64_t id = db_new_id();
-	hf_err err = seal_phone("outbox.phone", id, phone, &sealed);
+	hf_err err = outbox_seal_phone(id, phone, &sealed);
 	if (!err) {
 		char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
 		struct db_val w[] = {DB_I64(id),   case_id ? DB_I64(case_id) : DB_NULLV, db_str(audience),
@@ -50,6 +55,11 @@ static hf_err open_phone(const char *table_col, int64_t id, const void *sealed, 
 	int k = snprintf(ad, sizeof(ad), "%s:%lld", table_col, (long long)id);
 	hf_err err = hf_field_open(g_app.keys, (struct hf_str){ad, (size_t)k}, sealed, n, out);
 	return err ? err : hf_buf_append(out, "", 1);
+}
+
+hf_err outbox_open_phone(int64_t outbox_id, const void *sealed, size_t n, struct hf_buf *out)
+{
+	return open_phone("outbox.phone", outbox_id, sealed, n, out);
 }
 
 static void wipe(struct hf_buf *b)

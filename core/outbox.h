@@ -16,6 +16,12 @@ HF_MUST_CHECK hf_err outbox_to_person(struct db *db, int64_t case_id, int64_t in
 				      json_t *params, bool *queued);
 /* Queues a template for every enabled staff account of the role that has a phone on file; *n says how many. */
 HF_MUST_CHECK hf_err outbox_to_role(struct db *db, const char *role, const char *tmpl, json_t *params, int *n);
+/* Seals a clear phone number (NUL-terminated) for outbox.phone_enc of row outbox_id (AD
+ * "outbox.phone:<id>"), for writers that insert outbox rows in bulk (payment notices). */
+HF_MUST_CHECK hf_err outbox_seal_phone(int64_t outbox_id, const char *phone, struct hf_buf *out);
+/* Opens outbox.phone_enc of row outbox_id into out, NUL-terminated. out holds a phone number: the caller
+ * wipes it (sodium_memzero over out->cap) before releasing it. */
+HF_MUST_CHECK hf_err outbox_open_phone(int64_t outbox_id, const void *sealed, size_t n, struct hf_buf *out);
 /* Seals a staff phone number for staff_users.phone_enc (AD "staff_users.phone:<id>"). */
 HF_MUST_CHECK hf_err outbox_seal_staff_phone(int64_t user_id, const char *phone, struct hf_buf *out);
 

@@ -334,6 +334,8 @@ class Core:
             "auth.gateway_secret_file": str(self.key_dir / "gateway.secret"),
             "workflow.dir": str(ROOT / "deploy" / "workflows"),
             "eligibility.dir": str(ROOT / "deploy" / "eligibility"),
+            "menus.dir": str(ROOT / "menus"),
+            "payments.callback_base": f"http://127.0.0.1:{port or self.port or 8080}",
         }
         values.update(self.overrides)
         return values
@@ -554,3 +556,111 @@ class Core:
 
     def delete(self, path, json=None, headers=None, raw_body=None, as_="default"):
         return self.request("DELETE", path, json, headers, raw_body, as_=as_)
+
+
+class PaySim:
+    """The payment provider simulator (tests/sim/paysim.c, docs/providers.md) on a free loopback port: a
+    mobile-money B2C provider "mpesa" and a G2P Connect provider "g2pbank" in one process. core_overrides()
+    gives the config that points a Core at it; config()/reset()/stats()/statement()/inject() drive its
+    control API; kill() and start() model a provider that crashes."""
+
+    B2C, G2P = "mpesa", "g2pbank"
+
+    def __init__(self, suite, name="paysim"):
+        self.bin = Path(env("HF_BUILD")) / "hifadhi-paysim"
+        self.dir = suite.var / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.secret, self.seed, self.pub = self.dir / "b2c.secret", self.dir / "g2p.seed", self.dir / "g2p.pub"
+        if not self.seed.exists():
+            subprocess.run([str(self.bin), "keygen", "--g2p-key-file", str(self.seed), "--public-out", str(self.pub),
+                            "--secret-file", str(self.secret)], check=True, capture_output=True)
+        self.proc, self.port, self.logs = None, None, []
+        _live_sims.append(self)
+        self.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        port = self.port or free_port()
+        log = self.dir / f"paysim-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen([str(self.bin), "--port", str(port), "--secret-file", str(self.secret),
+                                          "--g2p-key-file", str(self.seed), "--sender-id", "paysim"],
+                                         stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT)
+        self.port = port
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise CoreError(f"hifadhi-paysim exited {self.proc.returncode}: {log.read_text()[-1000:]}")
+            try:
+                if self._call("GET", "/_sim/health")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(POLL_S)
+        raise CoreError("hifadhi-paysim did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def core_overrides(self, **extra):
+        o = {"providers.b2c_name": self.B2C, "providers.b2c_url": self.url,
+             "providers.b2c_secret_file": str(self.secret),
+             "providers.g2p_name": self.G2P, "providers.g2p_url": self.url,
+             "providers.g2p_public_key_file": str(self.pub), "providers.g2p_sender_id": "paysim",
+             "payments.query_after_s": "1", "payments.provider_timeout_ms": "2000"}
+        o.update(extra)
+        return o
+
+    def _call(self, method, path, body=None, timeout=10):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        data = jsonlib.dumps(body).encode() if body is not None else None
+        conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
+        r = conn.getresponse()
+        raw = r.read()
+        conn.close()
+        try:
+            return r.status, jsonlib.loads(raw)
+        except ValueError:
+            return r.status, raw.decode("utf-8", "replace")
+
+    def config(self, default=None, by_ref=None):
+        st, b = self._call("POST", "/_sim/config", {"default": default or {}, "by_ref": by_ref or {}})
+        if st != 200:
+            raise CoreError(f"paysim config: {st} {b}")
+
+    def reset(self):
+        self._call("POST", "/_sim/reset", {})
+
+    def stats(self, ref=None):
+        return self._call("GET", "/_sim/stats" + (f"?ref={ref}" if ref else ""))[1]
+
+    def statement(self):
+        return self._call("GET", "/_sim/statement.csv")[1]
+
+    def inject(self, **body):
+        return self._call("POST", "/_sim/inject", body)
+
+
+_live_sims = []
+atexit.register(lambda: [sim.stop() for sim in list(_live_sims)])

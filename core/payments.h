@@ -1,0 +1,44 @@
+/* payments.h - payment cycles and payrolls, the payments' lifecycle, kiosk collection and the beneficiary
+ * channels' view (docs/payments.md).
+ *
+ * A cycle: draft -> generated (payroll rows, status scheduled) -> approval_requested (the maker) ->
+ * approved (a different payment officer; the payroll total moves fund -> clearing in one posting, refused
+ * when the fund cannot cover it) -> closed. A payment: scheduled -> approved (provider channels) or
+ * available (kiosk) -> sending -> pending -> paid | failed; available -> collected | expired; paid ->
+ * reversed. Statuses change only forwards, each change with its ledger posting in one transaction. */
+#ifndef HF_CORE_PAYMENTS_H
+#define HF_CORE_PAYMENTS_H
+
+#include "hf_config.h"
+#include "svc.h"
+#include <jansson.h>
+
+/* POST /cycles {code, programme, rule, cutoff_date, pay_from, pay_until, channel, provider?, pay_points?} */
+HF_MUST_CHECK hf_err cycles_create(struct svc_call *c, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err cycles_get(struct svc_call *c, const char *code, json_t **out);
+HF_MUST_CHECK hf_err cycles_list(struct svc_call *c, const char *programme, const char *status, json_t **out);
+/* POST /cycles/{code}/preview: what the payroll would be (count, total, per district, exclusions), nothing
+ * written. POST /cycles/{code}/payroll: generates it (draft or generated cycles; regenerating replaces). */
+HF_MUST_CHECK hf_err cycles_preview(struct svc_call *c, const char *code, json_t **out);
+HF_MUST_CHECK hf_err cycles_generate(struct svc_call *c, const char *code, json_t **out);
+/* POST /cycles/{code}/submit (the maker), /approve (a different user), /close. */
+HF_MUST_CHECK hf_err cycles_submit(struct svc_call *c, const char *code, json_t **out);
+HF_MUST_CHECK hf_err cycles_approve(struct svc_call *c, const char *code, json_t **out);
+HF_MUST_CHECK hf_err cycles_close(struct svc_call *c, const char *code, json_t **out);
+/* GET /cycles/{code}/payments?status=&pay_point=&limit=&after= ; GET /payments/{id} with its history. */
+HF_MUST_CHECK hf_err payments_list(struct svc_call *c, const char *code, const char *status, const char *pay_point,
+				   int limit, const char *after, json_t **out);
+HF_MUST_CHECK hf_err payments_get(struct svc_call *c, const char *id, json_t **out);
+/* GET /beneficiaries/{ben_no}/payments (gateway, kiosk): the next payment (amount, date, where) and the
+ * last ones, without staff details. */
+HF_MUST_CHECK hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t **out);
+/* GET /kiosk/beneficiaries/{ben_no}/payments: payments the beneficiary can collect at this kiosk's pay point.
+ * POST /kiosk/collections {payment, ben_no, verification}: collects one, exactly once. */
+HF_MUST_CHECK hf_err payments_kiosk_available(struct svc_call *c, const char *ben_no, json_t **out);
+HF_MUST_CHECK hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out);
+/* POST /ledger/funding {programme, amount, currency, reference}: money into a programme's fund. */
+HF_MUST_CHECK hf_err payments_fund(struct svc_call *c, json_t *body, json_t **out);
+/* Expires kiosk payments past their cycle's pay_until (returned to the programme). */
+HF_MUST_CHECK hf_err payments_expire(struct db *db, int64_t now_ms, int *expired);
+
+#endif

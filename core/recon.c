@@ -1,0 +1,1100 @@
+/* recon.c - reconciliation of a provider statement (CSV) against the ledger of one payment cycle.
+ *
+ * A statement can have a million lines and a cycle a million payments, so nothing per line is kept in
+ * memory and nothing is done per line in a round trip:
+ * - The CSV is parsed with libcsv (strict RFC 4180) and streamed into recon_lines in multi-row INSERTs of
+ *   1,000 rows, each its own short transaction. A line that cannot be read is stored with the reason and
+ *   no status; it never stops the run. A file that is not CSV at all (an unclosed quote, a stray quote, no
+ *   header, too many lines) is refused whole: in memory (the API) and from a regular file (the CLI) a
+ *   first pass checks the structure before anything is written; from a pipe the run is marked failed.
+ * - One transaction then classifies every line and every paid payment set-wise, INSERT ... SELECT into
+ *   recon_items, in chunks of 50,000 so that no statement comes near db.rw_timeout_s, counts the items,
+ *   closes the run, raises at most one alert and appends one audit entry. It runs in READ COMMITTED: its
+ *   reads of payments and the ledger are then plain snapshot reads that lock nothing, so the disbursement
+ *   workers are not held up for the minute a national statement may take.
+ * - Items are numbered from one fresh id (base): base + line for a line's item, base + last line + n for
+ *   the n-th paid payment missing from the statement, so item ids follow the statement and the paging of
+ *   GET /reconciliations/{id} reads in that order. Two runs drawing bases within a few milliseconds could
+ *   overlap; the PRIMARY key refuses it and the transaction is run again with a new base.
+ * The matching rules are in docs/reconciliation.md; the SQL below is them.
+ */
+#include "hf_base.h"
+#include "recon.h"
+#include "alerts.h"
+#include "hf_buf.h"
+#include "hf_crypto.h"
+#include "hf_log.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define RECON_LINES_MAX 2000000   /* lines after the header; more is refused (split the statement) */
+#define NCOLS 6
+#define FIELD_MAX 256             /* bytes of a field kept; a longer one makes its line broken */
+#define CSV_ENTRY_MAX (64 * 1024) /* libcsv's field buffer; past it the statement is refused */
+#define REF_MAX 64                /* characters of provider_ref and reference_id (the columns' size) */
+#define AMOUNT_DIGITS_MAX 15      /* amounts up to 999,999,999,999,999 minor units */
+#define ERROR_MAX 200             /* recon_lines.error, recon_items.detail */
+#define BATCH 1000                /* lines per INSERT; the tail goes in INSERTs of 100, 10 and 1 */
+#define LINE_NPARAMS 10
+#define READ_CHUNK (256 * 1024)
+#define CLASSIFY_CHUNK 50000      /* lines or payments per classifying statement */
+#define CLASSIFY_CHUNK_STR "49999" /* CLASSIFY_CHUNK - 1, the OFFSET of a chunk's last payment */
+#define LIST_MAX_STR "500"        /* runs listed per cycle, newest first */
+#define FINAL_ATTEMPTS 3
+#define MSG(c, ...) snprintf((c)->msg, (c)->msg_cap, __VA_ARGS__)
+
+static const char *const COLS[NCOLS] = {"provider_ref", "reference_id", "amount_minor",
+					"currency",	"status",	"completed_at"};
+#define HEADER_TEXT "provider_ref,reference_id,amount_minor,currency,status,completed_at"
+
+static const char *const KINDS[] = {"matched",		 "amount_mismatch",	 "duplicated",
+				    "missing_in_ledger", "missing_in_statement", "broken_line"};
+enum { K_MATCHED, K_AMOUNT, K_DUP, K_MISS_LEDGER, K_MISS_STATEMENT, K_BROKEN, K_COUNT };
+
+struct cycle {
+	int64_t id;
+	char code[41], currency[4], provider[33];
+};
+
+/* One statement line as read; "" = absent (NULL in the database). A broken line has error set, no status
+ * and no payment: only well-formed lines take part in matching. */
+struct rline {
+	uint32_t line_no;
+	bool has_amount;
+	int64_t amount;
+	int64_t payment_id; /* from reference_id "HF<id>"; 0 = not one of ours */
+	char provider_ref[FIELD_MAX + 1], reference_id[FIELD_MAX + 1];
+	char currency[4], status[7], completed_at[20];
+	char error[ERROR_MAX + 1];
+};
+
+/* Where the messages of a refusal go: the API's c->msg, or a buffer the CLI logs. */
+struct say {
+	char *msg;
+	size_t msg_cap;
+};
+
+struct rctx {
+	struct db *db;
+	bool scan; /* the structure pass: only the header is looked at and nothing is written */
+	const struct cycle *cy;
+	const char *actor;
+	struct say *say;
+	int64_t run_id; /* 0 until the header was read and the run recorded */
+
+	/* the record being read */
+	char f[NCOLS][FIELD_MAX + 1];
+	size_t nfields;
+	unsigned long_mask, nul_mask; /* fields over FIELD_MAX / holding a NUL byte */
+
+	/* position: physical lines, so that a line number is what an editor shows */
+	uint64_t records;  /* records completed, the header included */
+	uint64_t phys;     /* the physical line of the next byte fed */
+	uint64_t rec_line; /* the physical line where the current record began */
+	bool rec_open, bol, first;
+
+	hf_err fatal; /* the statement is refused (or the database failed): stop */
+
+	/* lines read and not yet written */
+	struct rline *batch;
+	size_t nbatch;
+	uint64_t lines, broken, max_line;
+	struct hf_buf sql;
+	struct db_val *vals;
+	crypto_hash_sha256_state sha;
+};
+
+static void refuse(struct rctx *c, hf_err err, const char *fmt, ...) HF_PRINTF(3, 4);
+static void refuse(struct rctx *c, hf_err err, const char *fmt, ...)
+{
+	if (c->fatal)
+		return;
+	c->fatal = err;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->say->msg, c->say->msg_cap, fmt, ap);
+	va_end(ap);
+}
+
+static void db_failed(struct rctx *c, hf_err err)
+{
+	if (!c->fatal)
+		c->fatal = err;
+}
+
+/* ------------------------------------------------------------------ the cycle */
+
+static bool code_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	return n >= 1 && n <= 40 && hf_utf8_valid_text(s, n);
+}
+
+/* The cycle by code; HF_ENOTFOUND / HF_ECONFLICT with a message for the caller. */
+static hf_err cycle_load(struct db *db, const char *code, bool to_reconcile, struct say *say, struct cycle *cy)
+{
+	if (!code_ok(code)) {
+		snprintf(say->msg, say->msg_cap, "No payment cycle has this code.");
+		return HF_ENOTFOUND;
+	}
+	struct db_val v[] = {db_str(code)};
+	struct db_rows *r = NULL;
+	hf_err err = db_query(db, "SELECT id, code, currency, COALESCE(provider, ''), status FROM payment_cycles"
+				  " WHERE code = ?",
+			      v, 1, &r);
+	if (err)
+		return err;
+	if (!db_rows_next(r)) {
+		db_rows_free(r);
+		snprintf(say->msg, say->msg_cap, "No payment cycle has the code %s.", code);
+		return HF_ENOTFOUND;
+	}
+	memset(cy, 0, sizeof(*cy));
+	cy->id = db_rows_i64(r, 0);
+	hf_strlcpy(cy->code, db_rows_str(r, 1), sizeof(cy->code));
+	hf_strlcpy(cy->currency, db_rows_str(r, 2), sizeof(cy->currency));
+	hf_strlcpy(cy->provider, db_rows_str(r, 3), sizeof(cy->provider));
+	char status[24];
+	hf_strlcpy(status, db_rows_str(r, 4), sizeof(status));
+	db_rows_free(r);
+	if (!to_reconcile)
+		return HF_OK;
+	if (strcmp(status, "approved") != 0 && strcmp(status, "closed") != 0) {
+		snprintf(say->msg, say->msg_cap, "Reconcile an approved cycle: cycle %s is %s.", cy->code, status);
+		return HF_ECONFLICT;
+	}
+	if (!cy->provider[0]) {
+		snprintf(say->msg, say->msg_cap,
+			 "Cycle %s pays at kiosks: there is no provider statement to reconcile.", cy->code);
+		return HF_ECONFLICT;
+	}
+	return HF_OK;
+}
+
+/* ------------------------------------------------------------------ reading one line */
+
+static void problem(struct rline *r, const char *fmt, ...) HF_PRINTF(2, 3);
+/* Adds a reason to a line's error; reasons that no longer fit in 200 bytes are left out whole. */
+static void problem(struct rline *r, const char *fmt, ...)
+{
+	char one[ERROR_MAX + 1];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(one, sizeof(one), fmt, ap);
+	va_end(ap);
+	size_t used = strlen(r->error), n = strlen(one), sep = used ? 2 : 0;
+	if (used + sep + n > ERROR_MAX)
+		return;
+	if (sep)
+		memcpy(r->error + used, "; ", 2);
+	memcpy(r->error + used + sep, one, n + 1);
+}
+
+/* "HF" + the payment's id in decimal, exactly as we send it; 0 when it is not one of ours. */
+static int64_t ref_payment_id(const char *s)
+{
+	if (s[0] != 'H' || s[1] != 'F' || s[2] < '1' || s[2] > '9')
+		return 0;
+	int64_t v = 0;
+	for (const char *p = s + 2; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		int d = *p - '0';
+		if (v > (INT64_MAX - d) / 10)
+			return 0;
+		v = v * 10 + d;
+	}
+	return v;
+}
+
+static bool digits(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return n > 0;
+}
+
+static int num(const char *s, size_t n)
+{
+	int v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	return v;
+}
+
+/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (UTC) into "YYYY-MM-DD HH:MM:SS" (the fraction is dropped). */
+static bool time_parse(const char *s, char out[20])
+{
+	size_t n = strlen(s);
+	if (n < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2) ||
+	    s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
+	    !digits(s + 17, 2))
+		return false;
+	size_t at = 19;
+	if (s[at] == '.') {
+		size_t k = 0;
+		while (k < 9 && s[at + 1 + k] >= '0' && s[at + 1 + k] <= '9')
+			k++;
+		if (k == 0)
+			return false;
+		at += 1 + k;
+	}
+	if (s[at] != 'Z' || at + 1 != n)
+		return false;
+	int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2), h = num(s + 11, 2), mi = num(s + 14, 2),
+	    se = num(s + 17, 2);
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1970 || mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59)
+		return false;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	int dim = mdays[mo - 1] + (mo == 2 && leap);
+	if (d < 1 || d > dim)
+		return false;
+	memcpy(out, s, 10);
+	out[10] = ' ';
+	memcpy(out + 11, s + 11, 8);
+	out[19] = '\0';
+	return true;
+}
+
+/* A field that is present, text and at most REF_MAX characters. */
+static bool ref_field(struct rline *r, const char *name, const char *v)
+{
+	size_t n = strlen(v);
+	if (!hf_utf8_valid_text(v, n)) {
+		problem(r, "%s contains characters that are not text", name);
+		return false;
+	}
+	if (hf_utf8_len(v) > REF_MAX) {
+		problem(r, "%s is longer than %d characters", name, REF_MAX);
+		return false;
+	}
+	return true;
+}
+
+/* Validates the current record into r. Messages name columns and rules, never the values. */
+static void line_parse(struct rctx *c, struct rline *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->line_no = (uint32_t)c->rec_line;
+	if (c->nfields != NCOLS) {
+		problem(r, "the line has %zu fields; a statement line has %d (" HEADER_TEXT ")", c->nfields, NCOLS);
+		return;
+	}
+	bool bad[NCOLS] = {false};
+	for (int i = 0; i < NCOLS; i++) {
+		if (c->long_mask & (1u << i)) {
+			problem(r, "%s is longer than %d bytes", COLS[i], FIELD_MAX);
+			bad[i] = true;
+		} else if (c->nul_mask & (1u << i)) {
+			problem(r, "%s contains a NUL byte", COLS[i]);
+			bad[i] = true;
+		}
+	}
+	const char *pref = c->f[0], *ref = c->f[1], *amount = c->f[2], *cur = c->f[3], *st = c->f[4], *at = c->f[5];
+
+	if (!bad[0] && pref[0] && ref_field(r, "provider_ref", pref))
+		hf_strlcpy(r->provider_ref, pref, sizeof(r->provider_ref));
+	if (!bad[1]) {
+		if (!ref[0])
+			problem(r, "reference_id is required");
+		else if (ref_field(r, "reference_id", ref)) {
+			hf_strlcpy(r->reference_id, ref, sizeof(r->reference_id));
+			r->payment_id = ref_payment_id(ref);
+		}
+	}
+	if (!bad[2]) {
+		size_t n = strlen(amount);
+		if (n == 0)
+			problem(r, "amount_minor is required");
+		else if (amount[0] == '-')
+			problem(r, "amount_minor is negative");
+		else if (!digits(amount, n))
+			problem(r, "amount_minor is not a whole number of minor units (150000 for 1,500.00)");
+		else if (n - strspn(amount, "0") > AMOUNT_DIGITS_MAX)
+			problem(r, "amount_minor is larger than 999999999999999");
+		else {
+			int64_t v = 0;
+			for (size_t i = 0; i < n; i++)
+				v = v * 10 + (amount[i] - '0');
+			r->amount = v;
+			r->has_amount = true;
+		}
+	}
+	if (!bad[3]) {
+		if (!cur[0])
+			problem(r, "currency is required");
+		else if (strlen(cur) != 3 || strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+			problem(r, "currency must be 3 capital letters (ISO 4217, e.g. KES)");
+		else
+			memcpy(r->currency, cur, 4);
+	}
+	const char *status = NULL;
+	if (!bad[4]) {
+		if (!st[0])
+			problem(r, "status is required");
+		else if (strcasecmp(st, "PAID") == 0)
+			status = "PAID";
+		else if (strcasecmp(st, "FAILED") == 0)
+			status = "FAILED";
+		else
+			problem(r, "status must be PAID or FAILED");
+	}
+	if (!bad[5]) {
+		if (!at[0])
+			problem(r, "completed_at is required");
+		else if (!time_parse(at, r->completed_at))
+			problem(r, "completed_at must be a UTC time like 2026-11-28T10:00:00Z");
+	}
+	if (status && strcmp(status, "PAID") == 0 && !bad[0] && !pref[0])
+		problem(r, "provider_ref is required on a PAID line");
+	if (r->error[0]) {
+		r->payment_id = 0; /* a broken line matches nothing */
+		return;
+	}
+	hf_strlcpy(r->status, status, sizeof(r->status));
+}
+
+/* ------------------------------------------------------------------ writing lines */
+
+#define LINE_INSERT                                                                                         \
+	"INSERT INTO recon_lines (run_id, line_no, provider_ref, reference_id, payment_id, amount, currency,"  \
+	" line_status, completed_at, error) VALUES "
+#define LINE_ROW "(?,?,?,?,?,?,?,?,?,?)"
+
+static struct db_val opt_str(const char *s)
+{
+	return s[0] ? db_str(s) : DB_NULLV;
+}
+
+/* Writes the batch in INSERTs of 1,000, 100, 10 and 1 rows: a handful of statements, each prepared once
+ * per connection. Every INSERT is its own transaction (autocommit): short, whatever the statement's size. */
+static hf_err lines_flush(struct rctx *c)
+{
+	for (size_t at = 0; at < c->nbatch;) {
+		size_t k = BATCH;
+		while (k > c->nbatch - at)
+			k /= 10;
+		hf_buf_reset(&c->sql);
+		hf_err err = hf_buf_append_str(&c->sql, LINE_INSERT);
+		for (size_t i = 0; !err && i < k; i++)
+			err = hf_buf_append_str(&c->sql, i ? "," LINE_ROW : LINE_ROW);
+		HF_ASSERT(err == HF_OK);
+		for (size_t i = 0; i < k; i++) {
+			const struct rline *r = &c->batch[at + i];
+			struct db_val *v = c->vals + i * LINE_NPARAMS;
+			v[0] = DB_I64(c->run_id);
+			v[1] = DB_I64(r->line_no);
+			v[2] = opt_str(r->provider_ref);
+			v[3] = opt_str(r->reference_id);
+			v[4] = r->payment_id ? DB_I64(r->payment_id) : DB_NULLV;
+			v[5] = r->has_amount ? DB_I64(r->amount) : DB_NULLV;
+			v[6] = opt_str(r->currency);
+			v[7] = opt_str(r->status);
+			v[8] = opt_str(r->completed_at);
+			v[9] = opt_str(r->error);
+		}
+		err = db_exec(c->db, hf_buf_cstr(&c->sql), c->vals, k * LINE_NPARAMS, NULL);
+		if (err)
+			return err;
+		at += k;
+	}
+	c->nbatch = 0;
+	return HF_OK;
+}
+
+static hf_err run_create(struct rctx *c)
+{
+	c->run_id = db_new_id();
+	struct db_val v[] = {DB_I64(c->run_id), DB_I64(c->cy->id), db_str(c->cy->provider), db_str(c->actor)};
+	hf_err err = db_exec(c->db,
+			     "INSERT INTO recon_runs (id, cycle_id, provider, file_sha256, status, started_at, actor)"
+			     " VALUES (?, ?, ?, '', 'running', UTC_TIMESTAMP(3), ?)",
+			     v, HF_ARRAY_LEN(v), NULL);
+	if (err) {
+		c->run_id = 0;
+		return err;
+	}
+	hf_log(HF_LOG_INFO, "core.recon", "msg=\"reconciliation started\" run=%lld cycle=%lld", (long long)c->run_id,
+	       (long long)c->cy->id);
+	return HF_OK;
+}
+
+/* ------------------------------------------------------------------ libcsv callbacks */
+
+static void header_check(struct rctx *c)
+{
+	bool ok = c->nfields == NCOLS && !c->long_mask && !c->nul_mask;
+	for (int i = 0; ok && i < NCOLS; i++)
+		ok = strcasecmp(c->f[i], COLS[i]) == 0;
+	/* The header is not echoed: when it is missing, the "header" is a line of the statement. */
+	if (!ok) {
+		refuse(c, HF_EINVAL, "The first line of a statement must be the header " HEADER_TEXT
+				     " (these columns, in this order).");
+		return;
+	}
+	if (!c->scan) {
+		hf_err err = run_create(c);
+		if (err)
+			db_failed(c, err);
+	}
+}
+
+static void on_field(void *s, size_t len, void *data)
+{
+	struct rctx *c = data;
+	if (!c->rec_open) { /* a record whose first line was blank-looking up to here */
+		c->rec_line = c->phys;
+		c->rec_open = true;
+	}
+	size_t i = c->nfields++;
+	if (i >= NCOLS || (c->scan && c->records > 0))
+		return; /* the structure pass keeps only the header */
+	if (len > FIELD_MAX) {
+		c->long_mask |= 1u << i;
+		c->f[i][0] = '\0';
+		return;
+	}
+	if (len)
+		memcpy(c->f[i], s, len);
+	c->f[i][len] = '\0';
+	if (len && memchr(s, '\0', len))
+		c->nul_mask |= 1u << i;
+}
+
+static void on_record(int term, void *data)
+{
+	(void)term;
+	struct rctx *c = data;
+	if (!c->fatal) {
+		if (c->records == 0) {
+			header_check(c);
+		} else if (!c->scan) {
+			struct rline *r = &c->batch[c->nbatch++];
+			line_parse(c, r);
+			c->lines++;
+			if (r->error[0])
+				c->broken++;
+			if (r->line_no > c->max_line)
+				c->max_line = r->line_no;
+			if (c->nbatch == BATCH) {
+				hf_err err = lines_flush(c);
+				if (err)
+					db_failed(c, err);
+			}
+		}
+	}
+	c->records++;
+	c->nfields = 0;
+	c->long_mask = c->nul_mask = 0;
+	c->rec_open = false;
+}
+
+/* libcsv grows its field buffer without limit; refusing past CSV_ENTRY_MAX makes csv_parse stop with
+ * CSV_ENOMEM, so a quote that is never closed costs 64 KiB, not the size of the statement. */
+static void *capped_realloc(void *p, size_t n)
+{
+	return n > CSV_ENTRY_MAX ? NULL : realloc(p, n);
+}
+
+static bool blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
+}
+
+static uint64_t where(const struct rctx *c)
+{
+	return c->rec_open ? c->rec_line : c->phys;
+}
+
+static void csv_refused(struct rctx *c, struct csv_parser *p)
+{
+	if (csv_error(p) == CSV_ENOMEM)
+		refuse(c, HF_EINVAL, "Line %" PRIu64 " has a field longer than 64 KiB: is a quote never closed?", where(c));
+	else
+		refuse(c, HF_EINVAL,
+		       "Line %" PRIu64 " is not valid CSV: a quote inside a field that does not start with one, or text"
+		       " after a closing quote (write a quote inside a quoted field as \"\").",
+		       where(c));
+}
+
+/* Feeds bytes to the parser one physical line at a time, which is how a record knows its line number.
+ * Stops at the first refusal. */
+static void feed(struct rctx *c, struct csv_parser *p, const char *data, size_t len)
+{
+	if (!c->scan)
+		crypto_hash_sha256_update(&c->sha, (const unsigned char *)data, len);
+	if (c->first) {
+		c->first = false;
+		if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* a BOM, as spreadsheets write */
+			data += 3;
+			len -= 3;
+		}
+	}
+	for (size_t at = 0; at < len && !c->fatal;) {
+		const char *nl = memchr(data + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - data) + 1 : len;
+		if (c->bol && c->phys > (uint64_t)RECON_LINES_MAX + 1) {
+			refuse(c, HF_ETOOBIG,
+			       "The statement has more than %d lines: split it (by date) and reconcile each part.",
+			       RECON_LINES_MAX);
+			return;
+		}
+		if (!c->rec_open && !blank(data + at, end - at)) {
+			c->rec_line = c->phys;
+			c->rec_open = true;
+		}
+		if (csv_parse(p, data + at, end - at, on_field, on_record, c) != end - at) {
+			csv_refused(c, p);
+			return;
+		}
+		c->bol = nl != NULL;
+		if (nl)
+			c->phys++;
+		at = end;
+	}
+}
+
+static void feed_end(struct rctx *c, struct csv_parser *p)
+{
+	if (!c->fatal && csv_fini(p, on_field, on_record, c) != 0)
+		refuse(c, HF_EINVAL, "The statement ends inside a quoted field: the quote opened on line %" PRIu64
+				     " is never closed.",
+		       where(c));
+	if (!c->fatal && c->records == 0)
+		refuse(c, HF_EINVAL, "The statement is empty: its first line must be the header " HEADER_TEXT ".");
+	if (!c->fatal && !c->scan && c->nbatch) {
+		hf_err err = lines_flush(c);
+		if (err)
+			db_failed(c, err);
+	}
+}
+
+static void ctx_init(struct rctx *c, struct db *db, bool scan, const struct cycle *cy, const char *actor,
+		     struct say *say)
+{
+	memset(c, 0, sizeof(*c));
+	c->db = db;
+	c->scan = scan;
+	c->cy = cy;
+	c->actor = actor;
+	c->say = say;
+	c->phys = 1;
+	c->bol = true;
+	c->first = true;
+	if (!scan) {
+		c->batch = hf_xcalloc(BATCH, sizeof(*c->batch));
+		c->vals = hf_xcalloc(BATCH * LINE_NPARAMS, sizeof(*c->vals));
+		hf_buf_init(&c->sql, 64 * 1024);
+		crypto_hash_sha256_init(&c->sha);
+	}
+}
+
+static void ctx_release(struct rctx *c)
+{
+	free(c->batch);
+	free(c->vals);
+	hf_buf_release(&c->sql);
+}
+
+static hf_err parser_new(struct csv_parser *p)
+{
+	if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
+		return HF_EINTERNAL;
+	csv_set_realloc_func(p, capped_realloc);
+	return HF_OK;
+}
+
+/* A whole pass over a statement in memory (or over a stream: in == NULL means mem). */
+static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
+{
+	struct csv_parser p;
+	hf_err err = parser_new(&p);
+	if (err)
+		return err;
+	if (!in) {
+		for (size_t at = 0; at < mem.len && !c->fatal; at += READ_CHUNK) {
+			size_t k = mem.len - at < READ_CHUNK ? mem.len - at : READ_CHUNK;
+			feed(c, &p, mem.ptr + at, k);
+		}
+	} else {
+		char *buf = hf_xmalloc(READ_CHUNK);
+		while (!c->fatal) {
+			size_t k = fread(buf, 1, READ_CHUNK, in);
+			if (k)
+				feed(c, &p, buf, k);
+			if (k < READ_CHUNK) {
+				if (ferror(in)) {
+					hf_log(HF_LOG_ERROR, "core.recon", "msg=\"cannot read the statement\" errno=%d", errno);
+					refuse(c, HF_EIO, "The statement could not be read.");
+				}
+				break;
+			}
+		}
+		free(buf);
+	}
+	feed_end(c, &p);
+	csv_free(&p);
+	return c->fatal;
+}
+
+/* ------------------------------------------------------------------ classifying (one transaction) */
+
+/* What our ledger says reached the beneficiary of payment p: the entries of its postings on 'paid'
+ * accounts. Probed by payment (postings) then posting (entries): a few index lookups per payment. */
+#define LEDGER_PAID                                                                                          \
+	"(SELECT COALESCE(SUM(e.amount), 0) FROM ledger_postings lp JOIN ledger_entries e ON e.posting_id = lp.id" \
+	" JOIN ledger_accounts a ON a.id = e.account_id WHERE lp.payment_id = p.id AND a.kind = 'paid')"
+
+/* A well-formed line is the one that speaks for its reference when it is the reference's first PAID line,
+ * or its first FAILED line when it has no PAID line; every other line of the reference is duplicated.
+ * Probes ix_recon_lines_ref. */
+#define NOT_FIRST                                                                                             \
+	"EXISTS (SELECT 1 FROM recon_lines o WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id"   \
+	" AND o.line_no <> l.line_no AND (o.line_status = 'PAID' AND (l.line_status = 'FAILED'"               \
+	" OR o.line_no < l.line_no) OR o.line_status = 'FAILED' AND l.line_status = 'FAILED'"                 \
+	" AND o.line_no < l.line_no))"
+#define FIRST_LINE                                                                                            \
+	"COALESCE((SELECT MIN(o.line_no) FROM recon_lines o WHERE o.run_id = l.run_id"                        \
+	" AND o.reference_id = l.reference_id AND o.line_status = 'PAID'), (SELECT MIN(o.line_no)"            \
+	" FROM recon_lines o WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id"                   \
+	" AND o.line_status = 'FAILED'))"
+
+/* One item per line. Parameters: item id base, currency, cycle x4, currency, cycle, run, first line, last
+ * line. A PAID line found 'matched' here is checked for its amount by SQL_AMOUNTS. */
+#define SQL_LINES                                                                                             \
+	"INSERT INTO recon_items (id, run_id, kind, payment_id, line_no, ledger_amount, statement_amount, detail)" \
+	" SELECT ? + l.line_no, l.run_id,"                                                                    \
+	" CASE WHEN l.line_status IS NULL THEN 'broken_line'"                                                 \
+	" WHEN " NOT_FIRST " THEN 'duplicated'"                                                               \
+	" WHEN l.currency <> ? THEN 'amount_mismatch'"                                                        \
+	" WHEN l.line_status = 'PAID' THEN IF(p.cycle_id = ? AND p.status = 'paid', 'matched', 'missing_in_ledger')" \
+	" WHEN p.cycle_id = ? AND p.status = 'failed' THEN 'matched'"                                         \
+	" WHEN p.cycle_id = ? AND p.status = 'paid' THEN 'missing_in_statement'"                              \
+	" ELSE 'missing_in_ledger' END,"                                                                      \
+	" p.id, l.line_no, IF(p.cycle_id = ?, " LEDGER_PAID ", NULL), l.amount,"                              \
+	" CASE WHEN l.line_status IS NULL THEN l.error"                                                       \
+	" WHEN " NOT_FIRST " THEN CONCAT('same reference as line ', " FIRST_LINE ")"                          \
+	" WHEN l.currency <> ? THEN 'currency'"                                                               \
+	" WHEN p.id IS NULL THEN IF(l.line_status = 'PAID', 'not one of our references',"                     \
+	" 'statement says failed; not one of our references')"                                               \
+	" WHEN p.cycle_id <> ? THEN IF(l.line_status = 'PAID', 'a payment of another cycle',"                 \
+	" 'statement says failed; a payment of another cycle')"                                               \
+	" WHEN l.line_status = 'PAID' THEN IF(p.status = 'paid', NULL, CONCAT('our books say ', p.status))"   \
+	" WHEN p.status = 'failed' THEN 'both say failed'"                                                    \
+	" WHEN p.status = 'paid' THEN 'statement says failed'"                                                \
+	" ELSE CONCAT('statement says failed; our books say ', p.status) END"                                 \
+	" FROM recon_lines l LEFT JOIN payments p ON p.id = l.payment_id"                                     \
+	" WHERE l.run_id = ? AND l.line_no BETWEEN ? AND ?"
+
+/* A PAID line whose amount is not what our ledger paid. Parameters: run, first item id, last item id. */
+#define SQL_AMOUNTS                                                                                           \
+	"UPDATE recon_items SET kind = 'amount_mismatch', detail = 'amount' WHERE run_id = ? AND kind = 'matched'" \
+	" AND id BETWEEN ? AND ? AND detail IS NULL AND ledger_amount <> statement_amount"
+
+/* The last paid payment of the next chunk (by id). Parameters: cycle, after id. */
+#define SQL_PAID_CHUNK_END                                                                                    \
+	"SELECT id FROM payments WHERE cycle_id = ? AND status = 'paid' AND id > ? ORDER BY id"                 \
+	" LIMIT 1 OFFSET " CLASSIFY_CHUNK_STR
+
+/* Paid provider payments that no well-formed line names. Parameters: item id base, run, cycle, after id,
+ * last id, run. */
+#define SQL_MISSING                                                                                           \
+	"INSERT INTO recon_items (id, run_id, kind, payment_id, line_no, ledger_amount, statement_amount, detail)" \
+	" SELECT ? + ROW_NUMBER() OVER (ORDER BY p.id), ?, 'missing_in_statement', p.id, NULL, " LEDGER_PAID ","  \
+	" NULL, 'not in the statement' FROM payments p WHERE p.cycle_id = ? AND p.status = 'paid'"            \
+	" AND p.channel IN ('mobile_money', 'g2p') AND p.id > ? AND p.id <= ?"                                \
+	" AND NOT EXISTS (SELECT 1 FROM recon_lines l WHERE l.run_id = ? AND l.payment_id = p.id)"
+
+struct final_args {
+	struct rctx *c;
+	const struct audit_actor *who;
+	int64_t base;
+	char sha_hex[65];
+	int64_t counts[K_COUNT];
+	bool raised;
+};
+
+static hf_err classify_lines(struct db *db, struct final_args *a)
+{
+	const struct rctx *c = a->c;
+	for (uint64_t from = 1; from <= c->max_line; from += CLASSIFY_CHUNK) {
+		uint64_t to = from + CLASSIFY_CHUNK - 1;
+		struct db_val v[] = {DB_I64(a->base),	      db_str(c->cy->currency), DB_I64(c->cy->id),
+				     DB_I64(c->cy->id),	      DB_I64(c->cy->id),       DB_I64(c->cy->id),
+				     db_str(c->cy->currency), DB_I64(c->cy->id),       DB_I64(c->run_id),
+				     DB_I64(from),	      DB_I64(to)};
+		hf_err err = db_exec(db, SQL_LINES, v, HF_ARRAY_LEN(v), NULL);
+		if (err)
+			return err;
+		struct db_val w[] = {DB_I64(c->run_id), DB_I64(a->base + (int64_t)from), DB_I64(a->base + (int64_t)to)};
+		err = db_exec(db, SQL_AMOUNTS, w, HF_ARRAY_LEN(w), NULL);
+		if (err)
+			return err;
+	}
+	return HF_OK;
+}
+
+static hf_err classify_missing(struct db *db, struct final_args *a)
+{
+	const struct rctx *c = a->c;
+	int64_t after = 0, added = 0;
+	for (;;) {
+		struct db_val b[] = {DB_I64(c->cy->id), DB_I64(after)};
+		struct db_rows *r = NULL;
+		hf_err err = db_query(db, SQL_PAID_CHUNK_END, b, HF_ARRAY_LEN(b), &r);
+		if (err)
+			return err;
+		bool more = db_rows_next(r);
+		int64_t last = more ? db_rows_i64(r, 0) : INT64_MAX;
+		db_rows_free(r);
+		int64_t base = a->base + (int64_t)c->max_line + added;
+		struct db_val v[] = {DB_I64(base),  DB_I64(c->run_id), DB_I64(c->cy->id),
+				     DB_I64(after), DB_I64(last),      DB_I64(c->run_id)};
+		uint64_t n = 0;
+		err = db_exec(db, SQL_MISSING, v, HF_ARRAY_LEN(v), &n);
+		if (err)
+			return err;
+		added += (int64_t)n;
+		if (!more)
+			return HF_OK;
+		after = last;
+	}
+}
+
+static json_t *counts_json(const int64_t *k)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < K_COUNT; i++)
+		json_object_set_new(o, KINDS[i], json_integer(k[i]));
+	return o;
+}
+
+static hf_err final_body(struct db *db, void *vargs)
+{
+	struct final_args *a = vargs;
+	struct rctx *c = a->c;
+	memset(a->counts, 0, sizeof(a->counts));
+	a->raised = false;
+	/* Snapshot reads of payments and the ledger, without locking them (see the file's header). */
+	hf_err err = db_exec_plain(db, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+	if (!err)
+		err = classify_lines(db, a);
+	if (!err)
+		err = classify_missing(db, a);
+	if (err)
+		return err;
+
+	struct db_val run[] = {DB_I64(c->run_id)};
+	struct db_rows *r = NULL;
+	err = db_query(db, "SELECT kind, COUNT(*) FROM recon_items WHERE run_id = ? GROUP BY kind", run, 1, &r);
+	if (err)
+		return err;
+	while (db_rows_next(r))
+		for (int i = 0; i < K_COUNT; i++)
+			if (strcmp(db_rows_str(r, 0), KINDS[i]) == 0)
+				a->counts[i] = db_rows_i64(r, 1);
+	db_rows_free(r);
+	const int64_t *k = a->counts;
+	struct db_val u[] = {db_str(a->sha_hex),	 DB_I64(c->lines),	      DB_I64(k[K_BROKEN]),
+			     DB_I64(k[K_MATCHED]),	 DB_I64(k[K_AMOUNT]),	      DB_I64(k[K_DUP]),
+			     DB_I64(k[K_MISS_LEDGER]), DB_I64(k[K_MISS_STATEMENT]), DB_I64(c->run_id)};
+	err = db_exec(db,
+		      "UPDATE recon_runs SET file_sha256 = ?, lines_total = ?, lines_broken = ?, matched = ?,"
+		      " amount_mismatch = ?, duplicated = ?, missing_in_ledger = ?, missing_in_statement = ?,"
+		      " status = 'done', finished_at = UTC_TIMESTAMP(3) WHERE id = ? AND status = 'running'",
+		      u, HF_ARRAY_LEN(u), NULL);
+	if (err)
+		return err;
+
+	char run_s[24];
+	snprintf(run_s, sizeof(run_s), "%lld", (long long)c->run_id);
+	bool money = k[K_AMOUNT] || k[K_DUP] || k[K_MISS_LEDGER] || k[K_MISS_STATEMENT];
+	if (money || k[K_BROKEN]) {
+		json_t *d = json_pack("{s:s, s:s, s:s, s:I, s:o}", "run", run_s, "cycle", c->cy->code, "provider",
+				      c->cy->provider, "lines_total", (json_int_t)c->lines, "counts", counts_json(k));
+		err = alerts_raise(db, ALERT_STATEMENT_MISMATCH, money ? "critical" : "warning", run_s, c->cy->id, 0, d,
+				   &a->raised);
+		json_decref(d);
+		if (err)
+			return err;
+	}
+	/* Counts and the file's digest: nothing of the statement's contents. */
+	json_t *d = json_pack("{s:s, s:s, s:I, s:o, s:s, s:b}", "run", run_s, "provider", c->cy->provider, "lines_total",
+			      (json_int_t)c->lines, "counts", counts_json(k), "file_sha256", a->sha_hex, "alert",
+			      a->raised);
+	struct audit_event ev = {"recon.run", "cycle", c->cy->code, "ok", NULL, NULL, d};
+	err = audit_append(db, a->who, &ev);
+	json_decref(d);
+	return err;
+}
+
+static void run_fail(struct db *db, int64_t run_id)
+{
+	struct db_val v[] = {DB_I64(run_id)};
+	hf_err err = db_exec(db,
+			     "UPDATE recon_runs SET status = 'failed', finished_at = UTC_TIMESTAMP(3) WHERE id = ?"
+			     " AND status = 'running'",
+			     v, 1, NULL);
+	if (err)
+		hf_log(HF_LOG_WARN, "core.recon", "msg=\"cannot mark the run failed\" run=%lld err=%s", (long long)run_id,
+		       hf_err_name(err));
+}
+
+/* ------------------------------------------------------------------ reports */
+
+#define RUN_COLS                                                                                              \
+	"r.id, c.code, r.provider, r.status, r.lines_total, r.lines_broken, r.matched, r.amount_mismatch,"     \
+	" r.duplicated, r.missing_in_ledger, r.missing_in_statement, DATE_FORMAT(r.started_at, " DB_TS_FMT "),"  \
+	" IF(r.finished_at IS NULL, NULL, DATE_FORMAT(r.finished_at, " DB_TS_FMT ")), r.file_sha256, r.actor"
+#define RUN_FROM " FROM recon_runs r JOIN payment_cycles c ON c.id = r.cycle_id"
+
+static json_t *run_json(struct db_rows *r)
+{
+	int64_t k[K_COUNT] = {db_rows_i64(r, 6), db_rows_i64(r, 7), db_rows_i64(r, 8),
+			      db_rows_i64(r, 9), db_rows_i64(r, 10), db_rows_i64(r, 5)};
+	const char *sha = db_rows_str(r, 13);
+	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:s, s:s?, s:s?, s:s}", "id", db_rows_str(r, 0), "cycle",
+			 db_rows_str(r, 1), "provider", db_rows_str(r, 2), "status", db_rows_str(r, 3), "lines_total",
+			 (json_int_t)db_rows_i64(r, 4), "lines_broken", (json_int_t)db_rows_i64(r, 5), "counts",
+			 counts_json(k), "started_at", db_rows_str(r, 11), "finished_at",
+			 db_rows_null(r, 12) ? NULL : db_rows_str(r, 12), "file_sha256", sha[0] ? sha : NULL, "by",
+			 db_rows_str(r, 14));
+}
+
+static hf_err run_load(struct db *db, int64_t run_id, json_t **out)
+{
+	struct db_val v[] = {DB_I64(run_id)};
+	struct db_rows *r = NULL;
+	hf_err err = db_query(db, "SELECT " RUN_COLS RUN_FROM " WHERE r.id = ?", v, 1, &r);
+	if (err)
+		return err;
+	if (!db_rows_next(r)) {
+		db_rows_free(r);
+		return HF_ENOTFOUND;
+	}
+	*out = run_json(r);
+	db_rows_free(r);
+	return HF_OK;
+}
+
+/* ------------------------------------------------------------------ a run */
+
+static hf_err recon_run(struct db *db, const struct audit_actor *who, const char *actor, const char *cycle_code,
+			struct hf_str mem, FILE *in, struct say *say, json_t **out)
+{
+	struct cycle cy;
+	hf_err err = cycle_load(db, cycle_code, true, say, &cy);
+	if (err)
+		return err;
+	int64_t t0 = hf_mono_ms();
+
+	/* The structure pass, when the statement can be read twice: a file that is not CSV is refused before
+	 * anything is written. From a pipe the one pass finds it, and the run is marked failed. */
+	bool seekable = false;
+	if (in) {
+		struct stat sb;
+		seekable = fstat(fileno(in), &sb) == 0 && S_ISREG(sb.st_mode) && ftello(in) >= 0;
+	}
+	off_t start = seekable ? ftello(in) : 0;
+	if (!in || seekable) {
+		struct rctx s;
+		ctx_init(&s, db, true, &cy, actor, say);
+		err = pass_run(&s, mem, in);
+		ctx_release(&s);
+		if (!err && seekable && fseeko(in, start, SEEK_SET) != 0) {
+			hf_log(HF_LOG_ERROR, "core.recon", "msg=\"cannot rewind the statement\" errno=%d", errno);
+			err = HF_EIO;
+		}
+		if (err)
+			return err;
+	}
+
+	struct rctx *c = hf_xmalloc(sizeof(*c));
+	ctx_init(c, db, false, &cy, actor, say);
+	err = pass_run(c, mem, in);
+	if (!err && c->run_id == 0)
+		err = HF_EINTERNAL; /* the header was read, so the run was recorded */
+	struct final_args fa = {.c = c, .who = who};
+	if (!err) {
+		uint8_t sha[32];
+		crypto_hash_sha256_final(&c->sha, sha);
+		hf_hex(sha, sizeof(sha), fa.sha_hex);
+		for (int attempt = 1;; attempt++) {
+			fa.base = db_new_id();
+			err = db_tx(db, final_body, &fa);
+			if (err != HF_ECONFLICT || attempt >= FINAL_ATTEMPTS || strcmp(db_conflict_key(db), "PRIMARY") != 0)
+				break;
+			hf_log(HF_LOG_INFO, "core.recon", "msg=\"item ids drawn twice; classifying again\" run=%lld",
+			       (long long)c->run_id);
+		}
+	}
+	int64_t ms = hf_mono_ms() - t0;
+	if (err) {
+		if (c->run_id)
+			run_fail(db, c->run_id);
+		hf_log(HF_LOG_WARN, "core.recon", "msg=\"reconciliation stopped\" run=%lld cycle=%lld lines=%" PRIu64
+		       " err=%s ms=%lld", (long long)c->run_id, (long long)cy.id, c->lines, hf_err_name(err), (long long)ms);
+		if (!say->msg[0] && (err == HF_EINVAL || err == HF_ETOOBIG))
+			snprintf(say->msg, say->msg_cap, "The statement was refused.");
+	} else {
+		const int64_t *k = fa.counts;
+		hf_log(HF_LOG_INFO, "core.recon",
+		       "msg=\"reconciliation done\" run=%lld cycle=%lld lines=%" PRIu64 " broken=%lld matched=%lld"
+		       " amount_mismatch=%lld duplicated=%lld missing_in_ledger=%lld missing_in_statement=%lld"
+		       " alert=%s ms=%lld",
+		       (long long)c->run_id, (long long)cy.id, c->lines, (long long)k[K_BROKEN], (long long)k[K_MATCHED],
+		       (long long)k[K_AMOUNT], (long long)k[K_DUP], (long long)k[K_MISS_LEDGER],
+		       (long long)k[K_MISS_STATEMENT], fa.raised ? "raised" : "none", (long long)ms);
+		err = run_load(db, c->run_id, out);
+	}
+	ctx_release(c);
+	free(c);
+	return err;
+}
+
+hf_err recon_run_file(struct db *db, const struct audit_actor *who, const char *cycle_code, FILE *in, json_t **report)
+{
+	char actor[72], msg[400] = "";
+	snprintf(actor, sizeof(actor), "cli:%s", who->name ? who->name : "unknown");
+	struct say say = {msg, sizeof(msg)};
+	hf_err err = recon_run(db, who, actor, cycle_code, (struct hf_str){NULL, 0}, in, &say, report);
+	/* The CLI has no other place for the reason; it names lines and columns, never their contents. */
+	if (err && msg[0])
+		hf_log(HF_LOG_ERROR, "core.recon", "msg=\"reconciliation refused\" reason=\"%s\"", msg);
+	return err;
+}
+
+hf_err recon_run_api(struct svc_call *c, const char *cycle_code, struct hf_str csv, json_t **out)
+{
+	struct say say = {c->msg, c->msg_cap};
+	if (c->msg_cap)
+		c->msg[0] = '\0';
+	if (!csv.ptr)
+		csv = (struct hf_str){"", 0};
+	return recon_run(c->db, &c->p->audit, c->p->actor, cycle_code, csv, NULL, &say, out);
+}
+
+hf_err recon_list(struct svc_call *c, const char *cycle_code, json_t **out)
+{
+	struct say say = {c->msg, c->msg_cap};
+	struct cycle cy;
+	hf_err err = cycle_load(c->db, cycle_code, false, &say, &cy);
+	if (err)
+		return err;
+	struct db_val v[] = {DB_I64(cy.id)};
+	struct db_rows *r = NULL;
+	err = db_query(c->db,
+		       "SELECT " RUN_COLS RUN_FROM " WHERE r.cycle_id = ? ORDER BY r.started_at DESC, r.id DESC"
+		       " LIMIT " LIST_MAX_STR,
+		       v, 1, &r);
+	if (err)
+		return err;
+	json_t *items = json_array();
+	while (db_rows_next(r))
+		json_array_append_new(items, run_json(r));
+	db_rows_free(r);
+	*out = json_pack("{s:s, s:o}", "cycle", cy.code, "items", items);
+	return HF_OK;
+}
+
+static bool id_parse(const char *s, int64_t *out)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n < 1 || n > 19 || !digits(s, n))
+		return false;
+	return hf_parse_i64(s, 1, INT64_MAX, out) == HF_OK;
+}
+
+hf_err recon_get(struct svc_call *c, const char *run_id, const char *kind, int limit, const char *after, json_t **out)
+{
+	int64_t id = 0, after_id = 0;
+	if (!id_parse(run_id, &id)) {
+		MSG(c, "No reconciliation run has this id.");
+		return HF_ENOTFOUND;
+	}
+	if (kind && kind[0]) {
+		bool known = false;
+		for (int i = 0; i < K_COUNT && !known; i++)
+			known = strcmp(kind, KINDS[i]) == 0;
+		if (!known)
+			hf_ferrs_add(c->fe, "kind", "bad_value",
+				     "one of matched, amount_mismatch, duplicated, missing_in_ledger, missing_in_statement,"
+				     " broken_line");
+	} else {
+		kind = NULL;
+	}
+	if (after && after[0] && !id_parse(after, &after_id))
+		hf_ferrs_add(c->fe, "after", "bad_value", "the \"next\" of the previous page");
+	if (limit < 1)
+		hf_ferrs_add(c->fe, "limit", "out_of_range", "must be at least 1");
+	if (hf_ferrs_any(c->fe))
+		return HF_EINVAL;
+
+	json_t *run = NULL;
+	hf_err err = run_load(c->db, id, &run);
+	if (err == HF_ENOTFOUND)
+		MSG(c, "No reconciliation run has the id %lld.", (long long)id);
+	if (err)
+		return err;
+	/* One more than asked for tells whether there is a next page. Each form has its own index:
+	 * (run_id, kind, id) and (run_id, id). */
+	struct db_rows *r = NULL;
+	if (kind) {
+		struct db_val v[] = {DB_I64(id), db_str(kind), DB_I64(after_id), DB_I64(limit + 1)};
+		err = db_query(c->db,
+			       "SELECT id, kind, payment_id, line_no, ledger_amount, statement_amount, detail FROM recon_items"
+			       " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id LIMIT ?",
+			       v, HF_ARRAY_LEN(v), &r);
+	} else {
+		struct db_val v[] = {DB_I64(id), DB_I64(after_id), DB_I64(limit + 1)};
+		err = db_query(c->db,
+			       "SELECT id, kind, payment_id, line_no, ledger_amount, statement_amount, detail FROM recon_items"
+			       " WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+			       v, HF_ARRAY_LEN(v), &r);
+	}
+	if (err) {
+		json_decref(run);
+		return err;
+	}
+	json_t *items = json_array();
+	const char *next = NULL;
+	int n = 0;
+	char last[24] = "";
+	while (db_rows_next(r)) {
+		if (n == limit) {
+			next = last;
+			break;
+		}
+		n++;
+		hf_strlcpy(last, db_rows_str(r, 0), sizeof(last));
+		json_t *it = json_pack("{s:s, s:s}", "id", db_rows_str(r, 0), "kind", db_rows_str(r, 1));
+		json_object_set_new(it, "payment", db_rows_null(r, 2) ? json_null() : json_string(db_rows_str(r, 2)));
+		json_object_set_new(it, "line", db_rows_null(r, 3) ? json_null() : json_integer(db_rows_i64(r, 3)));
+		json_object_set_new(it, "ledger_amount", db_rows_null(r, 4) ? json_null() : json_integer(db_rows_i64(r, 4)));
+		json_object_set_new(it, "statement_amount",
+				    db_rows_null(r, 5) ? json_null() : json_integer(db_rows_i64(r, 5)));
+		json_object_set_new(it, "detail", db_rows_null(r, 6) ? json_null() : json_string(db_rows_str(r, 6)));
+		json_array_append_new(items, it);
+	}
+	json_object_set_new(run, "items", items);
+	json_object_set_new(run, "limit", json_integer(limit));
+	if (next)
+		json_object_set_new(run, "next", json_string(next));
+	db_rows_free(r);
+	*out = run;
+	return HF_OK;
+}
