@@ -162,7 +162,7 @@ with Suite() as s:
                        f" c.code = '{K}' AND p.status = 'collected'").strip())
     kills_during = 0
     for k in range(KILLS):
-        time.sleep(rng.uniform(0.05, 0.3))
+        time.sleep(rng.uniform(0.02, 0.12))
         kills_during += collected_count() < len(todo)
         kill9(core)
         core.start()
