@@ -11,7 +11,7 @@ from harness import Suite, Core, Mariadb, PaySim, _live_cores
 from kiosk_client import KioskKey, signed_headers
 
 KILLS = 20
-N_MOBILE = 400
+N_MOBILE = 800
 rng = random.Random(20261128)
 
 
@@ -162,7 +162,7 @@ with Suite() as s:
                        f" c.code = '{K}' AND p.status = 'collected'").strip())
     kills_during = 0
     for k in range(KILLS):
-        time.sleep(rng.uniform(0.02, 0.12))
+        time.sleep(rng.uniform(0.01, 0.06))
         kills_during += collected_count() < len(todo)
         kill9(core)
         core.start()
