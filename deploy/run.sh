@@ -37,7 +37,14 @@ die() { printf 'run: %s\n' "$*" >&2; exit 1; }
 core() { "$CORE" -c "$CONF" "$@"; }
 
 core_pid=""
+sim_pid=""
 cleaned=false
+stop_sim() {
+	[ -n "$sim_pid" ] || return 0
+	kill -TERM "$sim_pid" 2>/dev/null || true
+	wait "$sim_pid" 2>/dev/null || true
+	sim_pid=""
+}
 stop_core() {
 	[ -n "$core_pid" ] || return 0
 	if kill -0 "$core_pid" 2>/dev/null; then
@@ -57,6 +64,7 @@ cleanup() {
 	cleaned=true
 	trap - INT TERM HUP
 	stop_core
+	stop_sim
 	"$ROOT/deploy/mariadb.sh" stop || say "could not stop MariaDB cleanly"
 }
 on_signal() {
@@ -83,7 +91,26 @@ say "starting MariaDB ($HF_DB_DIR, 127.0.0.1:$HF_DB_PORT)"
 deploy/mariadb.sh start
 deploy/mariadb.sh init-db
 mkdir -p "$RUN_DIR"
-deploy/write-config.sh "$CONF" "$ROOT/var" "$PORT"
+# The payment provider simulator stands in for a mobile-money and a G2P Connect provider (docs/providers.md):
+# real money never moves from a demo.
+SIM_PORT=${HF_PAYSIM_PORT:-8090}
+SIM_DIR="$RUN_DIR/paysim"
+mkdir -p "$SIM_DIR"
+[ -f "$SIM_DIR/g2p.seed" ] || "$BUILD/bin/hifadhi-paysim" keygen --g2p-key-file "$SIM_DIR/g2p.seed" \
+	--public-out "$SIM_DIR/g2p.pub" --secret-file "$SIM_DIR/b2c.secret" >/dev/null || die "paysim keygen failed"
+if (exec 3<>"/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null; then
+	die "port $SIM_PORT on 127.0.0.1 is already in use; set HF_PAYSIM_PORT"
+fi
+(
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+	done
+	exec setsid "$BUILD/bin/hifadhi-paysim" --port "$SIM_PORT" --secret-file "$SIM_DIR/b2c.secret" \
+		--g2p-key-file "$SIM_DIR/g2p.seed" --sender-id paysim </dev/null >>"$RUN_DIR/paysim.log" 2>&1
+) &
+sim_pid=$!
+HF_PAYSIM_URL="http://127.0.0.1:$SIM_PORT" HF_PAYSIM_DIR="$SIM_DIR" deploy/write-config.sh "$CONF" "$ROOT/var" "$PORT"
 say "creating keys (if missing) and applying migrations"
 core keygen
 core migrate
@@ -117,10 +144,13 @@ make_demo_staff() {
 	umask 077
 	echo '{' >"$tmp"
 	local first=true
-	for role in admin registrar case_worker payment_officer auditor support; do
+	# payment_checker: a second payment officer, because a payroll is approved by someone other than its maker.
+	for name in admin registrar case_worker payment_officer payment_checker auditor support; do
+		role=$name
+		[ "$name" = payment_checker ] && role=payment_officer
 		pw="demo-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-		out=$(printf '%s\n' "$pw" | core user add "demo.${role//_/-}" --role "$role" --json) ||
-			die "could not create demo.${role//_/-} (if var/run/demo-staff.json was deleted but the database kept, remove var/ to start afresh)"
+		out=$(printf '%s\n' "$pw" | core user add "demo.${name//_/-}" --role "$role" --json) ||
+			die "could not create demo.${name//_/-} (if var/run/demo-staff.json was deleted but the database kept, remove var/ to start afresh)"
 		$first || echo ',' >>"$tmp"
 		first=false
 		printf '%s' "$out" | python3 -c '
@@ -128,7 +158,7 @@ import json, sys
 o = json.load(sys.stdin)
 print(json.dumps(sys.argv[1]) + ": " + json.dumps({"username": o["username"], "password": sys.argv[2],
       "secret": o["secret"], "otpauth_uri": o["otpauth_uri"], "recovery_codes": o["recovery_codes"]}))' \
-			"$role" "$pw" >>"$tmp"
+			"$name" "$pw" >>"$tmp"
 	done
 	echo '}' >>"$tmp"
 	mv -f "$tmp" "$STAFF"
@@ -193,6 +223,9 @@ cat <<BANNER
                   deploy/demo_staff.py var/run/demo-staff.json code registrar)
    log in        TOKEN=\$(deploy/demo_staff.py var/run/demo-staff.json login registrar $BASE)
                  curl -H "Authorization: Bearer \$TOKEN" $BASE/api/v1/auth/me
+   payments      provider simulator (mobile money "mpesa", G2P "g2pbank") on http://127.0.0.1:$SIM_PORT,
+                 log var/run/paysim.log; demo.payment-officer makes a payroll, demo.payment-checker
+                 approves it: README "Payments" and docs/payments.md
    roles         docs/roles.md   security: docs/security.md
  Stop with Ctrl-C (stops hifadhi-core, then MariaDB).
 ==================================================================================

@@ -67,5 +67,26 @@ dir = $ROOT/deploy/workflows
 
 [eligibility]
 dir = $ROOT/deploy/eligibility
+
+[menus]
+dir = $ROOT/menus
+
+[payments]
+callback_base = http://127.0.0.1:$port
 CONF
+# A payment provider (the simulator of `make run`): HF_PAYSIM_URL and HF_PAYSIM_DIR (its keys).
+if [ -n "${HF_PAYSIM_URL:-}" ]; then
+	sim_dir=$(from_root "$HF_PAYSIM_DIR")
+	cat >>"$tmp" <<CONF
+
+[providers]
+b2c_name = mpesa
+b2c_url = $HF_PAYSIM_URL
+b2c_secret_file = $sim_dir/b2c.secret
+g2p_name = g2pbank
+g2p_url = $HF_PAYSIM_URL
+g2p_public_key_file = $sim_dir/g2p.pub
+g2p_sender_id = paysim
+CONF
+fi
 mv -f "$tmp" "$out"

@@ -64,7 +64,9 @@ WARMUP=${HF_BENCH_WARMUP:-3}
 HH_A=${HF_BENCH_HH_A:-20000}
 HH_B=${HF_BENCH_HH_B:-100000}
 HH_C=${HF_BENCH_HH_C:-250000}
-ONLY=${HF_BENCH_ONLY:-ABCDEFGHI}
+ONLY=${HF_BENCH_ONLY:-ABCDEFGHIJKL}
+PAY_N=${HF_BENCH_PAY_N:-20000}      # payments disbursed in K (each of B2C and G2P)
+RECON_N=${HF_BENCH_RECON_N:-1000000} # statement lines in L
 CASES_N=${HF_BENCH_CASES:-1000000}
 PORT=${HF_BENCH_PORT:-18327}
 BARE_PORT=$((PORT + 1))
@@ -106,6 +108,7 @@ done
 
 core_pid=""
 bare_pid=""
+sim_pid=""
 fg_pid=""
 db_started=false
 cleaned=false
@@ -135,6 +138,7 @@ run_waited() {
 
 stop_core() { stop_pid "$core_pid" hifadhi-core; core_pid=""; }
 stop_bare() { stop_pid "$bare_pid" bare_mhd; bare_pid=""; }
+stop_sim() { stop_pid "$sim_pid" hifadhi-paysim; sim_pid=""; }
 
 cleanup() {
 	$cleaned && return 0
@@ -143,6 +147,7 @@ cleanup() {
 	stop_pid "$fg_pid" "the running command"
 	stop_core
 	stop_bare
+	stop_sim
 	if $db_started; then
 		[ -f "$VAR/mariadb/error.log" ] && cp "$VAR/mariadb/error.log" "$LOGS/mariadb-error.log" 2>/dev/null
 		"$MARIADB" stop >>"$LOGS/mariadb-stop.log" 2>&1 || say "could not stop the bench MariaDB in $VAR/mariadb"
@@ -256,16 +261,16 @@ start_bare() {
 
 # bench_token CONF ROLE: a session token of bench.ROLE in CONF's database (the account is made on first use;
 # its password and TOTP secret stay in var/bench/). Needs serve running.
-bench_token() {
-	local conf=$1 role=$2 db file pw
+bench_token() { # bench_token CONF ROLE [NAME]: NAME makes a second account of the same role
+	local conf=$1 role=$2 name=${3:-$2} db file pw
 	db=$(sed -n 's/^name = //p' "$conf" | head -n 1)
 	file="$VAR/staff-$db.json"
 	[ -s "$file" ] || echo '{}' >"$file"
-	if ! python3 -c 'import json,sys; sys.exit(0 if sys.argv[2] in json.load(open(sys.argv[1])) else 1)' "$file" "$role"; then
+	if ! python3 -c 'import json,sys; sys.exit(0 if sys.argv[2] in json.load(open(sys.argv[1])) else 1)' "$file" "$name"; then
 		pw="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-		printf '%s\n' "$pw" | "$CORE" -c "$conf" user add "bench.${role//_/-}" --role "$role" --json >"$VAR/user.json" \
-			2>>"$LOGS/setup.log" || die "user add bench.$role failed; see $LOGS/setup.log"
-		python3 - "$file" "$role" "$pw" "$VAR/user.json" <<'PY'
+		printf '%s\n' "$pw" | "$CORE" -c "$conf" user add "bench.${name//_/-}" --role "$role" --json >"$VAR/user.json" \
+			2>>"$LOGS/setup.log" || die "user add bench.$name failed; see $LOGS/setup.log"
+		python3 - "$file" "$name" "$pw" "$VAR/user.json" <<'PY'
 import json, sys
 f, role, pw, out = sys.argv[1:5]
 d = json.load(open(f))
@@ -274,7 +279,7 @@ d[role] = {"username": o["username"], "password": pw, "secret": o["secret"]}
 json.dump(d, open(f, "w"))
 PY
 	fi
-	"$ROOT/deploy/demo_staff.py" "$file" login "$role" "http://127.0.0.1:$PORT" || die "login of bench.$role failed"
+	"$ROOT/deploy/demo_staff.py" "$file" login "$name" "http://127.0.0.1:$PORT" || die "login of bench.$name failed"
 }
 
 # The programmes the generated data enrols people in (`gen` uses these codes).
@@ -876,6 +881,205 @@ if [[ "$ONLY" == *I* ]]; then
 		"$(mark "$W_RPS >= 2000")"
 	row "I   rows written" "$(fmt_int "$lodged") cases, $(fmt_int "$sms") SMS queued" "" "(info)"
 	root_sql -e "DROP DATABASE hf_bench_i"
+fi
+
+# ---- payments: helpers
+
+# api TOKEN METHOD PATH [BODY]: one call; prints the body, fails the run on a status other than 2xx.
+api() {
+	local token=$1 method=$2 path=$3 body=${4:-} code
+	code=$(curl -s -o "$LOGS/api.json" -w '%{http_code}' --max-time 900 -X "$method" -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $token" ${body:+-d "$body"} "http://127.0.0.1:$PORT/api/v1/$path")
+	case "$code" in 2??) cat "$LOGS/api.json" ;; *) die "$method $path answered $code: $(head -c 500 "$LOGS/api.json")" ;; esac
+}
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin)
+for k in sys.argv[1].split("."): d=d[k]
+print(d)' "$1"; }
+
+# enrol_all DB PROGRAMME K: every individual enrolled (benchmark setup, straight into the table); K (0-3) keeps
+# the enrolment ids of different programmes apart.
+enrol_all() {
+	root_sql "$1" -e "INSERT INTO enrolments (id, programme_id, programme_code, individual_id, status, created_at,
+		created_by, updated_at, updated_by) SELECT i.id * 4 + $3, p.id, p.code, i.id, 'enrolled',
+		UTC_TIMESTAMP(3) - INTERVAL 1 DAY, 'bench', UTC_TIMESTAMP(3), 'bench' FROM individuals i JOIN programmes p ON
+		p.code = '$2'" || die "enrolling everybody in $2 failed"
+}
+
+SIM="$BUILD/bin/hifadhi-paysim"
+SIM_PORT=$((PORT + 2))
+start_sim() {
+	local tries=$((HEALTH_DEADLINE_S * 20))
+	[ -f "$VAR/sim/g2p.seed" ] || { mkdir -p "$VAR/sim" && "$SIM" keygen --g2p-key-file "$VAR/sim/g2p.seed" \
+		--public-out "$VAR/sim/g2p.pub" --secret-file "$VAR/sim/b2c.secret" >/dev/null; } || die "paysim keygen failed"
+	"$SIM" --port "$SIM_PORT" --secret-file "$VAR/sim/b2c.secret" --g2p-key-file "$VAR/sim/g2p.seed" --sender-id paysim \
+		--log-level warn </dev/null >"$LOGS/paysim.log" 2>&1 &
+	sim_pid=$!
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$SIM_PORT/_sim/health")" = 200 ]; do
+		kill -0 "$sim_pid" 2>/dev/null || { sim_pid=""; die "hifadhi-paysim exited; log: $LOGS/paysim.log"; }
+		((tries-- > 0)) || die "hifadhi-paysim did not answer within ${HEALTH_DEADLINE_S}s"
+		sleep 0.05
+	done
+}
+PROVIDERS=(providers.b2c_name=mpesa "providers.b2c_url=http://127.0.0.1:$SIM_PORT"
+	"providers.b2c_secret_file=$VAR/sim/b2c.secret" providers.g2p_name=g2pbank
+	"providers.g2p_url=http://127.0.0.1:$SIM_PORT" "providers.g2p_public_key_file=$VAR/sim/g2p.pub"
+	providers.g2p_sender_id=paysim "payments.callback_base=http://127.0.0.1:$PORT")
+
+# ---- J: payroll generation for ~1,000,000 enrolled beneficiaries, against a plain INSERT ... SELECT
+
+if [[ "$ONLY" == *J* || "$ONLY" == *L* ]]; then
+	CONF_J="$VAR/core-j.conf"
+	new_db hf_bench_j "$CONF_J"
+	rows_j=$(gen_csv "$HH_C" 10 "$VAR/j.csv")
+	start_sim
+	start_core "$CONF_J" "$BEST_THREADS" "$LOGS/core-j-setup.log" "${PROVIDERS[@]}"
+	create_programmes "$CONF_J"
+	stop_core
+	import_csv "$CONF_J" "$VAR/j.csv" j
+	rm -f "$VAR/j.csv"
+	root_sql hf_bench_j -e "DELETE FROM enrolments"
+	enrol_all hf_bench_j OPCT 0
+	enrolled=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_j.enrolments")
+	say "J: the same payroll rows with a plain INSERT ... SELECT (no rules, no exclusions, one statement)"
+	root_sql hf_bench_j -e "CREATE TABLE payroll_plain LIKE payments"
+	t0=$(now)
+	root_sql hf_bench_j -e "INSERT INTO payroll_plain (id, cycle_id, enrolment_id, individual_id, household_id,
+		location_id, amount, currency, channel, pay_point, status, created_at, updated_at) SELECT e.id, 1, e.id,
+		i.id, i.household_id, h.location_id, 400000, 'KES', 'kiosk', 'PP', 'scheduled', UTC_TIMESTAMP(3),
+		UTC_TIMESTAMP(3) FROM enrolments e JOIN individuals i ON i.id = e.individual_id LEFT JOIN households h ON
+		h.id = i.household_id WHERE e.status = 'enrolled'" || die "J: plain insert failed"
+	t1=$(now)
+	plain_s=$(elapsed "$t0" "$t1")
+	plain_rows=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_j.payroll_plain")
+	root_sql hf_bench_j -e "DROP TABLE payroll_plain"
+	start_core "$CONF_J" "$BEST_THREADS" "$LOGS/core-j.log" "${PROVIDERS[@]}"
+	tok=$(bench_token "$CONF_J" payment_officer)
+	# Kiosk payments (everyone is paid, phone or not), a pay point per region, as a national cycle would be.
+	pp=$(root_sql -e "SELECT CONCAT('{', GROUP_CONCAT(CONCAT('\"', name, '\":\"PP-', id % 1000, '\"')), '}') FROM
+		hf_bench_j.locations WHERE level = 'region'")
+	api "$tok" POST cycles '{"code":"BENCH-J","programme":"OPCT","rule":{"kind":"flat","amount":400000,"top_ups":[{"category":"age_70_plus","amount":100000}]},"cutoff_date":"2099-01-01","pay_from":"2099-01-02","pay_until":"2099-01-31","channel":"kiosk","pay_points":'"$pp"'}' >/dev/null
+	say "J: POST /api/v1/cycles/BENCH-J/payroll over $(fmt_int "$enrolled") enrolments"
+	cpu_mark m0
+	t0=$(now)
+	out=$(api "$tok" POST cycles/BENCH-J/payroll '{}')
+	t1=$(now)
+	cpu_mark m1
+	NOISE+=("payroll: $(cpu_report "$m0" "$m1")")
+	gen_s=$(elapsed "$t0" "$t1")
+	count_j=$(jget payroll_count <<<"$out")
+	stop_core
+	if [ "$count_j" != "$plain_rows" ]; then
+		INVALID=1
+		row "J payroll generation" "$count_j payments vs $plain_rows plain rows" "" "INVALID"
+	else
+		row "J payroll of $(fmt_int "$count_j") payments" "${gen_s} s" "target <= 60 s" "$(mark "$gen_s <= 60")"
+		row "J   vs plain INSERT ... SELECT" "$(calc %.2f "$plain_s / $gen_s") (ratio)" "plain ${plain_s} s" "(info)"
+	fi
+	NOTES+=("J: $(fmt_int "$enrolled") enrolments (everyone generated, straight into the table); the payroll applies the rule (flat + a top-up for 70+ computed per person), the exclusions, the pay point of each person's region and the overlap guard, in batches of 25,000 (one transaction each)")
+fi
+
+# ---- K: disbursement to the provider simulator, callbacks included
+
+if [[ "$ONLY" == *K* ]]; then
+	CONF_K="$VAR/core-k.conf"
+	new_db hf_bench_k "$CONF_K"
+	rows_k=$(gen_csv $((PAY_N / 3)) 11 "$VAR/k.csv")
+	[ -n "${sim_pid:-}" ] || start_sim
+	start_core "$CONF_K" "$BEST_THREADS" "$LOGS/core-k-setup.log" "${PROVIDERS[@]}"
+	create_programmes "$CONF_K"
+	stop_core
+	import_csv "$CONF_K" "$VAR/k.csv" k
+	rm -f "$VAR/k.csv"
+	root_sql hf_bench_k -e "DELETE FROM enrolments"
+	enrol_all hf_bench_k OPCT 0
+	enrol_all hf_bench_k PWSD-CT 1
+	curl -s -X POST "http://127.0.0.1:$SIM_PORT/_sim/reset" >/dev/null
+	start_core "$CONF_K" "$BEST_THREADS" "$LOGS/core-k.log" "${PROVIDERS[@]}" payments.query_after_s=30
+	maker=$(bench_token "$CONF_K" payment_officer)
+	checker=$(bench_token "$CONF_K" payment_officer payment_checker)
+	for p in OPCT PWSD-CT; do
+		api "$maker" POST ledger/funding "{\"programme\":\"$p\",\"amount\":100000000000,\"currency\":\"KES\",\"reference\":\"BENCH-$p\"}" >/dev/null
+	done
+	for spec in B2C:OPCT:mobile_money G2P:PWSD-CT:g2p; do
+		IFS=: read -r label prog channel <<<"$spec"
+		api "$maker" POST cycles "{\"code\":\"BENCH-$label\",\"programme\":\"$prog\",\"rule\":{\"kind\":\"flat\",\"amount\":250000},\"cutoff_date\":\"2099-01-01\",\"pay_from\":\"2099-01-02\",\"pay_until\":\"2099-01-31\",\"channel\":\"$channel\"}" >/dev/null
+		n=$(api "$maker" POST "cycles/BENCH-$label/payroll" '{}' | jget payroll_count)
+		api "$maker" POST "cycles/BENCH-$label/submit" '{}' >/dev/null
+		say "K: approve BENCH-$label ($(fmt_int "$n") payments over $channel) and wait until every one is paid"
+		cpu_mark m0
+		t0=$(now)
+		api "$checker" POST "cycles/BENCH-$label/approve" '{}' >/dev/null
+		deadline=$(($(date +%s) + 600))
+		while :; do
+			done_n=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_k.payments p JOIN hf_bench_k.payment_cycles c ON
+				c.id = p.cycle_id WHERE c.code = 'BENCH-$label' AND p.status IN ('paid', 'failed')")
+			[ "$done_n" = "$n" ] && break
+			[ "$(date +%s)" -lt "$deadline" ] || die "K: only $done_n of $n payments settled in 10 minutes"
+			sleep 0.2
+		done
+		t1=$(now)
+		cpu_mark m1
+		NOISE+=("disburse-$label: $(cpu_report "$m0" "$m1")")
+		k_s=$(elapsed "$t0" "$t1")
+		paid=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_k.payments p JOIN hf_bench_k.payment_cycles c ON
+			c.id = p.cycle_id WHERE c.code = 'BENCH-$label' AND p.status = 'paid'")
+		rate=$(calc %.0f "$n / $k_s")
+		if [ "$paid" != "$n" ]; then
+			INVALID=1
+			row "K disbursement $label" "$paid of $n paid" "" "INVALID"
+		else
+			row "K disbursement $label, $(fmt_int "$n") payments" "$(fmt_int "$rate")/s (${k_s} s)" "target >= 1,000/s" \
+				"$(mark "$rate >= 1000")"
+		fi
+	done
+	"$CORE" -c "$CONF_K" ledger check >"$LOGS/k-ledger.json" 2>&1 || { INVALID=1; row "K ledger check" "FAILED" "" "INVALID"; }
+	stop_core
+	NOTES+=("K: from the approval to the last payment settled: claim in batches, send (B2C one request per payment from 8 threads; G2P one envelope per batch), signed callbacks applied one transaction each, every step audited")
+	root_sql -e "DROP DATABASE hf_bench_k"
+fi
+
+# ---- L: reconciliation of a 1,000,000-line provider statement
+
+if [[ "$ONLY" == *L* ]]; then
+	say "L: statement of $(fmt_int "$RECON_N") lines against a cycle of as many paid payments"
+	# The payments of J's payroll, paid (straight into the tables: the ledger as the disburser leaves it).
+	root_sql hf_bench_j -e "UPDATE payment_cycles SET status = 'approved', channel = 'mobile_money', provider = 'mpesa'
+		WHERE code = 'BENCH-J'; UPDATE payments SET channel = 'mobile_money', provider = 'mpesa', pay_point = NULL;
+		UPDATE payments SET status = 'paid', receipt = CONCAT('R', id), paid_amount = amount, settled_at = UTC_TIMESTAMP(3)
+		WHERE id IN (SELECT id FROM (SELECT id FROM payments ORDER BY id LIMIT $RECON_N) x);
+		INSERT INTO ledger_accounts (id, code, kind, currency, created_at) VALUES (1, 'settlement:mpesa', 'settlement',
+		'KES', UTC_TIMESTAMP(3)), (2, 'paid:OPCT', 'paid', 'KES', UTC_TIMESTAMP(3));
+		INSERT INTO ledger_postings (id, idem_key, kind, cycle_id, payment_id, posted_at, posted_by) SELECT id,
+		CONCAT('paid:', id), 'paid', cycle_id, id, UTC_TIMESTAMP(3), 'bench' FROM payments WHERE status = 'paid';
+		INSERT INTO ledger_entries (id, posting_id, account_id, amount, currency) SELECT id * 2, id, 1, -amount, 'KES'
+		FROM payments WHERE status = 'paid' UNION ALL SELECT id * 2 + 1, id, 2, amount, 'KES' FROM payments WHERE
+		status = 'paid'" || die "L: preparing the paid payments failed"
+	{
+		echo "provider_ref,reference_id,amount_minor,currency,status,completed_at"
+		root_sql hf_bench_j -e "SELECT CONCAT('R', id, ',HF', id, ',', amount, ',KES,PAID,2099-01-05T10:00:00Z') FROM payments
+			WHERE status = 'paid' ORDER BY RAND(12)"
+	} >"$VAR/statement.csv"
+	lines=$(($(wc -l <"$VAR/statement.csv") - 1))
+	cpu_mark m0
+	t0=$(now)
+	run_waited timeout 900 "$CORE" -c "$CONF_J" reconcile BENCH-J "$VAR/statement.csv" >"$LOGS/l-recon.json" \
+		2>"$LOGS/l-recon.err" || { cat "$LOGS/l-recon.err" >&2; die "L: reconcile failed"; }
+	t1=$(now)
+	cpu_mark m1
+	NOISE+=("reconcile: $(cpu_report "$m0" "$m1")")
+	l_s=$(elapsed "$t0" "$t1")
+	matched=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["matched"])' "$LOGS/l-recon.json")
+	if [ "$matched" != "$lines" ]; then
+		INVALID=1
+		row "L reconciliation" "$matched of $lines lines matched" "" "INVALID"
+	else
+		row "L reconciliation, $(fmt_int "$lines") lines" "${l_s} s" "target <= 60 s" "$(mark "$l_s <= 60")"
+	fi
+	rm -f "$VAR/statement.csv"
+fi
+if [[ "$ONLY" == *J* || "$ONLY" == *L* ]]; then
+	stop_sim
+	root_sql -e "DROP DATABASE hf_bench_j"
 fi
 
 # ---- summary
