@@ -502,10 +502,14 @@ static hf_err r_notice_send(struct call *c, json_t **out) { return notices_send(
 static hf_err r_notice_list(struct call *c, json_t **out) { return notices_list(SVC(c), c->seg[1], out); }
 static hf_err r_outbox_claim(struct call *c, json_t **out)
 {
-	int limit = limit_arg(c, 50);
-	if (!limit)
+	/* The gateway drains in larger steps than a person pages: up to 500 messages a call. */
+	int64_t limit = 50;
+	const char *lim = arg(c, "limit");
+	if (lim && hf_parse_i64(lim, 1, 500, &limit)) {
+		hf_ferrs_add(&c->fe, "limit", "out_of_range", "must be 1 to 500");
 		return HF_EINVAL;
-	return notices_outbox_claim(SVC(c), limit, out);
+	}
+	return notices_outbox_claim(SVC(c), (int)limit, out);
 }
 static hf_err r_outbox_status(struct call *c, json_t **out)
 {

@@ -35,6 +35,7 @@ struct db {
 	uint64_t tick;
 	bool broken; /* a connection-level error happened: reconnect before the next use */
 	bool in_tx;  /* between db_begin and commit/rollback */
+	uint64_t tx_serial; /* counts db_begin calls: tells one transaction from the next */
 	const struct db_conf *reconnect_conf; /* pool connections only: how to reconnect by ourselves */
 	char conflict_key[65];
 };
@@ -711,6 +712,7 @@ hf_err db_begin(struct db *db)
 			return map_error(db, mysql_errno(db->my), mysql_error(db->my), "begin");
 	}
 	db->in_tx = true;
+	db->tx_serial++;
 	return HF_OK;
 }
 
@@ -758,6 +760,11 @@ hf_err db_tx(struct db *db, db_tx_fn fn, void *ctx)
 		hf_log(HF_LOG_INFO, "core.db", "msg=\"transaction retried after a conflict\" attempt=%d", attempt + 1);
 	}
 	return err;
+}
+
+uint64_t db_tx_serial(const struct db *db)
+{
+	return db->tx_serial;
 }
 
 bool db_in_tx(const struct db *db)

@@ -91,6 +91,8 @@ HF_MUST_CHECK hf_err db_tx(struct db *db, db_tx_fn fn, void *ctx);
 
 /* Whether db is inside db_begin/db_tx (its reads see the transaction's snapshot). */
 bool db_in_tx(const struct db *db);
+/* A number that changes with every transaction begun on db (to tell "this transaction" from later ones). */
+uint64_t db_tx_serial(const struct db *db);
 
 /* Name of the unique key that caused the last HF_ECONFLICT ("" if none). The value is never kept: MariaDB
  * puts it in its message, and it may be personal data. */

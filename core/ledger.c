@@ -19,6 +19,38 @@ static const char *kind_of(const char *code)
 	return NULL;
 }
 
+/* Account ids never change and accounts are never deleted, so each thread keeps the ones it has seen
+ * committed: the hot path (a callback's posting) then skips two lookups. An account this thread created
+ * is not cached until a later transaction sees it again: the creating transaction may still roll back. */
+#define ACC_CACHE 64
+struct acc_entry {
+	char code[LEDGER_CODE_MAX + 1], currency[4];
+	int64_t id;
+};
+static _Thread_local struct acc_entry t_cache[ACC_CACHE];
+static _Thread_local size_t t_ncache;
+static _Thread_local struct {
+	char code[LEDGER_CODE_MAX + 1];
+	uint64_t serial;
+} t_created[LEDGER_MAX_LEGS * 2];
+static _Thread_local size_t t_ncreated;
+
+static const struct acc_entry *cache_find(const char *code)
+{
+	for (size_t i = 0; i < t_ncache; i++)
+		if (strcmp(t_cache[i].code, code) == 0)
+			return &t_cache[i];
+	return NULL;
+}
+
+static bool created_here(const struct db *db, const char *code)
+{
+	for (size_t i = 0; i < t_ncreated; i++)
+		if (t_created[i].serial == db_tx_serial(db) && strcmp(t_created[i].code, code) == 0)
+			return true;
+	return false;
+}
+
 /* The account's id, created on first use. A locking read sees rows other transactions committed since
  * ours began, so two transactions creating the same account meet at the unique key, not in two rows. */
 static hf_err account_id(struct db *db, const char *code, const char *currency, bool lock, int64_t *id)
@@ -26,6 +58,11 @@ static hf_err account_id(struct db *db, const char *code, const char *currency, 
 	const char *kind = kind_of(code);
 	if (!kind || strlen(code) > LEDGER_CODE_MAX)
 		return HF_EINVAL;
+	const struct acc_entry *hit = lock ? NULL : cache_find(code);
+	if (hit) {
+		*id = hit->id;
+		return !currency || strcmp(hit->currency, currency) == 0 ? HF_OK : HF_EINVAL;
+	}
 	struct db_val v[] = {db_str(code)};
 	for (int attempt = 0; attempt < 2; attempt++) {
 		struct db_rows *r = NULL;
@@ -37,9 +74,16 @@ static hf_err account_id(struct db *db, const char *code, const char *currency, 
 			return err;
 		if (db_rows_next(r)) {
 			*id = db_rows_i64(r, 0);
-			bool same = !currency || strcmp(db_rows_str(r, 1), currency) == 0;
+			char cur[4];
+			hf_strlcpy(cur, db_rows_str(r, 1), sizeof(cur));
 			db_rows_free(r);
-			return same ? HF_OK : HF_EINVAL;
+			if (!created_here(db, code) && !cache_find(code) && t_ncache < ACC_CACHE) {
+				struct acc_entry *e = &t_cache[t_ncache++];
+				hf_strlcpy(e->code, code, sizeof(e->code));
+				hf_strlcpy(e->currency, cur, sizeof(e->currency));
+				e->id = *id;
+			}
+			return !currency || strcmp(cur, currency) == 0 ? HF_OK : HF_EINVAL;
 		}
 		db_rows_free(r);
 		if (!currency)
@@ -51,6 +95,17 @@ static hf_err account_id(struct db *db, const char *code, const char *currency, 
 			      " UTC_TIMESTAMP(3))",
 			      w, 4, NULL);
 		if (!err) {
+			/* A slot of an earlier transaction is free again; a transaction creating more than the
+			 * slots is not ours to make (a posting has at most LEDGER_MAX_LEGS accounts). */
+			size_t k = 0;
+			while (k < t_ncreated && t_created[k].serial == db_tx_serial(db))
+				k++;
+			if (k == HF_ARRAY_LEN(t_created))
+				return HF_EINTERNAL;
+			if (k == t_ncreated)
+				t_ncreated++;
+			hf_strlcpy(t_created[k].code, code, sizeof(t_created[k].code));
+			t_created[k].serial = db_tx_serial(db);
 			*id = nid;
 			return HF_OK;
 		}

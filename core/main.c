@@ -88,6 +88,9 @@ static hf_err load_config(const char *path, const char *const *ov, size_t nov, s
 	hf_err e = hf_config_load(core_config_decls, core_config_ndecls, path, ov, nov, out, &err);
 	if (!e)
 		e = app_rules_from_config(*out, &err);
+	if (!e)
+		alert_rules_configure((int)hf_config_int(*out, "payments.pending_alert_s"),
+				      (int)hf_config_int(*out, "payments.uncollected_days"));
 	if (e)
 		fprintf(stderr, "hifadhi-core: config: %s\n", hf_buf_cstr(&err));
 	hf_buf_release(&err);

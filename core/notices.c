@@ -50,9 +50,9 @@
 
 #define NOTICE_BATCH 1000          /* payments per transaction when sending */
 #define NOTICE_INSERT_ROWS 100     /* outbox rows per INSERT statement */
+#define NOTICE_RANGE_ROWS 4000     /* payments read per batch's id range (a batch plans 1000): in its SQL */
 #define NOTICE_MAX_RECIPIENTS 1000000
 #define NOTICE_MAX_AHEAD_S (30 * 86400)
-#define NOTICE_RECENT_H 24
 #define NOTICE_LIST_MAX 200 /* newest notices listed (in the SQL below) */
 #define PREVIEW_MAX_LANGS 32
 #define OUTBOX_CLAIM_MAX 500
@@ -502,14 +502,10 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* menus.dir is declared by core_config.c; a configuration without the declaration (an older build of it)
- * uses "menus" rather than aborting in the accessor. */
+/* menus.dir (core_config.c); "menus" without a configuration (unit tests, benchmarks). */
 static const char *menus_dir(const struct hf_config *cfg)
 {
-	for (size_t i = 0; cfg && i < core_config_ndecls; i++)
-		if (strcmp(core_config_decls[i].key, "menus.dir") == 0)
-			return hf_config_str(cfg, "menus.dir");
-	return "menus";
+	return cfg ? hf_config_str(cfg, "menus.dir") : "menus";
 }
 
 hf_err notices_init(const struct hf_config *cfg, struct hf_buf *err)
@@ -817,7 +813,12 @@ static void filter_read(struct svc_call *c, json_t *body, bool with_send_at, str
 	(void)hf_json_get_str(body, "", "location", false, 1, 320, c->fe, &f->location);
 	(void)hf_json_get_enum(body, "", "status", false, PAYMENT_STATUSES, c->fe, &f->status);
 	if (with_send_at)
-		(void)hf_json_get_str(body, "", "send_at", false, 20, 20, c->fe, send_at);
+		(void)hf_json_get_str(body, "", "send_at", false, 1, 32, c->fe, send_at);
+	if (f->location && (f->location[0] == '/' || f->location[strlen(f->location) - 1] == '/' ||
+			    strstr(f->location, "//"))) {
+		hf_ferrs_add(c->fe, "location", "format", "a path of names: Region, Region/District or Region/District/Village");
+		f->location = NULL;
+	}
 	if (f->location) {
 		/* "Region/District" also matches its villages, never "Region/Districtville". */
 		size_t k = 0;
@@ -960,11 +961,9 @@ struct send_ctx {
 	const struct filter *f;
 	int64_t notice_id;
 	int64_t send_after_ms;
-	/* the plan: payees with a phone, sorted; those reached within 24 h, sorted */
-	int64_t *ids;
+	/* the plan: payees with a phone, sorted by payment id; each batch takes a range of them */
+	const int64_t *ids;
 	size_t n_ids;
-	int64_t *recent;
-	size_t n_recent;
 	/* the batch being written */
 	size_t lo, hi; /* ids[lo..hi] */
 	int inserted, skipped;
@@ -1003,18 +1002,20 @@ static hf_err id_collect(void *vctx, struct db_rows *row)
 	return HF_OK;
 }
 
-/* Payments of this cycle that have this template coming or gone within 24 h of send_after (not failed),
- * in [lo, hi]: a beneficiary does not get the same text twice in a day. */
+/* Payments in [lo, hi] of this cycle that have this template coming or gone within 24 h of send_after (not
+ * failed): a beneficiary does not get the same text twice in a day. Written to start from outbox.payment_id
+ * (an index on outbox (payment_id, template) makes it a range read); without one, the join goes through
+ * the cycle's notices of this template. */
 #define RECENT_SQL                                                                                             \
-	"SELECT DISTINCT o.payment_id FROM payment_notices n JOIN outbox o ON o.notice_id = n.id WHERE"          \
-	" n.cycle_id = ? AND n.template = ? AND n.id <> ? AND o.status <> 'failed' AND o.send_after >"             \
+	"SELECT DISTINCT o.payment_id FROM outbox o JOIN payment_notices n ON n.id = o.notice_id WHERE"          \
+	" o.payment_id BETWEEN ? AND ? AND o.template = ? AND o.status <> 'failed' AND o.send_after >"             \
 	" FROM_UNIXTIME(? / 1000) - INTERVAL 24 HOUR AND o.send_after < FROM_UNIXTIME(? / 1000) + INTERVAL 24 HOUR" \
-	" AND o.payment_id BETWEEN ? AND ? ORDER BY o.payment_id"
+	" AND n.cycle_id = ? AND n.template = ? AND n.id <> ? ORDER BY o.payment_id"
 
 static hf_err recent_query(struct db *db, const struct send_ctx *s, int64_t lo, int64_t hi, struct id_list *out)
 {
-	struct db_val v[] = {DB_I64(s->cy->id), db_str(s->f->tmpl), DB_I64(s->notice_id), DB_I64(s->send_after_ms),
-			     DB_I64(s->send_after_ms), DB_I64(lo), DB_I64(hi)};
+	struct db_val v[] = {DB_I64(lo),	       DB_I64(hi),	   db_str(s->f->tmpl),	   DB_I64(s->send_after_ms),
+			     DB_I64(s->send_after_ms), DB_I64(s->cy->id), db_str(s->f->tmpl), DB_I64(s->notice_id)};
 	return db_stream(db, RECENT_SQL, v, HF_ARRAY_LEN(v), id_collect, out);
 }
 
@@ -1111,6 +1112,7 @@ static hf_err batch_body(struct db *db, void *vctx)
 		err = db_query(db,
 			       "SELECT p.id, p.amount, p.currency, COALESCE(p.pay_point, ''), i.id, i.language, i.phone_enc"
 			       FILTER_FROM " AND p.id BETWEEN ? AND ? AND i.phone_enc IS NOT NULL ORDER BY p.id LIMIT 4000",
+			       /* NOTICE_RANGE_ROWS */
 			       v, HF_ARRAY_LEN(v), &r);
 	if (err) {
 		free(recent.a);
@@ -1118,7 +1120,7 @@ static hf_err batch_body(struct db *db, void *vctx)
 	}
 	struct pending_row rows[NOTICE_INSERT_ROWS];
 	size_t nrows = 0;
-	int64_t *used = hf_xcalloc(4000, sizeof(*used));
+	int64_t *used = hf_xcalloc(NOTICE_RANGE_ROWS, sizeof(*used));
 	size_t n_used = 0;
 	struct hf_buf phone;
 	hf_buf_init(&phone, 256);

@@ -653,28 +653,35 @@ static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 
 /* ------------------------------------------------------------------ classifying (one transaction) */
 
+/* Plans are pinned (join order, indexes) in every statement evaluated once per line or payment: with the
+ * statistics of tables just loaded (a run's lines, a ledger migrated in) the optimizer takes a table of a
+ * million rows for an empty one and picks a scan, once per line: a 30-second job becomes a day's. */
+
 /* What our ledger says reached the beneficiary of payment p: the entries of its postings on 'paid'
  * accounts. Probed by payment (postings) then posting (entries): a few index lookups per payment. */
 #define LEDGER_PAID                                                                                          \
-	"(SELECT COALESCE(SUM(e.amount), 0) FROM ledger_postings lp JOIN ledger_entries e ON e.posting_id = lp.id" \
-	" JOIN ledger_accounts a ON a.id = e.account_id WHERE lp.payment_id = p.id AND a.kind = 'paid')"
+	"(SELECT COALESCE(SUM(e.amount), 0) FROM ledger_postings lp FORCE INDEX (ix_ledger_postings_payment)"   \
+	" STRAIGHT_JOIN ledger_entries e FORCE INDEX (ix_ledger_entries_posting) ON e.posting_id = lp.id"     \
+	" STRAIGHT_JOIN ledger_accounts a ON a.id = e.account_id WHERE lp.payment_id = p.id AND a.kind = 'paid')"
 
 /* A well-formed line is the one that speaks for its reference when it is the reference's first PAID line,
  * or its first FAILED line when it has no PAID line; every other line of the reference is duplicated.
  * Probes ix_recon_lines_ref. */
+#define LINES_BY_REF "recon_lines o FORCE INDEX (ix_recon_lines_ref)"
 #define NOT_FIRST                                                                                             \
-	"EXISTS (SELECT 1 FROM recon_lines o WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id"   \
+	"EXISTS (SELECT 1 FROM " LINES_BY_REF " WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id" \
 	" AND o.line_no <> l.line_no AND (o.line_status = 'PAID' AND (l.line_status = 'FAILED'"               \
 	" OR o.line_no < l.line_no) OR o.line_status = 'FAILED' AND l.line_status = 'FAILED'"                 \
 	" AND o.line_no < l.line_no))"
 #define FIRST_LINE                                                                                            \
-	"COALESCE((SELECT MIN(o.line_no) FROM recon_lines o WHERE o.run_id = l.run_id"                        \
+	"COALESCE((SELECT MIN(o.line_no) FROM " LINES_BY_REF " WHERE o.run_id = l.run_id"                     \
 	" AND o.reference_id = l.reference_id AND o.line_status = 'PAID'), (SELECT MIN(o.line_no)"            \
-	" FROM recon_lines o WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id"                   \
+	" FROM " LINES_BY_REF " WHERE o.run_id = l.run_id AND o.reference_id = l.reference_id"                \
 	" AND o.line_status = 'FAILED'))"
 
 /* One item per line. Parameters: item id base, currency, cycle x4, currency, cycle, run, first line, last
- * line. A PAID line found 'matched' here is checked for its amount by SQL_AMOUNTS. */
+ * line. A PAID line found 'matched' here is checked for its amount by SQL_AMOUNTS; a duplicated line gets
+ * its detail from SQL_DUP_DETAIL (so that NOT_FIRST is probed once per line, not twice). */
 #define SQL_LINES                                                                                             \
 	"INSERT INTO recon_items (id, run_id, kind, payment_id, line_no, ledger_amount, statement_amount, detail)" \
 	" SELECT ? + l.line_no, l.run_id,"                                                                    \
@@ -687,7 +694,6 @@ static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 	" ELSE 'missing_in_ledger' END,"                                                                      \
 	" p.id, l.line_no, IF(p.cycle_id = ?, " LEDGER_PAID ", NULL), l.amount,"                              \
 	" CASE WHEN l.line_status IS NULL THEN l.error"                                                       \
-	" WHEN " NOT_FIRST " THEN CONCAT('same reference as line ', " FIRST_LINE ")"                          \
 	" WHEN l.currency <> ? THEN 'currency'"                                                               \
 	" WHEN p.id IS NULL THEN IF(l.line_status = 'PAID', 'not one of our references',"                     \
 	" 'statement says failed; not one of our references')"                                               \
@@ -697,27 +703,36 @@ static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 	" WHEN p.status = 'failed' THEN 'both say failed'"                                                    \
 	" WHEN p.status = 'paid' THEN 'statement says failed'"                                                \
 	" ELSE CONCAT('statement says failed; our books say ', p.status) END"                                 \
-	" FROM recon_lines l LEFT JOIN payments p ON p.id = l.payment_id"                                     \
+	" FROM recon_lines l FORCE INDEX (PRIMARY) LEFT JOIN payments p ON p.id = l.payment_id"               \
 	" WHERE l.run_id = ? AND l.line_no BETWEEN ? AND ?"
 
 /* A PAID line whose amount is not what our ledger paid. Parameters: run, first item id, last item id. */
 #define SQL_AMOUNTS                                                                                           \
-	"UPDATE recon_items SET kind = 'amount_mismatch', detail = 'amount' WHERE run_id = ? AND kind = 'matched'" \
+	"UPDATE recon_items FORCE INDEX (ix_recon_items_run) SET kind = 'amount_mismatch', detail = 'amount'"   \
+	" WHERE run_id = ? AND kind = 'matched'"                                                              \
 	" AND id BETWEEN ? AND ? AND detail IS NULL AND ledger_amount <> statement_amount"
+
+/* Names the line a duplicated one repeats. Parameters: run, first item id, last item id. */
+#define SQL_DUP_DETAIL                                                                                        \
+	"UPDATE recon_items i FORCE INDEX (ix_recon_items_run) JOIN recon_lines l FORCE INDEX (PRIMARY)"      \
+	" ON l.run_id = i.run_id AND l.line_no = i.line_no SET i.detail = CONCAT('same reference as line ', "  \
+	FIRST_LINE ") WHERE i.run_id = ? AND i.kind = 'duplicated' AND i.id BETWEEN ? AND ?"
 
 /* The last paid payment of the next chunk (by id). Parameters: cycle, after id. */
 #define SQL_PAID_CHUNK_END                                                                                    \
 	"SELECT id FROM payments WHERE cycle_id = ? AND status = 'paid' AND id > ? ORDER BY id"                 \
 	" LIMIT 1 OFFSET " CLASSIFY_CHUNK_STR
 
-/* Paid provider payments that no well-formed line names. Parameters: item id base, run, cycle, after id,
- * last id, run. */
+/* Paid provider payments that no well-formed line names (broken lines name no payment). An anti-join,
+ * one probe of ix_recon_lines_payment per payment: NOT EXISTS is planned as a materialisation of all the
+ * run's lines, once per chunk. Parameters: item id base, run, run, cycle, after id, last id. */
 #define SQL_MISSING                                                                                           \
 	"INSERT INTO recon_items (id, run_id, kind, payment_id, line_no, ledger_amount, statement_amount, detail)" \
 	" SELECT ? + ROW_NUMBER() OVER (ORDER BY p.id), ?, 'missing_in_statement', p.id, NULL, " LEDGER_PAID ","  \
-	" NULL, 'not in the statement' FROM payments p WHERE p.cycle_id = ? AND p.status = 'paid'"            \
-	" AND p.channel IN ('mobile_money', 'g2p') AND p.id > ? AND p.id <= ?"                                \
-	" AND NOT EXISTS (SELECT 1 FROM recon_lines l WHERE l.run_id = ? AND l.payment_id = p.id)"
+	" NULL, 'not in the statement' FROM payments p LEFT JOIN recon_lines l FORCE INDEX (ix_recon_lines_payment)" \
+	" ON l.run_id = ?"                                                                                    \
+	" AND l.payment_id = p.id WHERE p.cycle_id = ? AND p.status = 'paid'"                                 \
+	" AND p.channel IN ('mobile_money', 'g2p') AND p.id > ? AND p.id <= ? AND l.run_id IS NULL"
 
 struct final_args {
 	struct rctx *c;
@@ -738,10 +753,11 @@ static hf_err classify_lines(struct db *db, struct final_args *a)
 				     db_str(c->cy->currency), DB_I64(c->cy->id),       DB_I64(c->run_id),
 				     DB_I64(from),	      DB_I64(to)};
 		hf_err err = db_exec(db, SQL_LINES, v, HF_ARRAY_LEN(v), NULL);
-		if (err)
-			return err;
 		struct db_val w[] = {DB_I64(c->run_id), DB_I64(a->base + (int64_t)from), DB_I64(a->base + (int64_t)to)};
-		err = db_exec(db, SQL_AMOUNTS, w, HF_ARRAY_LEN(w), NULL);
+		if (!err)
+			err = db_exec(db, SQL_AMOUNTS, w, HF_ARRAY_LEN(w), NULL);
+		if (!err)
+			err = db_exec(db, SQL_DUP_DETAIL, w, HF_ARRAY_LEN(w), NULL);
 		if (err)
 			return err;
 	}
@@ -762,8 +778,8 @@ static hf_err classify_missing(struct db *db, struct final_args *a)
 		int64_t last = more ? db_rows_i64(r, 0) : INT64_MAX;
 		db_rows_free(r);
 		int64_t base = a->base + (int64_t)c->max_line + added;
-		struct db_val v[] = {DB_I64(base),  DB_I64(c->run_id), DB_I64(c->cy->id),
-				     DB_I64(after), DB_I64(last),      DB_I64(c->run_id)};
+		struct db_val v[] = {DB_I64(base),	DB_I64(c->run_id), DB_I64(c->run_id),
+				     DB_I64(c->cy->id), DB_I64(after),	   DB_I64(last)};
 		uint64_t n = 0;
 		err = db_exec(db, SQL_MISSING, v, HF_ARRAY_LEN(v), &n);
 		if (err)
@@ -929,6 +945,7 @@ static hf_err recon_run(struct db *db, const struct audit_actor *who, const char
 	if (!err && c->run_id == 0)
 		err = HF_EINTERNAL; /* the header was read, so the run was recorded */
 	struct final_args fa = {.c = c, .who = who};
+	int64_t t_loaded = hf_mono_ms();
 	if (!err) {
 		uint8_t sha[32];
 		crypto_hash_sha256_final(&c->sha, sha);
@@ -955,10 +972,11 @@ static hf_err recon_run(struct db *db, const struct audit_actor *who, const char
 		hf_log(HF_LOG_INFO, "core.recon",
 		       "msg=\"reconciliation done\" run=%lld cycle=%lld lines=%" PRIu64 " broken=%lld matched=%lld"
 		       " amount_mismatch=%lld duplicated=%lld missing_in_ledger=%lld missing_in_statement=%lld"
-		       " alert=%s ms=%lld",
+		       " alert=%s load_ms=%lld classify_ms=%lld",
 		       (long long)c->run_id, (long long)cy.id, c->lines, (long long)k[K_BROKEN], (long long)k[K_MATCHED],
 		       (long long)k[K_AMOUNT], (long long)k[K_DUP], (long long)k[K_MISS_LEDGER],
-		       (long long)k[K_MISS_STATEMENT], fa.raised ? "raised" : "none", (long long)ms);
+		       (long long)k[K_MISS_STATEMENT], fa.raised ? "raised" : "none", (long long)(t_loaded - t0),
+		       (long long)(t0 + ms - t_loaded));
 		err = run_load(db, c->run_id, out);
 	}
 	ctx_release(c);
@@ -1050,20 +1068,21 @@ hf_err recon_get(struct svc_call *c, const char *run_id, const char *kind, int l
 		MSG(c, "No reconciliation run has the id %lld.", (long long)id);
 	if (err)
 		return err;
-	/* One more than asked for tells whether there is a next page. Each form has its own index:
-	 * (run_id, kind, id) and (run_id, id). */
+	/* One more than asked for tells whether there is a next page. Each form has its own index, named
+	 * because a run's million items may be newer than the table's statistics: (run_id, kind[, id]) and
+	 * (run_id, id). */
 	struct db_rows *r = NULL;
 	if (kind) {
 		struct db_val v[] = {DB_I64(id), db_str(kind), DB_I64(after_id), DB_I64(limit + 1)};
 		err = db_query(c->db,
 			       "SELECT id, kind, payment_id, line_no, ledger_amount, statement_amount, detail FROM recon_items"
-			       " WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id LIMIT ?",
+			       " FORCE INDEX (ix_recon_items_run) WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id LIMIT ?",
 			       v, HF_ARRAY_LEN(v), &r);
 	} else {
 		struct db_val v[] = {DB_I64(id), DB_I64(after_id), DB_I64(limit + 1)};
 		err = db_query(c->db,
 			       "SELECT id, kind, payment_id, line_no, ledger_amount, statement_amount, detail FROM recon_items"
-			       " WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+			       " FORCE INDEX (ix_recon_items_page) WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
 			       v, HF_ARRAY_LEN(v), &r);
 	}
 	if (err) {

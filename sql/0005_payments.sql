@@ -210,4 +210,6 @@ ALTER TABLE outbox
 	ADD COLUMN send_after DATETIME(3) NULL AFTER params,
 	ADD COLUMN delivered_at DATETIME(3) NULL AFTER updated_at,
 	MODIFY COLUMN status ENUM('queued','sending','sent','delivered','failed') NOT NULL DEFAULT 'queued',
-	ADD KEY ix_outbox_notice (notice_id, status);
+	ADD KEY ix_outbox_notice (notice_id, status),
+	ADD KEY ix_outbox_due (status, send_after),
+	ADD KEY ix_outbox_payment (payment_id, template);
