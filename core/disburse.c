@@ -582,7 +582,8 @@ static hf_err next_cycle(struct db *db, int64_t after, struct claim_tx *t)
 	hf_err err = db_query(db,
 			      "SELECT c.id, c.code, c.programme_code, c.currency, COALESCE(c.provider, '') FROM payment_cycles c"
 			      " WHERE c.status = 'approved' AND c.channel <> 'kiosk' AND c.id > ? AND EXISTS (SELECT 1 FROM"
-			      " payments p WHERE p.cycle_id = c.id AND p.status = 'approved') ORDER BY c.id LIMIT 1",
+			      " payments p JOIN enrolments e ON e.id = p.enrolment_id WHERE p.cycle_id = c.id AND p.status ="
+			      " 'approved' AND e.status = 'enrolled') ORDER BY c.id LIMIT 1",
 			      v, 1, &r);
 	if (err)
 		return err;
@@ -606,8 +607,9 @@ static hf_err claim_body(struct db *db, void *vctx)
 	struct db_rows *r = NULL;
 	/* SKIP LOCKED: several senders (and core instances) take disjoint batches. */
 	hf_err err = db_query(db,
-			      "SELECT id, individual_id, amount FROM payments WHERE cycle_id = ? AND status = 'approved' ORDER"
-			      " BY id LIMIT ? FOR UPDATE SKIP LOCKED",
+			      "SELECT p.id, p.individual_id, p.amount FROM payments p WHERE p.cycle_id = ? AND p.status ="
+			      " 'approved' AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = p.enrolment_id AND e.status ="
+			      " 'enrolled') ORDER BY p.id LIMIT ? FOR UPDATE SKIP LOCKED",
 			      v, 2, &r);
 	if (err)
 		return err;

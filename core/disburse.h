@@ -6,7 +6,9 @@
  * makes it pending; a rejection fails it (settlement -> returned); a timeout leaves it sending. Results
  * arrive by signed callback (idempotent: a repeat changes nothing; a different second result raises
  * paid_twice) or, when none came by next_check_at, by a status query. A payment the provider says it never
- * received is sent again with the same id; an answered one is never re-sent. */
+ * received is sent again with the same id; an answered one is never re-sent. A payment whose payee is no
+ * longer enrolled (died, suspended, exited since the approval) is held: not sent, left approved, and the
+ * payee_ineligible alert tells the payment officers (closing the cycle returns its money). */
 #ifndef HF_CORE_DISBURSE_H
 #define HF_CORE_DISBURSE_H
 

@@ -1269,8 +1269,8 @@ static hf_err collect_body(struct db *db, void *vctx)
 			      "SELECT p.status, p.individual_id, COALESCE(p.pay_point, ''), p.amount, p.currency,"
 			      " COALESCE(p.collected_kiosk, ''), IF(p.settled_at IS NULL, '', DATE_FORMAT(p.settled_at, "
 			      DB_TS_FMT ")), c.status, c.pay_from <= UTC_DATE() AND c.pay_until >= UTC_DATE(), c.code,"
-			      " c.id, c.programme_code FROM payments p JOIN payment_cycles c ON c.id = p.cycle_id WHERE p.id = ?"
-			      " FOR UPDATE",
+			      " c.id, c.programme_code, (SELECT e.status FROM enrolments e WHERE e.id = p.enrolment_id) FROM"
+			      " payments p JOIN payment_cycles c ON c.id = p.cycle_id WHERE p.id = ? FOR UPDATE",
 			      v, 1, &r);
 	if (err)
 		return err;
@@ -1288,8 +1288,9 @@ static hf_err collect_body(struct db *db, void *vctx)
 	hf_strlcpy(t->currency, db_rows_str(r, 4), sizeof(t->currency));
 	hf_strlcpy(t->cycle, db_rows_str(r, 9), sizeof(t->cycle));
 	int64_t cycle_id = db_rows_i64(r, 10);
-	char programme[33];
+	char programme[33], enrolment[16];
 	hf_strlcpy(programme, db_rows_str(r, 11), sizeof(programme));
+	hf_strlcpy(enrolment, db_rows_str(r, 12), sizeof(enrolment));
 	db_rows_free(r);
 	if (strcmp(t->status, "collected") == 0) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment was collected already, at kiosk %s on %s.", t->where,
@@ -1298,6 +1299,11 @@ static hf_err collect_body(struct db *db, void *vctx)
 	}
 	if (strcmp(t->status, "available") != 0 || !open_cycle) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment cannot be collected: it is %s.", t->status);
+		return HF_ECONFLICT;
+	}
+	if (strcmp(enrolment, "enrolled") != 0) {
+		/* Died, suspended or exited since the payroll was approved: held for a payment officer. */
+		snprintf(t->c->msg, t->c->msg_cap, "This payment is on hold: the beneficiary's enrolment is %s.", enrolment);
 		return HF_ECONFLICT;
 	}
 	if (!here) {

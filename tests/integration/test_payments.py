@@ -381,6 +381,21 @@ with Suite() as s:
     s.check(st == 400 and "verification" in fields(b), "an unknown verification method is refused", f"{st} {b}")
     st, _, b = core.post("/api/v1/kiosk/collections", body, as_=officer_a)
     s.check(st == 403, "staff cannot record a collection as if they were a kiosk", f"{st}")
+    # A payee who died after the approval: the payment is held and the payment officers are alerted.
+    st, _, en = core.get(f"/api/v1/enrolments?ben_no={bens[4]}")
+    opct = [e for e in en["items"] if e["programme"] == "OPCT"][0]
+    st, _, b = core.request("PATCH", f"/api/v1/enrolments/{opct['id']}",
+                            {"status": "deceased", "reason": "death reported by the chief", "version": opct["version"]})
+    s.check(st == 200, "the registry records a death after the approval", f"{st} {b}")
+    held = [p for p in payments(C3) if p["ben_no"] == bens[4]][0]
+    st, _, b = kcall(k1, "POST", "/api/v1/kiosk/collections", {"payment": held["id"], "ben_no": bens[4],
+                                                                "verification": "fingerprint"})
+    s.check(st == 409 and "on hold" in msg(b), "a deceased payee's payment cannot be collected: it is on hold",
+            f"{st} {b}")
+    r = core.run_cli(["alerts", "scan"])
+    st, _, al = core.get("/api/v1/alerts?rule=payee_ineligible", as_=officer_a)
+    s.check(r.returncode == 0 and any(a.get("payment") == held["id"] for a in al["items"]),
+            "and the alert scan raises payee_ineligible for it", f"{r.stdout} {al}")
     ledger_ok("after collection")
 
     # ---- expiry and closing
@@ -404,5 +419,5 @@ with Suite() as s:
     denied = [a for a in coll if a["outcome"] == "denied" and a["actor_type"] == "kiosk"]
     s.check(len(appr) == 3 and len(ok_coll) == 1 and ok_coll[0]["detail"]["verification"] == "fingerprint",
             "approvals and the collection are in the audit trail", f"{len(appr)} {ok_coll}")
-    s.check(len(denied) == 3 and {d["detail"]["reason"] for d in denied} == {"conflict", "forbidden", "not_found"},
+    s.check(len(denied) == 4 and {d["detail"]["reason"] for d in denied} == {"conflict", "forbidden", "not_found"},
             "so is every refused collection attempt at a kiosk, with why", str(denied))
