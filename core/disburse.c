@@ -13,6 +13,7 @@
 #include "hf_crypto.h"
 #include "hf_httpc.h"
 #include "hf_log.h"
+#include "hf_money.h"
 #include "hf_paysig.h"
 #include "ledger.h"
 #include "person.h"
@@ -152,60 +153,6 @@ static struct provider *provider_named(const char *name, enum adapter *ad)
 			return &D.p[i];
 		}
 	return NULL;
-}
-
-/* ------------------------------------------------------------------ money as providers write it */
-
-static int currency_exponent(const char *cur)
-{
-	static const char *const zero[] = {"UGX", "RWF", "BIF", "XOF", "XAF", "KMF", "DJF", "GNF", NULL};
-	for (size_t i = 0; zero[i]; i++)
-		if (strcmp(cur, zero[i]) == 0)
-			return 0;
-	return 2;
-}
-
-static void money_decimal(int64_t minor, const char *cur, char out[32])
-{
-	int e = currency_exponent(cur);
-	if (e == 0)
-		snprintf(out, 32, "%lld", (long long)minor);
-	else
-		snprintf(out, 32, "%s%lld.%02lld", minor < 0 ? "-" : "", (long long)(llabs(minor) / 100),
-			 (long long)(llabs(minor) % 100));
-}
-
-/* "4000.00" -> 400000; false unless a plain non-negative decimal with at most the currency's decimals. */
-static bool money_parse(const char *s, const char *cur, int64_t *out)
-{
-	int e = currency_exponent(cur);
-	int64_t whole = 0, frac = 0;
-	int nfrac = -1;
-	if (!s || !*s || strlen(s) > 20)
-		return false;
-	for (const char *p = s; *p; p++) {
-		if (*p == '.' && nfrac < 0 && p != s) {
-			nfrac = 0;
-		} else if (*p >= '0' && *p <= '9') {
-			if (nfrac < 0)
-				whole = whole * 10 + (*p - '0');
-			else if (++nfrac <= e)
-				frac = frac * 10 + (*p - '0');
-			else
-				return false;
-		} else {
-			return false;
-		}
-	}
-	if (nfrac == 0)
-		return false;
-	for (int i = nfrac < 0 ? 0 : nfrac; i < e; i++)
-		frac *= 10;
-	int64_t m = 1;
-	for (int i = 0; i < e; i++)
-		m *= 10;
-	*out = whole * m + frac;
-	return true;
 }
 
 /* "HF123" -> 123 */
@@ -493,7 +440,7 @@ static bool g2p_item(json_t *it, struct result *out)
 		const char *amt = json_string_value(json_object_get(it, "amount"));
 		const char *cur = json_string_value(json_object_get(it, "currency_code"));
 		const char *ins = json_string_value(json_object_get(it, "instruction_id"));
-		if (!cur || strlen(cur) != 3 || !ins || !ins[0] || strlen(ins) > 64 || !money_parse(amt, cur, &out->amount))
+		if (!cur || strlen(cur) != 3 || !ins || !ins[0] || strlen(ins) > 64 || !hf_money_parse(amt, cur, &out->amount))
 			return false;
 		out->ok = out->have_amount = true;
 		hf_strlcpy(out->currency, cur, sizeof(out->currency));
@@ -848,9 +795,9 @@ static void g2p_send(struct hf_httpc *hc, struct db *db, const struct provider *
 	for (size_t i = 0; i < n; i++) {
 		if (!items[i].have_phone)
 			continue;
-		char ref[24], amount[32], fa[64];
+		char ref[24], amount[HF_MONEY_STR_MAX], fa[64];
 		snprintf(ref, sizeof(ref), "HF%lld", (long long)items[i].id);
-		money_decimal(items[i].amount, t->currency, amount);
+		hf_money_decimal(items[i].amount, t->currency, amount);
 		snprintf(fa, sizeof(fa), "%s@%s", items[i].msisdn, p->name);
 		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "reference_id",
 						      ref, "payer_fa", D.our_id, "payee_fa", fa, "amount", amount,

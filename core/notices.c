@@ -28,6 +28,7 @@
 #include "app.h"
 #include "audit.h"
 #include "hf_log.h"
+#include "hf_money.h"
 #include "outbox.h"
 #include "person.h"
 
@@ -653,44 +654,6 @@ static hf_err render(const char *text, const json_t *params, struct hf_buf *out)
 	return err;
 }
 
-/* ---- money ---------------------------------------------------------------------------------------------- */
-
-static int currency_decimals(const char *code)
-{
-	static const struct {
-		const char *code;
-		int decimals;
-	} T[] = {{"KES", 2}, {"UGX", 0}, {"TZS", 2}, {"SOS", 2}, {"ETB", 2}, {"USD", 2}};
-	for (size_t i = 0; i < HF_ARRAY_LEN(T); i++)
-		if (strcmp(T[i].code, code) == 0)
-			return T[i].decimals;
-	return 2;
-}
-
-/* Minor units to "4,000.00" (two decimals) or "4,000" (none). */
-static void money_format(int64_t minor, const char *currency, char *out, size_t cap)
-{
-	int dec = currency_decimals(currency);
-	uint64_t scale = dec == 2 ? 100 : 1;
-	bool neg = minor < 0;
-	uint64_t a = neg ? (uint64_t)0 - (uint64_t)minor : (uint64_t)minor;
-	uint64_t whole = a / scale, frac = a % scale;
-	char digits[24];
-	int nd = snprintf(digits, sizeof(digits), "%llu", (unsigned long long)whole);
-	char grouped[40];
-	size_t g = 0;
-	for (int i = 0; i < nd; i++) {
-		if (i && (nd - i) % 3 == 0)
-			grouped[g++] = ',';
-		grouped[g++] = digits[i];
-	}
-	grouped[g] = '\0';
-	if (dec == 2)
-		snprintf(out, cap, "%s%s.%02llu", neg ? "-" : "", grouped, (unsigned long long)frac);
-	else
-		snprintf(out, cap, "%s%s", neg ? "-" : "", grouped);
-}
-
 /* ---- helpers -------------------------------------------------------------------------------------------- */
 
 static void say(struct svc_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
@@ -850,8 +813,8 @@ static json_t *payment_params(const char *tmpl, const struct cycle *cy, int64_t 
 {
 	const struct tmpl_spec *spec = spec_find(tmpl);
 	HF_ASSERT(spec && spec->payment);
-	char money[48];
-	money_format(amount, currency, money, sizeof(money));
+	char money[HF_MONEY_STR_MAX];
+	hf_money_display(amount, currency, money);
 	const char *where = pay_point && *pay_point ? pay_point : cy->provider;
 	json_t *o = json_object();
 	for (size_t i = 0; spec->params[i]; i++) {
