@@ -156,7 +156,7 @@ hf_err migrate_grants(struct db *db, const char *app_user, const char *hosts)
 	hf_err err = db_query(db,
 			      "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()"
 			      " AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN ('audit_log', 'audit_checkpoints',"
-			      " 'schema_migrations') ORDER BY TABLE_NAME",
+			      " 'schema_migrations', 'ledger_postings', 'ledger_entries') ORDER BY TABLE_NAME",
 			      NULL, 0, &r);
 	if (err)
 		return err;

@@ -15,7 +15,8 @@
 /* Applies what is missing from sql_dir; *applied_out = number of files applied now. */
 HF_MUST_CHECK hf_err migrate_run(struct db *db, const char *sql_dir, int *applied_out);
 /* Gives the service account app_user@each host in hosts (comma-separated) UPDATE and DELETE on every table
- * except the append-only audit tables (audit_log, audit_checkpoints), on top of the SELECT and INSERT it
+ * except the append-only ones (audit_log, audit_checkpoints, ledger_postings, ledger_entries), on top of
+ * the SELECT and INSERT it
  * holds on the whole database (deploy/mariadb.sh init-db). Run after migrate_run as the migration account,
  * which needs GRANT OPTION. Idempotent. */
 HF_MUST_CHECK hf_err migrate_grants(struct db *db, const char *app_user, const char *hosts);

@@ -527,7 +527,7 @@ static void csv_refused(struct rctx *c, struct csv_parser *p)
 	else
 		refuse(c, HF_EINVAL,
 		       "Line %" PRIu64 " is not valid CSV: a quote inside a field that does not start with one, or text"
-		       " after a closing quote (write a quote inside a quoted field as \"\").",
+		       " after a closing quote (inside a quoted field, write a quote twice).",
 		       where(c));
 }
 
@@ -720,7 +720,8 @@ static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 
 /* The last paid payment of the next chunk (by id). Parameters: cycle, after id. */
 #define SQL_PAID_CHUNK_END                                                                                    \
-	"SELECT id FROM payments WHERE cycle_id = ? AND status = 'paid' AND id > ? ORDER BY id"                 \
+	"SELECT id FROM payments FORCE INDEX (ix_payments_cycle) WHERE cycle_id = ? AND status = 'paid'"       \
+	" AND id > ? ORDER BY id"                                                                             \
 	" LIMIT 1 OFFSET " CLASSIFY_CHUNK_STR
 
 /* Paid provider payments that no well-formed line names (broken lines name no payment). An anti-join,
@@ -729,7 +730,8 @@ static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 #define SQL_MISSING                                                                                           \
 	"INSERT INTO recon_items (id, run_id, kind, payment_id, line_no, ledger_amount, statement_amount, detail)" \
 	" SELECT ? + ROW_NUMBER() OVER (ORDER BY p.id), ?, 'missing_in_statement', p.id, NULL, " LEDGER_PAID ","  \
-	" NULL, 'not in the statement' FROM payments p LEFT JOIN recon_lines l FORCE INDEX (ix_recon_lines_payment)" \
+	" NULL, 'not in the statement' FROM payments p FORCE INDEX (ix_payments_cycle)"                       \
+	" LEFT JOIN recon_lines l FORCE INDEX (ix_recon_lines_payment)"                                       \
 	" ON l.run_id = ?"                                                                                    \
 	" AND l.payment_id = p.id WHERE p.cycle_id = ? AND p.status = 'paid'"                                 \
 	" AND p.channel IN ('mobile_money', 'g2p') AND p.id > ? AND p.id <= ? AND l.run_id IS NULL"

@@ -5,10 +5,12 @@ requests, lost callbacks, duplicate and late callbacks, wrong amounts, forged an
 collection exactly once, expiry, closing, the beneficiary channels' view and the ledger after each step.
 """
 import json
+import subprocess
 import threading
 import time
+from pathlib import Path
 
-from harness import Suite, Core, PaySim
+from harness import Suite, Core, Mariadb, PaySim, env
 from kiosk_client import KioskKey, signed_headers
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
@@ -244,6 +246,13 @@ with Suite() as s:
     st, _, b = core.request("POST", "/api/v1/providers/b2c/result", raw_body=b"{not json",
                             headers={"Content-Type": "application/json", "X-Hifadhi-Signature": "t=1,v1=00"}, as_=None)
     s.check(st == 401, "a malformed callback with a bad signature is refused before it is read", f"{st} {b}")
+    counts = {}
+    for a in al["items"]:
+        counts[a["rule"]] = counts.get(a["rule"], 0) + 1
+    s.check(counts.get("amount_mismatch") == 1 and counts.get("unknown_callback") == 1 and
+            counts.get("paid_twice") == 1 and "conflicting_result" not in counts,
+            "and no alert fires for the payments that went right (one of each, for the one payment concerned)",
+            str(counts))
     ledger_ok("after forged and repeated callbacks (nothing moved)")
     s.check(core.get(f"/api/v1/payments/{pays[bens[0]]['id']}", as_=officer_a)[2]["status"] == "paid",
             "the repeated payment is still paid once", "")
@@ -289,7 +298,13 @@ with Suite() as s:
     p2 = {p["ben_no"]: p for p in payments(C2)}
     rj = "HF" + p2[bens[1]]["id"]
     sim.config(by_ref={rj: {"reject": "payee account closed"}})
+    r = core.run_cli(["payments", "disburse"])  # a whole disbursement pass, now
+    s.check(r.returncode == 0 and json.loads(r.stdout)["sent"] == 0 and sim.stats(rj)["by_ref"]["requests"] == 0 and
+            statuses(C2) == ["scheduled"] * 8, "nothing of a payroll that is not approved is sent to the provider",
+            f"{r.stdout} {r.stderr} {sim.stats(rj)}")
     core.post(f"/api/v1/cycles/{C2}/submit", {}, as_=officer_a)
+    st, _, al2 = core.get(f"/api/v1/alerts?rule=fund_low&cycle={C2}", as_=officer_a)
+    s.check(st == 200 and al2["items"] == [], "a funded payroll raises no fund_low alert", f"{st} {al2}")
     st, _, b = core.post(f"/api/v1/cycles/{C2}/approve", {}, as_=officer_b)
     s.check(st == 200, "approved by the checker", f"{st} {b}")
     wait_for(lambda: all(p["status"] in ("paid", "failed") for p in payments(C2)), timeout=30)
@@ -414,6 +429,12 @@ with Suite() as s:
     r = core.run_cli(["ledger", "check"])
     s.check(r.returncode == 0 and json.loads(r.stdout)["ok"], "hifadhi-core ledger check proves the books",
             r.stdout[-500:] + r.stderr)
+    app_pw = (Path(env("HF_KEY_DIR")) / "db-app.password").read_text().strip()
+    for stmt in ("UPDATE ledger_entries SET amount = amount + 1 LIMIT 1", "DELETE FROM ledger_postings LIMIT 1"):
+        r = subprocess.run(["mariadb", "--no-defaults", f"--socket={Mariadb.socket()}", "-uhifadhi", f"-p{app_pw}",
+                            core.db, "-e", stmt], capture_output=True, text=True, timeout=30)
+        s.check(r.returncode != 0 and "denied" in r.stderr.lower(), f"the service account cannot: {stmt}",
+                r.stderr.strip())
     appr, coll = core.audit(action="cycle.approve"), core.audit(action="payment.collect")
     ok_coll = [a for a in coll if a["outcome"] == "ok"]
     denied = [a for a in coll if a["outcome"] == "denied" and a["actor_type"] == "kiosk"]
