@@ -93,7 +93,7 @@ hf_err alerts_raise(struct db *db, const char *rule, const char *severity, const
 	"a.id, a.rule, a.severity, a.status, a.details, DATE_FORMAT(a.raised_at, " DB_TS_FMT "),"                \
 	" IF(a.acknowledged_at IS NULL, NULL, DATE_FORMAT(a.acknowledged_at, " DB_TS_FMT ")), a.acknowledged_by," \
 	" IF(a.resolved_at IS NULL, NULL, DATE_FORMAT(a.resolved_at, " DB_TS_FMT ")), a.resolved_by,"            \
-	" a.resolution, COALESCE(c.code, ''), a.payment_id, a.version, a.sms_queued"
+	" a.resolution, COALESCE(c.code, ''), a.payment_id, a.version, a.sms_queued, a.ack_note"
 
 static json_t *alert_json(struct db_rows *r)
 {
@@ -103,8 +103,9 @@ static json_t *alert_json(struct db_rows *r)
 			      details ? details : json_object(), "raised_at", db_rows_str(r, 5), "version",
 			      (json_int_t)db_rows_i64(r, 13), "sms_sent", db_rows_i64(r, 14) != 0);
 	if (!db_rows_null(r, 6))
-		json_object_set_new(o, "acknowledged", json_pack("{s:s, s:s}", "at", db_rows_str(r, 6), "by",
-								  db_rows_str(r, 7)));
+		json_object_set_new(o, "acknowledged", json_pack("{s:s, s:s, s:s?}", "at", db_rows_str(r, 6), "by",
+								  db_rows_str(r, 7), "note",
+								  db_rows_null(r, 15) ? NULL : db_rows_str(r, 15)));
 	if (!db_rows_null(r, 8))
 		json_object_set_new(o, "resolved", json_pack("{s:s, s:s, s:s}", "at", db_rows_str(r, 8), "by",
 							      db_rows_str(r, 9), "resolution", db_rows_str(r, 10)));
@@ -199,8 +200,7 @@ static hf_err step_body(struct db *db, void *vctx)
 		      t->resolve ? "UPDATE payment_alerts SET status = 'resolved', resolved_at = UTC_TIMESTAMP(3),"
 				   " resolved_by = ?, resolution = ?, version = version + 1 WHERE id = ?"
 				 : "UPDATE payment_alerts SET status = 'acknowledged', acknowledged_at = UTC_TIMESTAMP(3),"
-				   " acknowledged_by = ?, resolution = COALESCE(?, resolution), version = version + 1 WHERE"
-				   " id = ?",
+				   " acknowledged_by = ?, ack_note = ?, version = version + 1 WHERE id = ?",
 		      w, 3, NULL);
 	if (err)
 		return err;
@@ -218,8 +218,8 @@ static hf_err step_body(struct db *db, void *vctx)
 
 static hf_err step(struct svc_call *c, const char *id, json_t *body, bool resolve, json_t **out)
 {
-	static const char *const allowed[] = {"note", "resolution", NULL};
-	hf_json_only_fields(body, allowed, "", c->fe);
+	static const char *const ack_fields[] = {"note", NULL}, *const resolve_fields[] = {"resolution", NULL};
+	hf_json_only_fields(body, resolve ? resolve_fields : ack_fields, "", c->fe);
 	const char *key = resolve ? "resolution" : "note";
 	const char *text = NULL;
 	json_t *t = json_object_get(body, key);

@@ -473,6 +473,10 @@ static hf_err r_cb_b2c(struct call *c, json_t **out)
 {
 	return disburse_callback_b2c(SVC(c), c->req->body, hf_http_header(c->req, "X-Hifadhi-Signature"), out);
 }
+static hf_err r_cb_b2c_timeout(struct call *c, json_t **out)
+{
+	return disburse_timeout_b2c(SVC(c), c->req->body, hf_http_header(c->req, "X-Hifadhi-Signature"), out);
+}
 static hf_err r_cb_g2p(struct call *c, json_t **out)
 {
 	return disburse_callback_g2p(SVC(c), c->req->body, hf_http_header(c->req, "Signature"), out);
@@ -603,7 +607,7 @@ static const struct route routes[] = {
 	{"POST", "alerts/*/acknowledge", r_alert_ack, 200, A_PAY, "payment_alert.acknowledge", "payment_alert", false, false},
 	{"POST", "alerts/*/resolve", r_alert_resolve, 200, A_PAY, "payment_alert.resolve", "payment_alert", false, false},
 	{"POST", "providers/b2c/result", r_cb_b2c, 200, A_PUBLIC, "provider.callback", "payment", false, true},
-	{"POST", "providers/b2c/timeout", r_cb_b2c, 200, A_PUBLIC, "provider.callback", "payment", false, true},
+	{"POST", "providers/b2c/timeout", r_cb_b2c_timeout, 200, A_PUBLIC, "provider.callback", "payment", false, true},
 	{"POST", "providers/g2p/on-disburse", r_cb_g2p, 200, A_PUBLIC, "provider.callback", "payment", false, true},
 	{"GET", "beneficiaries/*/payments", r_ben_payments, 200, A_GW | A_KIOSK, "payment.status", "payment", false, false},
 	{"GET", "kiosk/beneficiaries/*/payments", r_kiosk_payments, 200, A_KIOSK, "payment.kiosk_list", "payment", false, false},

@@ -258,6 +258,16 @@ static hf_err apply_body(struct db *db, void *vctx)
 		json_decref(d);
 		return err;
 	}
+	if (res->ok && res->have_amount && res->amount <= 0) {
+		/* "Paid" with nothing paid is not a result: it stays pending for a person to look at. */
+		snprintf(subject, sizeof(subject), "payment:%lld:zero", (long long)res->payment_id);
+		json_t *d = json_pack("{s:s, s:I, s:I}", "payment", rec, "entitlement", (json_int_t)amount, "paid",
+				      (json_int_t)res->amount);
+		err = alerts_raise(db, ALERT_AMOUNT_MISMATCH, "critical", subject, cycle_id, res->payment_id, d, &raised);
+		json_decref(d);
+		t->outcome = "conflict";
+		return err;
+	}
 	if (res->ok && res->have_amount && strcmp(res->currency, currency) != 0) {
 		/* Another currency cannot go into these books: the payment stays pending for a person to look at. */
 		snprintf(subject, sizeof(subject), "payment:%lld:currency", (long long)res->payment_id);
@@ -286,7 +296,7 @@ static hf_err apply_body(struct db *db, void *vctx)
 		legs[1] = (struct ledger_leg){dest, paid};
 		p.kind = "paid";
 		p.memo = "paid by the provider";
-		if (!err && paid > 0)
+		if (!err)
 			err = ledger_post(db, &p, &posted);
 		snprintf(detail, sizeof(detail), "%s: paid %lld, receipt %s", res->source, (long long)paid, res->receipt);
 		if (!err)
@@ -425,6 +435,36 @@ hf_err disburse_callback_b2c(struct svc_call *c, struct hf_str body, const char 
 		return HF_ENOTFOUND;
 	}
 	*out = json_pack("{s:s, s:s}", "ResultCode", "0", "outcome", outcome);
+	return HF_OK;
+}
+
+/* QueueTimeOutURL: the provider gave up on the request before processing it. Nothing is settled by it: the
+ * payment is queried at once, and what the provider then says (never received: sent again with the same id;
+ * failed; paid) is what counts. */
+hf_err disburse_timeout_b2c(struct svc_call *c, struct hf_str body, const char *sig, json_t **out)
+{
+	const struct provider *p = &D.p[AD_B2C];
+	if (!p->on)
+		return HF_ENOTFOUND;
+	if (!sig || hf_paysig_hmac_verify(p->secret, p->secret_len, sig, time(NULL), SIG_WINDOW_S, body.ptr, body.len))
+		return refuse_callback(c, HF_EAUTH, "the callback's X-Hifadhi-Signature does not verify");
+	json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *res = json_object_get(root, "Result");
+	const char *oid = json_string_value(json_object_get(res ? res : root, "OriginatorConversationID"));
+	int64_t id = 0;
+	bool ok = ref_parse(oid, &id);
+	json_decref(root);
+	if (!ok)
+		return refuse_callback(c, HF_EINVAL, "the timeout notice names no payment this service can read");
+	struct db_val v[] = {DB_I64(id), db_str(p->name)};
+	uint64_t n = 0;
+	hf_err err = db_exec(c->db,
+			     "UPDATE payments SET next_check_at = UTC_TIMESTAMP(3), updated_at = UTC_TIMESTAMP(3) WHERE id = ?"
+			     " AND provider = ? AND status IN ('sending', 'pending')",
+			     v, 2, &n);
+	if (err)
+		return err;
+	*out = json_pack("{s:s, s:s}", "ResultCode", "0", "outcome", n ? "status query scheduled" : "nothing in flight");
 	return HF_OK;
 }
 
@@ -690,17 +730,52 @@ static hf_err mark_pending_body(struct db *db, void *vctx)
 {
 	struct mark_tx *t = vctx;
 	struct hf_buf sql;
-	hf_buf_init(&sql, 64 * 1024);
-	struct db_val *v = hf_xcalloc(t->n, sizeof(*v));
-	hf_err err = hf_buf_append_str(&sql, "UPDATE payments SET status = 'pending', version = version + 1, updated_at ="
-					     " UTC_TIMESTAMP(3) WHERE status = 'sending' AND id IN (");
+	hf_buf_init(&sql, 128 * 1024);
+	struct db_val *v = hf_xcalloc(t->n * 2 + 1, sizeof(*v));
+	/* Those still sending (a fast callback may have settled some already), locked, then moved. */
+	hf_err err = hf_buf_append_str(&sql, "SELECT id FROM payments WHERE status = 'sending' AND id IN (");
 	for (size_t i = 0; i < t->n && !err; i++) {
 		err = hf_buf_append_str(&sql, i ? ", ?" : "?");
 		v[i] = DB_I64(t->ids[i]);
 	}
+	err = err ? err : hf_buf_append_str(&sql, ") FOR UPDATE");
+	struct db_rows *r = NULL;
+	if (!err)
+		err = db_query(db, hf_buf_cstr(&sql), v, t->n, &r);
+	size_t n = 0;
+	while (!err && db_rows_next(r))
+		v[n++] = DB_I64(db_rows_i64(r, 0));
+	db_rows_free(r);
+	if (err || n == 0)
+		goto out;
+	hf_buf_reset(&sql);
+	err = hf_buf_append_str(&sql, "UPDATE payments SET status = 'pending', version = version + 1, updated_at ="
+				      " UTC_TIMESTAMP(3) WHERE id IN (");
+	for (size_t i = 0; i < n && !err; i++)
+		err = hf_buf_append_str(&sql, i ? ", ?" : "?");
 	err = err ? err : hf_buf_append_str(&sql, ")");
 	if (!err)
-		err = db_exec(db, hf_buf_cstr(&sql), v, t->n, NULL);
+		err = db_exec(db, hf_buf_cstr(&sql), v, n, NULL);
+	if (err)
+		goto out;
+	/* One event per payment, in one statement. */
+	struct db_val *e = hf_xcalloc(n * 3, sizeof(*e));
+	size_t ne = 0;
+	int64_t base = db_new_id();
+	hf_buf_reset(&sql);
+	err = hf_buf_append_str(&sql, "INSERT INTO payment_events (id, payment_id, from_status, to_status, at, actor, detail)"
+				      " VALUES ");
+	for (size_t i = 0; i < n && !err; i++) {
+		err = hf_buf_append_str(&sql, i ? ", (?, ?, 'sending', 'pending', UTC_TIMESTAMP(3), 'system', ?)"
+						: "(?, ?, 'sending', 'pending', UTC_TIMESTAMP(3), 'system', ?)");
+		e[ne++] = DB_I64(base + (int64_t)i);
+		e[ne++] = v[i];
+		e[ne++] = db_str("accepted by the provider");
+	}
+	if (!err)
+		err = db_exec(db, hf_buf_cstr(&sql), e, ne, NULL);
+	free(e);
+out:
 	hf_buf_release(&sql);
 	free(v);
 	return err;
@@ -887,16 +962,17 @@ static hf_err send_batch(struct hf_httpc *hc, struct db *db, struct claim_tx *t,
 struct due {
 	int64_t id, individual_id, amount;
 	char status[16], provider[33], currency[4], cycle[41];
-	int attempts;
+	int checks;
 };
 
-static hf_err bump_check(struct db *db, int64_t id, int attempts, int base_s)
+/* The next status query: query_after_s, then twice as long after each query, at most 64 times as long. */
+static hf_err bump_check(struct db *db, int64_t id, int checks, int base_s)
 {
-	int shift = attempts < 6 ? attempts : 6;
+	int shift = checks + 1 < 6 ? checks + 1 : 6;
 	struct db_val v[] = {DB_I64((int64_t)base_s << shift), DB_I64(id)};
 	return db_exec(db,
-		       "UPDATE payments SET next_check_at = UTC_TIMESTAMP(3) + INTERVAL ? SECOND, updated_at ="
-		       " UTC_TIMESTAMP(3) WHERE id = ? AND status IN ('sending', 'pending')",
+		       "UPDATE payments SET checks = checks + 1, next_check_at = UTC_TIMESTAMP(3) + INTERVAL ? SECOND,"
+		       " updated_at = UTC_TIMESTAMP(3) WHERE id = ? AND status IN ('sending', 'pending')",
 		       v, 2, NULL);
 }
 
@@ -950,7 +1026,7 @@ static void check_one(struct hf_httpc *hc, struct db *db, const struct due *d)
 				   PROVIDER_RESP_MAX, &resp);
 	free(body);
 	if (err) {
-		(void)bump_check(db, d->id, d->attempts, D.query_after_s);
+		(void)bump_check(db, d->id, d->checks, D.query_after_s);
 		return;
 	}
 	json_t *ans = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
@@ -990,7 +1066,7 @@ static void check_one(struct hf_httpc *hc, struct db *db, const struct due *d)
 		mark_pending(db, &d->id, 1, p->name);
 	if (never && strcmp(d->status, "sending") == 0)
 		resend(hc, db, p, ad, d);
-	(void)bump_check(db, d->id, d->attempts, D.query_after_s);
+	(void)bump_check(db, d->id, d->checks, D.query_after_s);
 }
 
 /* Payments whose answer is overdue; each is asked about once per pass. */
@@ -1000,7 +1076,7 @@ static hf_err check_pass(struct hf_httpc *hc, struct db *db, int *queried)
 	struct db_rows *r = NULL;
 	hf_err err = db_query(db,
 			      "SELECT p.id, p.individual_id, p.amount, p.status, COALESCE(p.provider, ''), p.currency, c.code,"
-			      " p.attempts FROM payments p JOIN payment_cycles c ON c.id = p.cycle_id WHERE p.status IN"
+			      " p.checks FROM payments p JOIN payment_cycles c ON c.id = p.cycle_id WHERE p.status IN"
 			      " ('sending', 'pending') AND p.next_check_at <= UTC_TIMESTAMP(3) ORDER BY p.next_check_at LIMIT"
 			      " 200",
 			      NULL, 0, &r);
@@ -1017,7 +1093,7 @@ static hf_err check_pass(struct hf_httpc *hc, struct db *db, int *queried)
 		hf_strlcpy(d->provider, db_rows_str(r, 4), sizeof(d->provider));
 		hf_strlcpy(d->currency, db_rows_str(r, 5), sizeof(d->currency));
 		hf_strlcpy(d->cycle, db_rows_str(r, 6), sizeof(d->cycle));
-		d->attempts = (int)db_rows_i64(r, 7);
+		d->checks = (int)db_rows_i64(r, 7);
 	}
 	db_rows_free(r);
 	for (size_t i = 0; i < n && !atomic_load(&D.stop); i++) {

@@ -26,6 +26,8 @@ HF_MUST_CHECK hf_err disburse_pass(struct db *db, int *sent, int *queried);
 /* Provider callbacks: POST /providers/b2c/result (and /timeout), POST /providers/g2p/on-disburse. Raw body
  * and headers, because the signature covers the exact bytes. */
 HF_MUST_CHECK hf_err disburse_callback_b2c(struct svc_call *c, struct hf_str body, const char *sig, json_t **out);
+/* POST /providers/b2c/timeout (QueueTimeOutURL): the payment is queried now; the notice settles nothing. */
+HF_MUST_CHECK hf_err disburse_timeout_b2c(struct svc_call *c, struct hf_str body, const char *sig, json_t **out);
 HF_MUST_CHECK hf_err disburse_callback_g2p(struct svc_call *c, struct hf_str body, const char *sig, json_t **out);
 
 #endif

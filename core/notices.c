@@ -750,7 +750,8 @@ struct filter {
 	" FROM payments p JOIN individuals i ON i.id = p.individual_id LEFT JOIN locations l ON l.id ="          \
 	" p.location_id WHERE p.cycle_id = ? AND ((? IS NULL AND p.status IN ('approved', 'available', 'sending',"  \
 	" 'pending')) OR p.status = ?) AND (? IS NULL OR p.pay_point = ?) AND (? IS NULL OR l.path = ? OR l.path"  \
-	" LIKE ? ESCAPE '!')"
+	" LIKE ? ESCAPE '!') AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = p.enrolment_id AND e.status ="    \
+	" 'enrolled')" /* a held payee (died, suspended since the approval) is not told to collect */
 #define FILTER_NPARAMS 8
 
 static void filter_vals(const struct filter *f, int64_t cycle_id, struct db_val *v)

@@ -17,7 +17,7 @@ HF_MUST_CHECK hf_err notices_preview(struct svc_call *c, const char *cycle_code,
 HF_MUST_CHECK hf_err notices_send(struct svc_call *c, const char *cycle_code, json_t *body, json_t **out);
 /* GET /cycles/{code}/notices: each notice with its delivery counts (queued, sending, sent, delivered, failed). */
 HF_MUST_CHECK hf_err notices_list(struct svc_call *c, const char *cycle_code, json_t **out);
-/* GET /outbox/next?limit=N (the gateway): claims up to N queued messages due now, with phone and rendered
+/* POST /outbox/claim?limit=N (the gateway, N 1-500): claims up to N queued messages due now, with phone and rendered
  * text; POST /outbox/{id}/status {status: sent|delivered|failed, detail?} (the gateway). */
 HF_MUST_CHECK hf_err notices_outbox_claim(struct svc_call *c, int limit, json_t **out);
 HF_MUST_CHECK hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, json_t **out);

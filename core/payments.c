@@ -967,6 +967,24 @@ static hf_err fund_body(struct db *db, void *vctx)
 	struct ledger_leg legs[] = {{ext, -t->amount}, {fund, t->amount}};
 	struct ledger_posting p = {key, "funding", t->currency, 0, 0, t->reference, t->c->p->actor, legs, 2};
 	err = ledger_post(db, &p, &t->posted);
+	if (!err && !t->posted) {
+		/* The reference was used before: the same funding again is fine, another amount is a mistake. */
+		struct db_val kv[] = {db_str(key)};
+		err = db_query(db,
+			       "SELECT e.amount FROM ledger_postings l JOIN ledger_entries e ON e.posting_id = l.id WHERE"
+			       " l.idem_key = ? AND e.amount > 0",
+			       kv, 1, &r);
+		int64_t before = 0;
+		if (!err && db_rows_next(r))
+			before = db_rows_i64(r, 0);
+		db_rows_free(r);
+		if (!err && before != t->amount) {
+			snprintf(t->c->msg, t->c->msg_cap,
+				 "The reference %s was used for a funding of %lld %s: a new funding needs a new reference.",
+				 t->reference, (long long)before, t->currency);
+			err = HF_ECONFLICT;
+		}
+	}
 	if (err || !t->posted)
 		return err;
 	json_t *d = json_pack("{s:s, s:I, s:s, s:s}", "programme", t->programme, "amount", (json_int_t)t->amount, "currency",
@@ -1190,12 +1208,17 @@ hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t *
 	struct db_rows *r = NULL;
 	/* The next: approved, not yet paid; the last: settled, newest first. */
 	err = db_query(c->db,
-		       "SELECT " PAY_COLS PAY_FROM " WHERE p.individual_id = ? AND p.status IN ('approved', 'available',"
-		       " 'sending', 'pending') ORDER BY c.pay_from LIMIT 1",
+		       "SELECT " PAY_COLS ", (SELECT e.status FROM enrolments e WHERE e.id = p.enrolment_id) <> 'enrolled'"
+		       PAY_FROM " WHERE p.individual_id = ? AND p.status IN ('approved', 'available', 'sending', 'pending')"
+		       " ORDER BY c.pay_from LIMIT 1",
 		       v, 1, &r);
 	json_t *next = NULL;
-	if (!err && db_rows_next(r))
+	if (!err && db_rows_next(r)) {
 		next = payment_json(r, false);
+		/* Held for a payment officer (the enrolment changed since the approval): say so, not when. */
+		if (db_rows_i64(r, 21))
+			json_object_set_new(next, "on_hold", json_true());
+	}
 	db_rows_free(r);
 	r = NULL;
 	json_t *last = json_array();
@@ -1226,7 +1249,8 @@ hf_err payments_kiosk_available(struct svc_call *c, const char *ben_no, json_t *
 	struct db_rows *r = NULL;
 	err = db_query(c->db,
 		       "SELECT " PAY_COLS PAY_FROM " WHERE p.individual_id = ? AND p.status = 'available' AND p.pay_point = ?"
-		       " AND c.status = 'approved' AND c.pay_from <= UTC_DATE() AND c.pay_until >= UTC_DATE() ORDER BY"
+		       " AND c.status = 'approved' AND c.pay_from <= UTC_DATE() AND c.pay_until >= UTC_DATE() AND EXISTS"
+		       " (SELECT 1 FROM enrolments e WHERE e.id = p.enrolment_id AND e.status = 'enrolled') ORDER BY"
 		       " c.pay_from LIMIT 20",
 		       v, 2, &r);
 	if (err)
@@ -1292,6 +1316,10 @@ static hf_err collect_body(struct db *db, void *vctx)
 	hf_strlcpy(programme, db_rows_str(r, 11), sizeof(programme));
 	hf_strlcpy(enrolment, db_rows_str(r, 12), sizeof(enrolment));
 	db_rows_free(r);
+	if (!here) {
+		snprintf(t->c->msg, t->c->msg_cap, "This payment is paid at another pay point.");
+		return HF_EFORBIDDEN;
+	}
 	if (strcmp(t->status, "collected") == 0) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment was collected already, at kiosk %s on %s.", t->where,
 			 t->when);
@@ -1305,10 +1333,6 @@ static hf_err collect_body(struct db *db, void *vctx)
 		/* Died, suspended or exited since the payroll was approved: held for a payment officer. */
 		snprintf(t->c->msg, t->c->msg_cap, "This payment is on hold: the beneficiary's enrolment is %s.", enrolment);
 		return HF_ECONFLICT;
-	}
-	if (!here) {
-		snprintf(t->c->msg, t->c->msg_cap, "This payment is paid at another pay point.");
-		return HF_EFORBIDDEN;
 	}
 	if (!in_window) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment can be collected only between its pay dates.");

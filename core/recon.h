@@ -1,4 +1,4 @@
-/* recon.h - reconciliation: a provider statement (CSV, docs/payments.md) matched against the ledger of a
+/* recon.h - reconciliation: a provider statement (CSV, docs/reconciliation.md) matched against the ledger of a
  * cycle: matched, amount mismatched, duplicated, missing on either side, broken lines; a report per run and
  * a statement_mismatch alert when anything does not match. */
 #ifndef HF_CORE_RECON_H

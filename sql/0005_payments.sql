@@ -13,7 +13,7 @@ CREATE TABLE payment_cycles (
 	programme_code VARCHAR(32) NOT NULL,
 	currency CHAR(3) NOT NULL,
 	rule TEXT NOT NULL,                -- JSON entitlement rule (docs/payments.md)
-	cutoff_date DATE NOT NULL,         -- enrolments active on this date are paid
+	cutoff_date DATE NOT NULL,         -- enrolments made after this date wait for the next cycle
 	pay_from DATE NOT NULL,            -- first day of payment / collection
 	pay_until DATE NOT NULL,           -- last day a kiosk payment can be collected; then it expires
 	channel ENUM('mobile_money','g2p','kiosk') NOT NULL,
@@ -50,7 +50,8 @@ CREATE TABLE payments (
 	pay_point VARCHAR(64) NULL,
 	status ENUM('scheduled','approved','sending','pending','paid','failed','reversed','available','collected',
 		    'expired','cancelled') NOT NULL DEFAULT 'scheduled',
-	attempts INT UNSIGNED NOT NULL DEFAULT 0,
+	attempts INT UNSIGNED NOT NULL DEFAULT 0, -- requests sent to the provider
+	checks INT UNSIGNED NOT NULL DEFAULT 0,   -- status queries made (each doubles the wait before the next)
 	next_check_at DATETIME(3) NULL,           -- when an unanswered payment is next queried
 	sent_at DATETIME(3) NULL,
 	settled_at DATETIME(3) NULL,              -- paid, failed, collected, expired or reversed
@@ -131,6 +132,7 @@ CREATE TABLE payment_alerts (
 	acknowledged_by VARCHAR(72) NULL,
 	resolved_at DATETIME(3) NULL,
 	resolved_by VARCHAR(72) NULL,
+	ack_note VARCHAR(500) NULL,
 	resolution VARCHAR(500) NULL,
 	sms_queued TINYINT(1) NOT NULL DEFAULT 0,
 	version INT UNSIGNED NOT NULL DEFAULT 1,

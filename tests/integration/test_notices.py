@@ -71,7 +71,7 @@ with Suite() as s:
     for given, lang, phone, village, pp, amount in people:
         st, _, hh = core.post("/api/v1/households", {"location": village, "members": [head(given, lang, phone)]})
         ben = hh["members"][0]["ben_no"] if st == 201 else None
-        st2, _, _ = core.post("/api/v1/enrolments", {"programme": "OPCT", "ben_no": ben})
+        st2, _, _ = core.post("/api/v1/enrolments", {"programme": "OPCT", "ben_no": ben, "status": "enrolled"})
         s.check(st == 201 and st2 == 201, f"payee {given} ({lang}) registered and enrolled", f"{st} {st2}")
         payees.append({"ben": ben, "lang": lang, "phone": phone, "pp": pp, "amount": amount})
 

@@ -4,6 +4,8 @@ B2C and G2P Connect in every failure mode the simulator has (rejects, failures, 
 requests, lost callbacks, duplicate and late callbacks, wrong amounts, forged and unknown callbacks), kiosk
 collection exactly once, expiry, closing, the beneficiary channels' view and the ledger after each step.
 """
+import hashlib
+import hmac as hmaclib
 import json
 import subprocess
 import threading
@@ -175,6 +177,9 @@ with Suite() as s:
     st2, _, f2 = core.post("/api/v1/ledger/funding", fund, as_=officer_a)
     s.check(st == 201 and f1["new"] and st2 == 200 and not f2["new"] and f2["fund_balance"] == 10_000_000,
             "funding is recorded once per reference, however often it is sent", f"{st} {f1} {st2} {f2}")
+    st, _, b = core.post("/api/v1/ledger/funding", dict(fund, amount=1_000_000), as_=officer_a)
+    s.check(st == 409 and "10000000" in msg(b), "the same reference with another amount is refused, naming the first",
+            f"{st} {b}")
 
     # The simulator's switches are set per payment before approval (approval starts disbursement).
     pays = {p["ben_no"]: p for p in payments(C1)}
@@ -243,6 +248,20 @@ with Suite() as s:
     rules = {a["rule"] for a in al["items"]}
     s.check({"unknown_callback", "paid_twice", "bad_callback"} <= rules,
             "and each raises its alert: unknown_callback, paid_twice, bad_callback", str(sorted(rules)))
+    # The provider's queue-timeout notice settles nothing: it only has the payment asked about at once.
+
+    body_t = json.dumps({"Result": {"ResultType": 1, "ResultCode": 1, "ResultDesc": "The request timed out in the"
+                                    " queue", "OriginatorConversationID": ref[4]}}).encode()
+    ts = str(int(time.time()))
+    mac = hmaclib.new(sim.secret.read_bytes().strip(), ts.encode() + b"." + body_t, hashlib.sha256).hexdigest()
+    st, _, b = core.request("POST", "/api/v1/providers/b2c/timeout", raw_body=body_t, as_=None,
+                            headers={"Content-Type": "application/json", "X-Hifadhi-Signature": f"t={ts},v1={mac}"})
+    s.check(st == 200 and b["outcome"] == "nothing in flight" and
+            core.get(f"/api/v1/payments/{pays[bens[4]]['id']}", as_=officer_a)[2]["status"] == "paid",
+            "a signed queue-timeout notice for a settled payment changes nothing", f"{st} {b}")
+    st, _, b = core.request("POST", "/api/v1/providers/b2c/timeout", raw_body=body_t, as_=None,
+                            headers={"Content-Type": "application/json"})
+    s.check(st == 401, "an unsigned queue-timeout notice is refused", f"{st} {b}")
     st, _, b = core.request("POST", "/api/v1/providers/b2c/result", raw_body=b"{not json",
                             headers={"Content-Type": "application/json", "X-Hifadhi-Signature": "t=1,v1=00"}, as_=None)
     s.check(st == 401, "a malformed callback with a bad signature is refused before it is read", f"{st} {b}")
@@ -277,8 +296,8 @@ with Suite() as s:
     st2, _, b2 = core.post(f"/api/v1/alerts/{al_id}/resolve", {"resolution": "provider confirms one payout"},
                            as_=officer_b)
     s.check(st == 200 and b["status"] == "acknowledged" and st2 == 200 and b2["status"] == "resolved" and
-            b2["resolved"]["by"] == "pay.baraka", "an alert is acknowledged, then resolved, with who did it",
-            f"{st} {b} {st2} {b2}")
+            b2["resolved"]["by"] == "pay.baraka" and b2["acknowledged"]["note"] == "calling the provider",
+            "an alert is acknowledged with a note, then resolved, with who did what", f"{st} {b} {st2} {b2}")
     st, _, b = core.post(f"/api/v1/alerts/{al_id}/acknowledge", {}, as_=officer_a)
     s.check(st == 409, "a resolved alert cannot be acknowledged again", f"{st} {b}")
     s.check(len(core.audit(action="payment_alert.resolve")) == 1, "resolving is audited", "")
@@ -407,6 +426,11 @@ with Suite() as s:
                                                                 "verification": "fingerprint"})
     s.check(st == 409 and "on hold" in msg(b), "a deceased payee's payment cannot be collected: it is on hold",
             f"{st} {b}")
+    st, _, av = kcall(k1, "GET", f"/api/v1/kiosk/beneficiaries/{bens[4]}/payments")
+    st2, _, v = core.get(f"/api/v1/beneficiaries/{bens[4]}/payments", headers=gw, as_=None)
+    s.check(st == 200 and av["items"] == [] and st2 == 200 and v["next"]["on_hold"] is True,
+            "a held payment is not offered at the kiosk, and the beneficiary channels say it is on hold",
+            f"{st} {av} {st2} {v}")
     r = core.run_cli(["alerts", "scan"])
     st, _, al = core.get("/api/v1/alerts?rule=payee_ineligible", as_=officer_a)
     s.check(r.returncode == 0 and any(a.get("payment") == held["id"] for a in al["items"]),
