@@ -18,6 +18,7 @@
 #include "hf_log.h"
 #include "quality.h"
 #include "registry.h"
+#include "subscriber.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -520,6 +521,27 @@ static hf_err r_outbox_status(struct call *c, json_t **out)
 	return notices_outbox_report(SVC(c), c->seg[1], c->body, out);
 }
 
+/* ---- the channels' view of a phone (the gateway) ---- */
+static hf_err r_sub_get(struct call *c, json_t **out) { return subscriber_get(SVC(c), c->seg[1], out); }
+static hf_err r_sub_pin(struct call *c, json_t **out) { return subscriber_pin_set(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_sub_pin_verify(struct call *c, json_t **out)
+{
+	return subscriber_pin_verify(SVC(c), c->seg[1], c->body, out);
+}
+static hf_err r_sub_pin_change(struct call *c, json_t **out)
+{
+	return subscriber_pin_change(SVC(c), c->seg[1], c->body, out);
+}
+static hf_err r_sub_pin_code(struct call *c, json_t **out) { return subscriber_pin_reset_code(SVC(c), c->seg[1], out); }
+static hf_err r_sub_pin_reset(struct call *c, json_t **out)
+{
+	return subscriber_pin_reset(SVC(c), c->seg[1], c->body, out);
+}
+static hf_err r_sub_lang(struct call *c, json_t **out) { return subscriber_language(SVC(c), c->seg[1], c->body, out); }
+static hf_err r_sub_optout(struct call *c, json_t **out) { return subscriber_opt(SVC(c), c->seg[1], true, c->body, out); }
+static hf_err r_sub_optin(struct call *c, json_t **out) { return subscriber_opt(SVC(c), c->seg[1], false, c->body, out); }
+static hf_err r_pin_unlock(struct call *c, json_t **out) { return subscriber_pin_unlock(SVC(c), c->seg[1], out); }
+
 /* ---- the role matrix: who may call what. docs/roles.md is this table in words; tests/integration/
  * test_roles.py calls every route as every role and as nobody and checks it against docs/roles.md. ---- */
 #define A_ADM (1u << ROLE_ADMIN)
@@ -612,6 +634,16 @@ static const struct route routes[] = {
 	{"GET", "beneficiaries/*/payments", r_ben_payments, 200, A_GW | A_KIOSK, "payment.status", "payment", false, false},
 	{"GET", "kiosk/beneficiaries/*/payments", r_kiosk_payments, 200, A_KIOSK, "payment.kiosk_list", "payment", false, false},
 	{"POST", "kiosk/collections", r_kiosk_collect, 201, A_KIOSK, "payment.collect", "payment", false, false},
+	{"GET", "subscribers/*", r_sub_get, 200, A_GW, "subscriber.read", "phone", false, false},
+	{"POST", "subscribers/*/pin", r_sub_pin, 201, A_GW, "subscriber.pin_set", "phone", false, false},
+	{"POST", "subscribers/*/pin/verify", r_sub_pin_verify, 200, A_GW, "subscriber.pin_verify", "phone", false, false},
+	{"POST", "subscribers/*/pin/change", r_sub_pin_change, 200, A_GW, "subscriber.pin_change", "phone", false, false},
+	{"POST", "subscribers/*/pin/reset-code", r_sub_pin_code, 200, A_GW, "subscriber.pin_reset_code", "phone", false, false},
+	{"POST", "subscribers/*/pin/reset", r_sub_pin_reset, 200, A_GW, "subscriber.pin_reset", "phone", false, false},
+	{"POST", "subscribers/*/language", r_sub_lang, 200, A_GW, "subscriber.language", "phone", false, false},
+	{"POST", "subscribers/*/opt-out", r_sub_optout, 200, A_GW, "subscriber.opt_out", "phone", false, false},
+	{"POST", "subscribers/*/opt-in", r_sub_optin, 200, A_GW, "subscriber.opt_in", "phone", false, false},
+	{"POST", "individuals/*/pin/unlock", r_pin_unlock, 200, A_REG | A_CW | A_SUP, "subscriber.pin_unlock", "individual", false, false},
 	{"POST", "outbox/claim", r_outbox_claim, 200, A_GW, "outbox.claim", "outbox", false, false},
 	{"POST", "outbox/*/status", r_outbox_status, 200, A_GW, "outbox.status", "outbox", false, false},
 };

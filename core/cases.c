@@ -834,10 +834,18 @@ hf_err cases_create(struct svc_call *c, json_t *body, json_t **out)
 		t.channel = "kiosk";
 	else if (!t.channel)
 		t.channel = c->p->kind == PRINCIPAL_STAFF ? "staff" : "api";
-	if (c->p->kind != PRINCIPAL_STAFF && !ben_no)
+	/* Anonymous grievances come by USSD or SMS from phones the programme does not know; everything else
+	 * from the channels names the beneficiary. */
+	bool anonymous_ok = c->p->kind == PRINCIPAL_SERVICE && t.type && strcmp(t.type, "grievance") == 0;
+	if (c->p->kind != PRINCIPAL_STAFF && !ben_no && !anonymous_ok)
 		hf_ferrs_add(c->fe, "ben_no", "required", "the gateway and kiosks lodge cases for a beneficiary (ben_no)");
-	if (c->p->kind != PRINCIPAL_STAFF && t.type && strcmp(t.type, "grievance") != 0 && strcmp(t.type, "feedback") != 0)
-		hf_ferrs_add(c->fe, "type", "not_allowed", "the gateway and kiosks lodge grievances and feedback");
+	/* The channels lodge grievances and feedback; the gateway also a beneficiary's new phone number. */
+	bool phone_change = c->p->kind == PRINCIPAL_SERVICE && t.type && strcmp(t.type, "change_request") == 0 &&
+			    t.category && strcmp(t.category, "phone") == 0;
+	if (c->p->kind != PRINCIPAL_STAFF && t.type && strcmp(t.type, "grievance") != 0 && strcmp(t.type, "feedback") != 0 &&
+	    !phone_change)
+		hf_ferrs_add(c->fe, "type", "not_allowed",
+			     "the gateway and kiosks lodge grievances and feedback (and the gateway a new phone number)");
 	if (t.type) {
 		t.d = wf_find(C.wf, t.type);
 		if (!t.d) {

@@ -35,11 +35,14 @@ static hf_err put(struct db *db, int64_t case_id, const char *audience, const ch
 	hf_err err = outbox_seal_phone(id, phone, &sealed);
 	if (!err) {
 		char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
-		struct db_val w[] = {DB_I64(id),   case_id ? DB_I64(case_id) : DB_NULLV, db_str(audience),
-				     DB_BLOB(sealed.data, sealed.len), db_str(lang), db_str(tmpl), db_str(ptext)};
+		uint8_t bidx[HF_BIDX_LEN];
+		person_phone_bidx(g_app.keys, phone, bidx); /* the claim skips numbers that sent STOP */
+		struct db_val w[] = {DB_I64(id),	   case_id ? DB_I64(case_id) : DB_NULLV, db_str(audience),
+				     DB_BLOB(sealed.data, sealed.len), DB_BLOB(bidx, HF_BIDX_LEN),
+				     db_str(lang),	   db_str(tmpl),			 db_str(ptext)};
 		err = db_exec(db,
-			      "INSERT INTO outbox (id, case_id, audience, phone_enc, language, template, params, status,"
-			      " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', UTC_TIMESTAMP(3),"
+			      "INSERT INTO outbox (id, case_id, audience, phone_enc, phone_bidx, language, template, params,"
+			      " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', UTC_TIMESTAMP(3),"
 			      " UTC_TIMESTAMP(3))",
 			      w, HF_ARRAY_LEN(w), NULL);
 		free(ptext);
