@@ -119,7 +119,7 @@ struct pin_row {
 	bool exists;
 	uint8_t hash[HF_BIDX_LEN];
 	int failures, reset_failures;
-	bool locked, reset_live;
+	bool locked, reset_live, reset_recent;
 	uint8_t reset_hash[HF_BIDX_LEN];
 };
 
@@ -130,8 +130,9 @@ static hf_err pin_load(struct db *db, int64_t id, struct pin_row *p)
 	struct db_rows *r = NULL;
 	hf_err err = db_query(db,
 			      "SELECT pin_hash, failures, locked_at IS NOT NULL, reset_hash, reset_expires_at >"
-			      " UTC_TIMESTAMP(3), reset_failures FROM subscriber_pins WHERE individual_id = ? FOR UPDATE",
-			      v, 1, &r);
+			      " UTC_TIMESTAMP(3), reset_failures, COALESCE(reset_expires_at > UTC_TIMESTAMP(3) + INTERVAL ?"
+			      " SECOND, 0) FROM subscriber_pins WHERE individual_id = ? FOR UPDATE",
+			      (struct db_val[]){DB_I64(SUBSCRIBER_RESET_TTL_S - 60), v[0]}, 2, &r);
 	if (err)
 		return err;
 	if (db_rows_next(r)) {
@@ -150,6 +151,7 @@ static hf_err pin_load(struct db *db, int64_t id, struct pin_row *p)
 			}
 		}
 		p->reset_failures = (int)db_rows_i64(r, 5);
+		p->reset_recent = db_rows_i64(r, 6) != 0;
 	}
 	db_rows_free(r);
 	return HF_OK;
@@ -256,12 +258,21 @@ static hf_err pin_body(struct db *db, void *vctx)
 			snprintf(t->c->msg, t->c->msg_cap, "No PIN is set for this phone: set one.");
 			return HF_ENOTFOUND;
 		}
+		/* Wrong codes add up across codes (a new code does not give new tries), and one code a minute:
+		 * guessing cannot be spread over many codes. */
+		if (p.reset_failures >= SUBSCRIBER_RESET_MAX_FAILURES) {
+			snprintf(t->c->msg, t->c->msg_cap, "Too many wrong codes: visit the office to unlock the PIN.");
+			return HF_ECONFLICT;
+		}
+		if (p.reset_recent) {
+			snprintf(t->c->msg, t->c->msg_cap, "A code was sent less than a minute ago: wait for it.");
+			return HF_ERATELIMIT;
+		}
 		snprintf(t->code_out, sizeof(t->code_out), "%06u", (unsigned)hf_random_uniform(1000000));
 		secret_hash("reset", t->w.id, t->code_out, h);
 		err = db_exec(db,
 			      "UPDATE subscriber_pins SET reset_hash = ?, reset_expires_at = UTC_TIMESTAMP(3) + INTERVAL ?"
-			      " SECOND, reset_failures = 0, version = version + 1, updated_at = UTC_TIMESTAMP(3) WHERE"
-			      " individual_id = ?",
+			      " SECOND, version = version + 1, updated_at = UTC_TIMESTAMP(3) WHERE individual_id = ?",
 			      (struct db_val[]){DB_BLOB(h, HF_BIDX_LEN), DB_I64(SUBSCRIBER_RESET_TTL_S), id[0]}, 3, NULL);
 		bool queued = false;
 		json_t *params = json_pack("{s:s, s:i}", "code", t->code_out, "minutes", SUBSCRIBER_RESET_TTL_S / 60);
@@ -299,8 +310,8 @@ static hf_err pin_body(struct db *db, void *vctx)
 			return HF_ENOTFOUND;
 		}
 		err = db_exec(db,
-			      "UPDATE subscriber_pins SET failures = 0, locked_at = NULL, version = version + 1, updated_at ="
-			      " UTC_TIMESTAMP(3) WHERE individual_id = ?",
+			      "UPDATE subscriber_pins SET failures = 0, locked_at = NULL, reset_failures = 0, version ="
+			      " version + 1, updated_at = UTC_TIMESTAMP(3) WHERE individual_id = ?",
 			      id, 1, NULL);
 		return err ? err : audit_sub(t->c, "subscriber.pin_unlock", &t->w, "ok", NULL);
 	}

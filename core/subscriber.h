@@ -6,8 +6,8 @@
  * household if the head has it, else to the person registered with it first.
  *
  * PINs: 4 digits, never stored or logged: a keyed hash (the key stays in the key folder). pin_max_failures
- * wrong PINs in a row lock it; a one-time code sent by SMS (valid reset_ttl, a few tries) or a staff member
- * unlocks it. The code goes through the outbox like any SMS (template pin_reset_code). */
+ * wrong PINs in a row lock it; a one-time code sent by SMS (valid 15 minutes, one a minute; 5 wrong codes in
+ * all, however many codes were sent, and only staff can unlock) or a staff member unlocks it. The code goes through the outbox like any SMS (template pin_reset_code). */
 #ifndef HF_CORE_SUBSCRIBER_H
 #define HF_CORE_SUBSCRIBER_H
 
