@@ -142,6 +142,9 @@ FUZZ_OPTS_csv_import := -max_len=16384
 FUZZ_OPTS_json_body := -max_len=8192
 FUZZ_OPTS_config := -max_len=4096
 FUZZ_OPTS_validate := -max_len=1024
+FUZZ_OPTS_sms_templates := -max_len=8192
+FUZZ_OPTS_provider_msg := -max_len=8192
+FUZZ_OPTS_recon_csv := -max_len=8192
 
 .PHONY: fuzz fuzz-build fuzz-check-cc
 

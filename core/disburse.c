@@ -17,6 +17,7 @@
 #include "hf_paysig.h"
 #include "ledger.h"
 #include "person.h"
+#include "provider_msg.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,7 +28,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_BATCH 1000
 #define PROVIDER_RESP_MAX (4 * 1024 * 1024)
 #define SIG_WINDOW_S 300
 #define MAX_SENDERS 64
@@ -155,12 +155,6 @@ static struct provider *provider_named(const char *name, enum adapter *ad)
 	return NULL;
 }
 
-/* "HF123" -> 123 */
-static bool ref_parse(const char *s, int64_t *id)
-{
-	return s && s[0] == 'H' && s[1] == 'F' && hf_parse_i64(s + 2, 1, INT64_MAX, id) == HF_OK;
-}
-
 static void iso_now(char out[32])
 {
 	time_t t = time(NULL);
@@ -171,19 +165,11 @@ static void iso_now(char out[32])
 
 /* ------------------------------------------------------------------ results: callbacks and status queries */
 
-struct result {
-	int64_t payment_id;
-	bool ok;              /* paid (else failed) */
-	bool have_amount;
-	int64_t amount;       /* what the provider says it paid, minor units */
-	char currency[4];
-	char receipt[65];
-	char reason[120];
-	const char *source;   /* "callback", "status query" */
-};
+/* A result (struct provider_msg_result, read by provider_msg.c) is applied with its source set: "callback",
+ * "status query" or "request refused". */
 
 struct apply_tx {
-	const struct result *res;
+	const struct provider_msg_result *res;
 	const char *provider; /* who reported it */
 	const char *outcome;  /* for the caller: applied, duplicate, conflict, unknown */
 	bool unknown;
@@ -201,7 +187,7 @@ static hf_err event(struct db *db, int64_t pid, const char *from, const char *to
 static hf_err apply_body(struct db *db, void *vctx)
 {
 	struct apply_tx *t = vctx;
-	const struct result *res = t->res;
+	const struct provider_msg_result *res = t->res;
 	t->outcome = "applied";
 	t->unknown = false;
 	struct db_val v[] = {DB_I64(res->payment_id)};
@@ -352,7 +338,8 @@ static hf_err unknown_body(struct db *db, void *vctx)
 }
 
 /* Applies one result in its own transaction; *outcome says what it did. */
-static hf_err apply_result(struct db *db, const char *provider, const struct result *res, const char **outcome)
+static hf_err apply_result(struct db *db, const char *provider, const struct provider_msg_result *res,
+			   const char **outcome)
 {
 	struct apply_tx t = {res, provider, "applied", false};
 	hf_err err = db_tx(db, apply_body, &t);
@@ -383,34 +370,6 @@ static hf_err refuse_callback(struct svc_call *c, hf_err code, const char *why)
 	return code;
 }
 
-/* B2C Result object -> result. */
-static bool b2c_result(json_t *res, struct result *out)
-{
-	memset(out, 0, sizeof(*out));
-	json_t *code = json_object_get(res, "ResultCode");
-	const char *oid = json_string_value(json_object_get(res, "OriginatorConversationID"));
-	if (!json_is_integer(code) || !ref_parse(oid, &out->payment_id))
-		return false;
-	out->ok = json_integer_value(code) == 0;
-	const char *tx = json_string_value(json_object_get(res, "TransactionID"));
-	const char *cur = json_string_value(json_object_get(res, "Currency"));
-	json_t *amt = json_object_get(res, "Amount");
-	if (out->ok) {
-		if (!tx || !tx[0] || strlen(tx) > 64 || !json_is_integer(amt) || json_integer_value(amt) < 0 || !cur ||
-		    strlen(cur) != 3)
-			return false;
-		hf_strlcpy(out->receipt, tx, sizeof(out->receipt));
-		out->have_amount = true;
-		out->amount = json_integer_value(amt);
-		hf_strlcpy(out->currency, cur, sizeof(out->currency));
-	} else {
-		const char *desc = json_string_value(json_object_get(res, "ResultDesc"));
-		snprintf(out->reason, sizeof(out->reason), "%lld %.100s", (long long)json_integer_value(code),
-			 desc ? desc : "");
-	}
-	return true;
-}
-
 hf_err disburse_callback_b2c(struct svc_call *c, struct hf_str body, const char *sig, json_t **out)
 {
 	const struct provider *p = &D.p[AD_B2C];
@@ -418,13 +377,9 @@ hf_err disburse_callback_b2c(struct svc_call *c, struct hf_str body, const char 
 		return HF_ENOTFOUND;
 	if (!sig || hf_paysig_hmac_verify(p->secret, p->secret_len, sig, time(NULL), SIG_WINDOW_S, body.ptr, body.len))
 		return refuse_callback(c, HF_EAUTH, "the callback's X-Hifadhi-Signature does not verify");
-	json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, NULL);
-	struct result res;
-	if (!root || !b2c_result(json_object_get(root, "Result"), &res)) {
-		json_decref(root);
+	struct provider_msg_result res;
+	if (provider_msg_b2c_callback(body.ptr, body.len, &res) != HF_OK)
 		return refuse_callback(c, HF_EINVAL, "the callback is not a B2C Result this service can read");
-	}
-	json_decref(root);
 	res.source = "callback";
 	const char *outcome = NULL;
 	hf_err err = apply_result(c->db, p->name, &res, &outcome);
@@ -448,13 +403,8 @@ hf_err disburse_timeout_b2c(struct svc_call *c, struct hf_str body, const char *
 		return HF_ENOTFOUND;
 	if (!sig || hf_paysig_hmac_verify(p->secret, p->secret_len, sig, time(NULL), SIG_WINDOW_S, body.ptr, body.len))
 		return refuse_callback(c, HF_EAUTH, "the callback's X-Hifadhi-Signature does not verify");
-	json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, NULL);
-	json_t *res = json_object_get(root, "Result");
-	const char *oid = json_string_value(json_object_get(res ? res : root, "OriginatorConversationID"));
 	int64_t id = 0;
-	bool ok = ref_parse(oid, &id);
-	json_decref(root);
-	if (!ok)
+	if (provider_msg_b2c_timeout(body.ptr, body.len, &id) != HF_OK)
 		return refuse_callback(c, HF_EINVAL, "the timeout notice names no payment this service can read");
 	struct db_val v[] = {DB_I64(id), db_str(p->name)};
 	uint64_t n = 0;
@@ -468,33 +418,6 @@ hf_err disburse_timeout_b2c(struct svc_call *c, struct hf_str body, const char *
 	return HF_OK;
 }
 
-/* One G2P disbursement status item -> result. */
-static bool g2p_item(json_t *it, struct result *out)
-{
-	memset(out, 0, sizeof(*out));
-	const char *ref = json_string_value(json_object_get(it, "reference_id"));
-	const char *st = json_string_value(json_object_get(it, "status"));
-	if (!ref_parse(ref, &out->payment_id) || !st)
-		return false;
-	if (strcmp(st, "SUCC") == 0) {
-		const char *amt = json_string_value(json_object_get(it, "amount"));
-		const char *cur = json_string_value(json_object_get(it, "currency_code"));
-		const char *ins = json_string_value(json_object_get(it, "instruction_id"));
-		if (!cur || strlen(cur) != 3 || !ins || !ins[0] || strlen(ins) > 64 || !hf_money_parse(amt, cur, &out->amount))
-			return false;
-		out->ok = out->have_amount = true;
-		hf_strlcpy(out->currency, cur, sizeof(out->currency));
-		hf_strlcpy(out->receipt, ins, sizeof(out->receipt));
-		return true;
-	}
-	if (strcmp(st, "RJCT") == 0) {
-		const char *rc = json_string_value(json_object_get(it, "reason_code"));
-		snprintf(out->reason, sizeof(out->reason), "%.100s", rc ? rc : "rejected");
-		return true;
-	}
-	return false; /* RCVD / PDNG: nothing to apply yet */
-}
-
 hf_err disburse_callback_g2p(struct svc_call *c, struct hf_str body, const char *sig, json_t **out)
 {
 	const struct provider *p = &D.p[AD_G2P];
@@ -502,29 +425,21 @@ hf_err disburse_callback_g2p(struct svc_call *c, struct hf_str body, const char 
 		return HF_ENOTFOUND;
 	if (!sig || hf_paysig_dci_verify(p->pk, p->sender_id, sig, time(NULL), body.ptr, body.len))
 		return refuse_callback(c, HF_EAUTH, "the callback's Signature does not verify");
-	json_t *root = json_loadb(body.ptr, body.len, JSON_REJECT_DUPLICATES, NULL);
-	json_t *items = json_object_get(json_object_get(root, "message"), "disbursements_status");
-	if (!root || !json_is_array(items) || json_array_size(items) > MAX_BATCH) {
-		json_decref(root);
+	struct provider_msg_batch *batch = NULL;
+	if (provider_msg_g2p_callback(body.ptr, body.len, &batch) != HF_OK)
 		return refuse_callback(c, HF_EINVAL, "the callback is not an on-disburse envelope this service can read");
-	}
-	size_t i;
-	json_t *it;
 	int applied = 0, duplicate = 0, unknown = 0, conflict = 0, pending = 0, bad = 0;
 	hf_err err = HF_OK;
-	json_array_foreach(items, i, it) {
-		struct result res;
-		if (!g2p_item(it, &res)) {
-			const char *st = json_string_value(json_object_get(it, "status"));
-			if (st && (strcmp(st, "PDNG") == 0 || strcmp(st, "RCVD") == 0))
-				pending++;
-			else
-				bad++;
+	for (size_t i = 0; i < batch->n; i++) {
+		if (batch->kind[i] != PROVIDER_MSG_ITEM_RESULT) {
+			pending += batch->kind[i] == PROVIDER_MSG_ITEM_PENDING;
+			bad += batch->kind[i] == PROVIDER_MSG_ITEM_UNREADABLE;
 			continue;
 		}
-		res.source = "callback";
+		struct provider_msg_result *res = &batch->res[i];
+		res->source = "callback";
 		const char *outcome = NULL;
-		err = apply_result(c->db, p->name, &res, &outcome);
+		err = apply_result(c->db, p->name, res, &outcome);
 		if (err)
 			break;
 		applied += strcmp(outcome, "applied") == 0;
@@ -532,7 +447,7 @@ hf_err disburse_callback_g2p(struct svc_call *c, struct hf_str body, const char 
 		unknown += strcmp(outcome, "unknown") == 0;
 		conflict += strcmp(outcome, "conflict") == 0;
 	}
-	json_decref(root);
+	provider_msg_batch_free(batch);
 	if (err)
 		return err;
 	if (bad && db_tx(c->db, bad_callback_body, (void *)"on-disburse items that cannot be read") != HF_OK)
@@ -793,7 +708,7 @@ static void mark_pending(struct db *db, const int64_t *ids, size_t n, const char
 /* A synchronous refusal: the payment failed, its money returns. */
 static void fail_now(struct db *db, const char *provider, int64_t id, const char *reason)
 {
-	struct result res = {.payment_id = id, .ok = false, .source = "request refused"};
+	struct provider_msg_result res = {.payment_id = id, .ok = false, .source = "request refused"};
 	hf_strlcpy(res.reason, reason, sizeof(res.reason));
 	const char *outcome = NULL;
 	if (apply_result(db, provider, &res, &outcome) != HF_OK)
@@ -837,21 +752,17 @@ static void b2c_send(struct hf_httpc *hc, struct db *db, const struct provider *
 		       p->name, (long long)k->id, hf_err_name(err));
 		return;
 	}
-	json_t *ans = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
-	const char *code = json_string_value(json_object_get(ans, "ResponseCode"));
-	const char *desc = json_string_value(json_object_get(ans, "ResponseDescription"));
-	if (resp.status == 200 && code && strcmp(code, "0") == 0) {
+	char why[PROVIDER_MSG_REASON_SIZE];
+	enum provider_msg_ack ack = provider_msg_b2c_ack(resp.status, resp.body.data, resp.body.len, why);
+	if (ack == PROVIDER_MSG_ACK_ACCEPTED) {
 		accepted[(*nacc)++] = k->id;
-	} else if (resp.status == 200 && code) {
-		char why[120];
-		snprintf(why, sizeof(why), "refused: %.100s", desc ? desc : code);
+	} else if (ack == PROVIDER_MSG_ACK_REFUSED) {
 		fail_now(db, p->name, k->id, why);
 	} else {
 		/* 4xx/5xx: the request was not taken as it stands; the checker asks before anything else. */
 		hf_log(HF_LOG_WARN, "core.disburse", "msg=\"provider refused the request\" provider=%s payment=%lld status=%ld",
 		       p->name, (long long)k->id, resp.status);
 	}
-	json_decref(ans);
 	hf_buf_release(&resp.body);
 }
 
@@ -904,19 +815,17 @@ static void g2p_send(struct hf_httpc *hc, struct db *db, const struct provider *
 		free(in);
 		return;
 	}
-	json_t *ans = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
-	const char *ack = json_string_value(json_object_get(json_object_get(ans, "message"), "ack_status"));
-	if (resp.status == 200 && ack && strcmp(ack, "ACK") == 0) {
+	enum provider_msg_ack ack = provider_msg_g2p_ack(resp.status, resp.body.data, resp.body.len);
+	if (ack == PROVIDER_MSG_ACK_ACCEPTED) {
 		for (size_t i = 0; i < sent; i++)
 			accepted[(*nacc)++] = in[i]->id;
-	} else if (resp.status == 200 && ack && strcmp(ack, "NACK") == 0) {
+	} else if (ack == PROVIDER_MSG_ACK_REFUSED) {
 		for (size_t i = 0; i < sent; i++)
 			fail_now(db, p->name, in[i]->id, "refused: the provider did not accept the envelope (NACK)");
 	} else {
 		hf_log(HF_LOG_WARN, "core.disburse", "msg=\"provider refused the envelope\" provider=%s status=%ld", p->name,
 		       resp.status);
 	}
-	json_decref(ans);
 	hf_buf_release(&resp.body);
 	free(in);
 }
@@ -1029,31 +938,13 @@ static void check_one(struct hf_httpc *hc, struct db *db, const struct due *d)
 		(void)bump_check(db, d->id, d->checks, D.query_after_s);
 		return;
 	}
-	json_t *ans = json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, NULL);
+	struct provider_msg_result res;
+	enum provider_msg_answer a = ad == AD_B2C
+					     ? provider_msg_b2c_status(resp.status, resp.body.data, resp.body.len, &res)
+					     : provider_msg_g2p_status(resp.body.data, resp.body.len, &res);
 	hf_buf_release(&resp.body);
-	struct result res;
-	bool have = false, never = false, still = false;
-	if (ad == AD_B2C) {
-		const char *st = json_string_value(json_object_get(ans, "status"));
-		if (resp.status == 404 && json_is_false(json_object_get(ans, "found")))
-			never = true;
-		else if (resp.status == 200 && st && (strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0))
-			have = b2c_result(json_object_get(ans, "Result"), &res);
-		else if (resp.status == 200 && st && strcmp(st, "pending") == 0)
-			still = true;
-	} else {
-		json_t *list = json_object_get(json_object_get(json_object_get(ans, "message"), "txnstatus_response"),
-					       "txn_status");
-		json_t *it = json_array_get(list, 0);
-		const char *st = json_string_value(json_object_get(it, "status"));
-		if (st && strcmp(st, "UNKNOWN") == 0)
-			never = true;
-		else if (st && (strcmp(st, "PDNG") == 0 || strcmp(st, "RCVD") == 0))
-			still = true;
-		else if (it)
-			have = g2p_item(it, &res);
-	}
-	json_decref(ans);
+	bool have = a == PROVIDER_MSG_ANSWER_RESULT, never = a == PROVIDER_MSG_ANSWER_NEVER,
+	     still = a == PROVIDER_MSG_ANSWER_PENDING;
 	if (have && res.payment_id == d->id) {
 		res.source = "status query";
 		const char *outcome = NULL;

@@ -1,14 +1,8 @@
 /* notices.c - SMS texts (menus/sms/<language>.ini), payment notices to a cycle's payees, and the outbox as
  * the SMS gateway drains it (claim, delivery reports).
  *
- * Templates. One file per language holds "name = text" lines with {param} placeholders; en.ini is the
- * reference: every other file must have each of its templates, and may use only the placeholders that
- * template is given. Each text must fit ONE SMS with the longest realistic values filled in (160 GSM-7
- * characters, or 70 when a character outside the GSM-7 alphabet forces UCS-2), because a text that splits
- * costs twice and some handsets show the parts out of order. A broken file stops startup with file:line.
- * The files are read with our own line reader rather than inih: Debian's inih cuts lines at 200 bytes and
- * treats " ;" inside a value as a comment, and either would silently shorten a message to beneficiaries.
- * A language without a file is rendered in Swahili, then English (docs/sms-templates.md).
+ * Templates. The files of menus/sms/ are loaded, checked, looked up (a language without a file is rendered
+ * in Swahili, then English) and rendered by sms_templates.c; this file holds the one set loaded at startup.
  *
  * Notices. A payment officer filters a cycle's payments (pay point, location, status), previews who gets
  * which text, and sends or schedules it. Sending writes one outbox row per payee in batches of
@@ -31,23 +25,14 @@
 #include "hf_money.h"
 #include "outbox.h"
 #include "person.h"
+#include "sms_templates.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define SMS_MAX_FILES 32
-#define SMS_MAX_TEMPLATES 64
-#define SMS_NAME_MAX 48   /* outbox.template */
-#define SMS_LINE_MAX 1024 /* bytes of one line of a template file */
-#define SMS_RENDER_MAX 2048
-#define SMS_GSM7_LIMIT 160
-#define SMS_UCS2_LIMIT 70
 
 #define NOTICE_BATCH 1000          /* payments per transaction when sending */
 #define NOTICE_INSERT_ROWS 100     /* outbox rows per INSERT statement */
@@ -60,448 +45,12 @@
 #define OUTBOX_STALE_MIN 10 /* minutes; in the SQL of claim_select */
 #define OUTBOX_MAX_ATTEMPTS 5
 
-/* ---- what the code gives each template ------------------------------------------------------------------ */
-
-struct tmpl_spec {
-	const char *name;
-	const char *params[5]; /* NULL-terminated */
-	bool payment;          /* a notice template (payment officers send these) */
-};
-
-/* Case templates get {ref}; the cases code also passes state and type, which are internal names not fit
- * for beneficiaries. A template en.ini adds for a workflow of its own (sms:NAME) is treated as a case one. */
-static const struct tmpl_spec SPECS[] = {
-	{"application_received", {"ref"}, false},
-	{"application_approved", {"ref"}, false},
-	{"application_rejected", {"ref"}, false},
-	{"grievance_lodged", {"ref"}, false},
-	{"grievance_resolved", {"ref"}, false},
-	{"grievance_rejected", {"ref"}, false},
-	{"grievance_duplicate", {"ref"}, false},
-	{"change_request_received", {"ref"}, false},
-	{"change_request_applied", {"ref"}, false},
-	{"change_request_rejected", {"ref"}, false},
-	{"feedback_received", {"ref"}, false},
-	{"payment_ready", {"amount", "currency", "pay_point", "date"}, true},
-	{"payment_sent", {"amount", "currency", "date"}, true},
-	{"payment_reminder", {"amount", "currency", "pay_point", "until"}, true},
-	{"staff_cases_escalated", {"count", "role"}, false},
-	{"staff_payment_alert", {"rule", "severity", "cycle"}, false},
-};
-static const struct tmpl_spec CASE_SPEC = {"", {"ref"}, false};
+/* ---- the templates ------------------------------------------------------------------------------------ */
 
 static const char *const PAYMENT_TEMPLATES[] = {"payment_ready", "payment_sent", "payment_reminder", NULL};
 
-/* The longest value each parameter realistically takes, for the one-SMS check at load. */
-static const struct {
-	const char *param;
-	const char *longest;
-} LONGEST[] = {
-	{"ref", "123456789"},
-	{"amount", "1,000,000.00"},
-	{"currency", "KES"},
-	{"pay_point", "XXXXXXXXXXXXXXXXXXXX"}, /* 20 characters */
-	{"date", "2026-12-31"},
-	{"until", "2026-12-31"},
-	{"count", "99999"},
-	{"role", "payment_officer"},
-	{"rule", "shared_national_id"},
-	{"severity", "critical"},
-	{"cycle", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"}, /* payment_cycles.code: 40 */
-};
-
-static const struct tmpl_spec *spec_find(const char *name)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(SPECS); i++)
-		if (strcmp(SPECS[i].name, name) == 0)
-			return &SPECS[i];
-	return NULL;
-}
-
-static bool spec_has_param(const struct tmpl_spec *s, const char *p, size_t n)
-{
-	for (size_t i = 0; s->params[i]; i++)
-		if (strlen(s->params[i]) == n && memcmp(s->params[i], p, n) == 0)
-			return true;
-	return false;
-}
-
-/* ---- GSM-7 ---------------------------------------------------------------------------------------------- */
-
-/* 3GPP TS 23.038 default alphabet (one septet each; 0x1B is the escape, not a character). */
-static const uint16_t GSM7_BASIC[128] = {
-	0x0040, 0x00A3, 0x0024, 0x00A5, 0x00E8, 0x00E9, 0x00F9, 0x00EC, 0x00F2, 0x00C7, 0x000A, 0x00D8, 0x00F8,
-	0x000D, 0x00C5, 0x00E5, 0x0394, 0x005F, 0x03A6, 0x0393, 0x039B, 0x03A9, 0x03A0, 0x03A8, 0x03A3, 0x0398,
-	0x039E, 0xFFFF, 0x00C6, 0x00E6, 0x00DF, 0x00C9, 0x0020, 0x0021, 0x0022, 0x0023, 0x00A4, 0x0025, 0x0026,
-	0x0027, 0x0028, 0x0029, 0x002A, 0x002B, 0x002C, 0x002D, 0x002E, 0x002F, 0x0030, 0x0031, 0x0032, 0x0033,
-	0x0034, 0x0035, 0x0036, 0x0037, 0x0038, 0x0039, 0x003A, 0x003B, 0x003C, 0x003D, 0x003E, 0x003F, 0x00A1,
-	0x0041, 0x0042, 0x0043, 0x0044, 0x0045, 0x0046, 0x0047, 0x0048, 0x0049, 0x004A, 0x004B, 0x004C, 0x004D,
-	0x004E, 0x004F, 0x0050, 0x0051, 0x0052, 0x0053, 0x0054, 0x0055, 0x0056, 0x0057, 0x0058, 0x0059, 0x005A,
-	0x00C4, 0x00D6, 0x00D1, 0x00DC, 0x00A7, 0x00BF, 0x0061, 0x0062, 0x0063, 0x0064, 0x0065, 0x0066, 0x0067,
-	0x0068, 0x0069, 0x006A, 0x006B, 0x006C, 0x006D, 0x006E, 0x006F, 0x0070, 0x0071, 0x0072, 0x0073, 0x0074,
-	0x0075, 0x0076, 0x0077, 0x0078, 0x0079, 0x007A, 0x00E4, 0x00F6, 0x00F1, 0x00FC, 0x00E0,
-};
-/* The extension table: an escape and a septet, so two each. */
-static const uint16_t GSM7_EXT[] = {0x000C, 0x005E, 0x007B, 0x007D, 0x005C, 0x005B, 0x007E, 0x005D, 0x007C, 0x20AC};
-
-/* Decodes one code point of valid UTF-8 (checked before); returns its length in bytes. */
-static size_t utf8_next(const char *s, uint32_t *cp)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	if (u[0] < 0x80) {
-		*cp = u[0];
-		return 1;
-	}
-	if ((u[0] & 0xE0) == 0xC0) {
-		*cp = ((uint32_t)(u[0] & 0x1F) << 6) | (u[1] & 0x3F);
-		return 2;
-	}
-	if ((u[0] & 0xF0) == 0xE0) {
-		*cp = ((uint32_t)(u[0] & 0x0F) << 12) | ((uint32_t)(u[1] & 0x3F) << 6) | (u[2] & 0x3F);
-		return 3;
-	}
-	*cp = ((uint32_t)(u[0] & 0x07) << 18) | ((uint32_t)(u[1] & 0x3F) << 12) | ((uint32_t)(u[2] & 0x3F) << 6) |
-	      (u[3] & 0x3F);
-	return 4;
-}
-
-/* septets of cp in GSM-7 (1 or 2), or 0 when GSM-7 cannot carry it. */
-static int gsm7_septets(uint32_t cp)
-{
-	for (size_t i = 0; i < 128; i++)
-		if (GSM7_BASIC[i] == cp && i != 0x1B)
-			return 1;
-	for (size_t i = 0; i < HF_ARRAY_LEN(GSM7_EXT); i++)
-		if (GSM7_EXT[i] == cp)
-			return 2;
-	return 0;
-}
-
-struct sms_size {
-	bool gsm7;
-	size_t units;      /* septets (GSM-7) or UTF-16 code units (UCS-2) */
-	size_t limit;      /* of one SMS in that coding */
-	uint32_t non_gsm;  /* the first character that forced UCS-2 */
-};
-
-static void sms_measure(const char *s, struct sms_size *m)
-{
-	size_t septets = 0, ucs2 = 0;
-	uint32_t non_gsm = 0;
-	for (const char *p = s; *p;) {
-		uint32_t cp;
-		p += utf8_next(p, &cp);
-		ucs2 += cp > 0xFFFF ? 2 : 1;
-		int k = gsm7_septets(cp);
-		if (!k && !non_gsm)
-			non_gsm = cp;
-		septets += (size_t)k;
-	}
-	m->gsm7 = non_gsm == 0;
-	m->units = m->gsm7 ? septets : ucs2;
-	m->limit = m->gsm7 ? SMS_GSM7_LIMIT : SMS_UCS2_LIMIT;
-	m->non_gsm = non_gsm;
-}
-
-/* ---- the template files --------------------------------------------------------------------------------- */
-
-struct sms_template {
-	char name[SMS_NAME_MAX + 1];
-	char *text; /* owned */
-	int line;
-};
-
-struct sms_lang {
-	char code[9];
-	char file[32]; /* "sw.ini", for messages */
-	size_t n;
-	struct sms_template t[SMS_MAX_TEMPLATES];
-};
-
 /* Loaded once by notices_init, read-only afterwards: every pool thread reads it without locks. */
-static struct {
-	bool loaded;
-	size_t n;
-	struct sms_lang *langs[SMS_MAX_FILES];
-} S;
-
-struct file_parse {
-	const char *path;
-	struct sms_lang *l;
-	const struct sms_lang *en; /* NULL while reading en.ini itself */
-	int line;
-	int section_line;
-	bool failed;
-	int err_line;
-	char msg[400];
-};
-
-HF_PRINTF(3, 4) static bool fail(struct file_parse *p, int line, const char *fmt, ...)
-{
-	if (p->failed)
-		return false;
-	p->failed = true;
-	p->err_line = line;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-	va_end(ap);
-	return false;
-}
-
-static bool name_ok(const char *s, size_t n)
-{
-	if (n < 1 || n > SMS_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return false;
-	return true;
-}
-
-static const struct sms_template *lang_template(const struct sms_lang *l, const char *name)
-{
-	for (size_t i = 0; l && i < l->n; i++)
-		if (strcmp(l->t[i].name, name) == 0)
-			return &l->t[i];
-	return NULL;
-}
-
-static const char *longest_of(const char *p, size_t n)
-{
-	for (size_t i = 0; i < HF_ARRAY_LEN(LONGEST); i++)
-		if (strlen(LONGEST[i].param) == n && memcmp(LONGEST[i].param, p, n) == 0)
-			return LONGEST[i].longest;
-	return NULL;
-}
-
-/* Checks the placeholders of one text against what its template is given, and that the text with the
- * longest values fits one SMS. */
-static bool text_check(struct file_parse *p, const char *name, const char *text)
-{
-	const struct tmpl_spec *spec = spec_find(name);
-	if (!spec)
-		spec = &CASE_SPEC;
-	struct hf_buf given, filled;
-	hf_buf_init(&given, 200);
-	hf_buf_init(&filled, SMS_RENDER_MAX);
-	for (size_t i = 0; spec->params[i]; i++)
-		hf_buf_note(&given, "%s{%s}", i ? ", " : "", spec->params[i]);
-	bool ok = true;
-	for (const char *s = text; *s && ok;) {
-		if (*s == '}') {
-			ok = fail(p, p->line, "'%s': a '}' without its '{' (placeholders look like {ref})", name);
-			break;
-		}
-		if (*s != '{') {
-			const char *e = s;
-			while (*e && *e != '{' && *e != '}')
-				e++;
-			ok = hf_buf_append(&filled, s, (size_t)(e - s)) == HF_OK;
-			s = e;
-			continue;
-		}
-		const char *close = strchr(s + 1, '}');
-		const char *open = strchr(s + 1, '{');
-		if (!close || (open && open < close)) {
-			ok = fail(p, p->line, "'%s': a '{' without its '}' (placeholders look like {ref})", name);
-			break;
-		}
-		size_t n = (size_t)(close - s - 1);
-		if (!spec_has_param(spec, s + 1, n)) {
-			ok = fail(p, p->line, "'%s': unknown placeholder {%.*s} (this template is given %s)", name,
-				  (int)(n > 40 ? 40 : n), s + 1, hf_buf_cstr(&given));
-			break;
-		}
-		const char *v = longest_of(s + 1, n);
-		HF_ASSERT(v); /* every parameter of SPECS has its longest value */
-		ok = hf_buf_append_str(&filled, v) == HF_OK;
-		s = close + 1;
-	}
-	if (ok) {
-		struct sms_size m;
-		sms_measure(hf_buf_cstr(&filled), &m);
-		if (m.units > m.limit) {
-			if (m.gsm7)
-				ok = fail(p, p->line,
-					  "'%s' is %zu GSM-7 characters with the longest values filled in; one SMS holds %d",
-					  name, m.units, SMS_GSM7_LIMIT);
-			else
-				ok = fail(p, p->line,
-					  "'%s' is %zu characters with the longest values filled in; U+%04X is not in the "
-					  "GSM-7 alphabet, so the text goes as UCS-2 and one SMS holds %d (write it without "
-					  "such characters to get %d)",
-					  name, m.units, (unsigned)m.non_gsm, SMS_UCS2_LIMIT, SMS_GSM7_LIMIT);
-		}
-	}
-	hf_buf_release(&given);
-	hf_buf_release(&filled);
-	return ok;
-}
-
-static bool is_space(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static bool on_line(struct file_parse *p, char *s)
-{
-	if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
-		s += 3;
-	size_t n = strlen(s);
-	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	const char *t = s;
-	while (is_space(*t))
-		t++;
-	if (!*t || *t == ';' || *t == '#')
-		return true;
-	if (t != s)
-		return fail(p, p->line, "line is indented: start sections and templates at the beginning of the line");
-	if (*s == '[') {
-		while (n && is_space(s[n - 1]))
-			s[--n] = '\0';
-		if (strcmp(s, "[templates]") != 0)
-			return fail(p, p->line, "unknown section %.60s (the only section is [templates])", s);
-		if (p->section_line)
-			return fail(p, p->line, "[templates] appears twice (first at line %d)", p->section_line);
-		p->section_line = p->line;
-		return true;
-	}
-	if (!p->section_line)
-		return fail(p, p->line, "a template before [templates] (start the file with [templates])");
-	char *eq = strchr(s, '=');
-	if (!eq)
-		return fail(p, p->line, "expected name = text");
-	char *ne = eq;
-	while (ne > s && is_space(ne[-1]))
-		ne--;
-	size_t nlen = (size_t)(ne - s);
-	if (!name_ok(s, nlen))
-		return fail(p, p->line, "bad template name '%.*s' (1-%d characters of a-z, 0-9 and _)",
-			    (int)(nlen > 60 ? 60 : nlen), s, SMS_NAME_MAX);
-	char name[SMS_NAME_MAX + 1];
-	memcpy(name, s, nlen);
-	name[nlen] = '\0';
-	char *v = eq + 1;
-	while (is_space(*v))
-		v++;
-	size_t vlen = strlen(v);
-	while (vlen && is_space(v[vlen - 1]))
-		v[--vlen] = '\0';
-	if (!vlen)
-		return fail(p, p->line, "'%s' has no text", name);
-	if (!hf_utf8_valid_text(v, vlen))
-		return fail(p, p->line, "'%s': the text is not valid UTF-8 or holds control characters", name);
-	const struct sms_template *dup = lang_template(p->l, name);
-	if (dup)
-		return fail(p, p->line, "'%s' is defined twice (first at line %d)", name, dup->line);
-	if (p->en && !lang_template(p->en, name))
-		return fail(p, p->line, "'%s' is not a template of en.ini (a typo? every language has the templates of en.ini)",
-			    name);
-	if (p->l->n == SMS_MAX_TEMPLATES)
-		return fail(p, p->line, "more than %d templates", SMS_MAX_TEMPLATES);
-	if (!text_check(p, name, v))
-		return false;
-	struct sms_template *tp = &p->l->t[p->l->n++];
-	memcpy(tp->name, name, nlen + 1);
-	tp->text = hf_xstrdup(v);
-	tp->line = p->line;
-	return true;
-}
-
-static void lang_free(struct sms_lang *l)
-{
-	if (!l)
-		return;
-	for (size_t i = 0; i < l->n; i++)
-		free(l->t[i].text);
-	free(l);
-}
-
-static hf_err load_file(const char *dir, const char *file, const struct sms_lang *en, struct sms_lang **out,
-			struct hf_buf *err)
-{
-	hf_err rc = HF_OK;
-	struct hf_buf path;
-	hf_buf_init(&path, 4096);
-	struct sms_lang *l = hf_xcalloc(1, sizeof(*l));
-	struct file_parse p = {.l = l, .en = en};
-	char *line = hf_xmalloc(SMS_LINE_MAX + 2);
-	FILE *f = NULL;
-	size_t stem = strlen(file) - 4;
-	memcpy(l->code, file, stem);
-	l->code[stem] = '\0';
-	hf_strlcpy(l->file, file, sizeof(l->file));
-	if (hf_buf_appendf(&path, "%s/%s", dir, file)) {
-		hf_buf_note(err, "%s: path of %s is too long", dir, file);
-		rc = HF_EINVAL;
-		goto out;
-	}
-	p.path = hf_buf_cstr(&path);
-	f = fopen(p.path, "r");
-	if (!f) {
-		hf_buf_note(err, "%s: cannot open: %s", p.path, strerror(errno));
-		rc = HF_EIO;
-		goto out;
-	}
-	while (!p.failed && fgets(line, SMS_LINE_MAX + 2, f)) {
-		p.line++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			fail(&p, p.line, "line is longer than %d bytes", SMS_LINE_MAX);
-			break;
-		}
-		on_line(&p, line);
-	}
-	if (!p.failed && ferror(f)) {
-		hf_buf_note(err, "%s: cannot read: %s", p.path, strerror(errno));
-		rc = HF_EIO;
-		goto out;
-	}
-	if (!p.failed && !p.section_line)
-		fail(&p, 1, "no [templates] section");
-	/* English is the reference and the last fallback: it has every template the code sends. */
-	for (size_t i = 0; !p.failed && !en && i < HF_ARRAY_LEN(SPECS); i++)
-		if (!lang_template(l, SPECS[i].name))
-			fail(&p, p.section_line, "template '%s' is missing (the service sends it)", SPECS[i].name);
-	for (size_t i = 0; !p.failed && en && i < en->n; i++)
-		if (!lang_template(l, en->t[i].name))
-			fail(&p, p.section_line, "template '%s' is missing (en.ini has it at line %d)", en->t[i].name,
-			     en->t[i].line);
-	if (p.failed) {
-		hf_buf_note(err, "%s:%d: %s", p.path, p.err_line, p.msg);
-		rc = HF_EINVAL;
-		goto out;
-	}
-	*out = l;
-	l = NULL;
-out:
-	if (f)
-		fclose(f);
-	free(line);
-	hf_buf_release(&path);
-	lang_free(l);
-	return rc;
-}
-
-/* "xx.ini" .. "xxxxxxxx.ini" with a lowercase language code; other names are not template files. */
-static bool lang_file(const char *name, bool *bad)
-{
-	size_t n = strlen(name);
-	*bad = false;
-	if (name[0] == '.' || n < 5 || strcmp(name + n - 4, ".ini") != 0)
-		return false;
-	size_t stem = n - 4;
-	*bad = stem < 2 || stem > 8;
-	for (size_t i = 0; i < stem && !*bad; i++)
-		*bad = name[i] < 'a' || name[i] > 'z';
-	return !*bad;
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
+static struct smst *S;
 
 /* menus.dir (core_config.c); "menus" without a configuration (unit tests, benchmarks). */
 static const char *menus_dir(const struct hf_config *cfg)
@@ -512,146 +61,24 @@ static const char *menus_dir(const struct hf_config *cfg)
 hf_err notices_init(const struct hf_config *cfg, struct hf_buf *err)
 {
 	notices_shutdown();
-	hf_err rc = HF_OK;
 	struct hf_buf dir;
 	hf_buf_init(&dir, 4096);
-	char *names[SMS_MAX_FILES];
-	size_t n_names = 0;
-	DIR *dh = NULL;
+	hf_err rc = HF_OK;
 	if (hf_buf_appendf(&dir, "%s/sms", menus_dir(cfg))) {
 		hf_buf_note(err, "menus.dir is too long");
 		rc = HF_EINVAL;
 		goto out;
 	}
-	dh = opendir(hf_buf_cstr(&dir));
-	if (!dh) {
-		hf_buf_note(err, "%s: cannot open the SMS template folder: %s", hf_buf_cstr(&dir), strerror(errno));
-		rc = HF_EIO;
-		goto out;
-	}
-	struct dirent *e;
-	errno = 0;
-	bool has_en = false;
-	while ((e = readdir(dh)) != NULL) {
-		bool bad = false;
-		if (!lang_file(e->d_name, &bad)) {
-			if (bad) {
-				hf_buf_note(err, "%s/%s: a template file is named after its language code (2-8 of a-z), "
-						 "e.g. sw.ini", hf_buf_cstr(&dir), e->d_name);
-				rc = HF_EINVAL;
-				goto out;
-			}
-			continue;
-		}
-		if (n_names == SMS_MAX_FILES) {
-			hf_buf_note(err, "%s: more than %d template files", hf_buf_cstr(&dir), SMS_MAX_FILES);
-			rc = HF_EINVAL;
-			goto out;
-		}
-		has_en |= strcmp(e->d_name, "en.ini") == 0;
-		names[n_names++] = hf_xstrdup(e->d_name);
-		errno = 0;
-	}
-	if (errno) {
-		hf_buf_note(err, "%s: cannot list the SMS template folder: %s", hf_buf_cstr(&dir), strerror(errno));
-		rc = HF_EIO;
-		goto out;
-	}
-	if (!has_en) {
-		hf_buf_note(err, "%s: no en.ini (English is the reference for the other languages and the last fallback)",
-			    hf_buf_cstr(&dir));
-		rc = HF_EINVAL;
-		goto out;
-	}
-	qsort(names, n_names, sizeof(names[0]), name_cmp);
-	/* en.ini first: the others are checked against it. */
-	struct sms_lang *en = NULL;
-	rc = load_file(hf_buf_cstr(&dir), "en.ini", NULL, &en, err);
-	if (rc)
-		goto out;
-	S.langs[S.n++] = en;
-	for (size_t i = 0; i < n_names; i++) {
-		if (strcmp(names[i], "en.ini") == 0)
-			continue;
-		struct sms_lang *l = NULL;
-		rc = load_file(hf_buf_cstr(&dir), names[i], en, &l, err);
-		if (rc)
-			goto out;
-		S.langs[S.n++] = l;
-	}
-	S.loaded = true;
+	rc = smst_load(hf_buf_cstr(&dir), &S, err);
 out:
-	if (dh)
-		closedir(dh);
-	for (size_t i = 0; i < n_names; i++)
-		free(names[i]);
 	hf_buf_release(&dir);
-	if (rc)
-		notices_shutdown();
 	return rc;
 }
 
 void notices_shutdown(void)
 {
-	for (size_t i = 0; i < S.n; i++)
-		lang_free(S.langs[i]);
-	memset(&S, 0, sizeof(S));
-}
-
-static const struct sms_lang *lang_find(const char *code)
-{
-	for (size_t i = 0; i < S.n; i++)
-		if (strcmp(S.langs[i]->code, code) == 0)
-			return S.langs[i];
-	return NULL;
-}
-
-/* The template in the language, else Swahili, else English; *used names the language taken. NULL when
- * even en.ini lacks it (a workflow names a template nobody wrote). */
-static const struct sms_template *template_for(const char *lang, const char *name, const char **used)
-{
-	const char *chain[] = {lang, "sw", "en"};
-	for (size_t i = 0; i < HF_ARRAY_LEN(chain); i++) {
-		const struct sms_lang *l = lang_find(chain[i]);
-		const struct sms_template *t = l ? lang_template(l, name) : NULL;
-		if (t) {
-			*used = l->code;
-			return t;
-		}
-	}
-	return NULL;
-}
-
-/* Fills the placeholders from params (strings or integers); a missing parameter becomes "-". */
-static hf_err render(const char *text, const json_t *params, struct hf_buf *out)
-{
-	hf_err err = HF_OK;
-	for (const char *s = text; *s && !err;) {
-		const char *close = *s == '{' ? strchr(s, '}') : NULL;
-		if (!close) {
-			const char *e = strchr(s + 1, '{');
-			size_t n = e ? (size_t)(e - s) : strlen(s);
-			err = hf_buf_append(out, s, n);
-			s += n;
-			continue;
-		}
-		char key[SMS_NAME_MAX + 1];
-		size_t n = (size_t)(close - s - 1);
-		json_t *v = NULL;
-		if (n < sizeof(key)) {
-			memcpy(key, s + 1, n);
-			key[n] = '\0';
-			v = json_object_get(params, key);
-		}
-		if (json_is_string(v))
-			err = hf_buf_append(out, json_string_value(v), json_string_length(v));
-		else if (json_is_integer(v))
-			err = hf_buf_appendf(out, "%lld", (long long)json_integer_value(v));
-		else
-			err = hf_buf_append_str(out, "-");
-		s = close + 1;
-	}
-	return err;
+	smst_free(S);
+	S = NULL;
 }
 
 /* ---- helpers -------------------------------------------------------------------------------------------- */
@@ -812,14 +239,14 @@ static json_t *filter_json(const struct filter *f)
 static json_t *payment_params(const char *tmpl, const struct cycle *cy, int64_t amount, const char *currency,
 			      const char *pay_point)
 {
-	const struct tmpl_spec *spec = spec_find(tmpl);
-	HF_ASSERT(spec && spec->payment);
+	HF_ASSERT(smst_is_payment(tmpl));
+	const char *const *params = smst_params(tmpl);
 	char money[HF_MONEY_STR_MAX];
 	hf_money_display(amount, currency, money);
 	const char *where = pay_point && *pay_point ? pay_point : cy->provider;
 	json_t *o = json_object();
-	for (size_t i = 0; spec->params[i]; i++) {
-		const char *k = spec->params[i];
+	for (size_t i = 0; params[i]; i++) {
+		const char *k = params[i];
 		const char *v = !strcmp(k, "amount")	 ? money
 				: !strcmp(k, "currency") ? currency
 				: !strcmp(k, "pay_point") ? where
@@ -839,7 +266,7 @@ hf_err notices_preview(struct svc_call *c, const char *cycle_code, json_t *body,
 	filter_read(c, body, false, &f, NULL);
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
-	if (!S.loaded) {
+	if (!S) {
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"sms templates not loaded (notices_init not called)\"");
 		return HF_EINTERNAL;
 	}
@@ -892,13 +319,13 @@ hf_err notices_preview(struct svc_call *c, const char *cycle_code, json_t *body,
 		if (!params)
 			continue; /* removed meanwhile */
 		const char *used = "en";
-		const struct sms_template *t = template_for(g[i].lang, f.tmpl, &used);
+		const char *t = smst_lookup(S, g[i].lang, f.tmpl, &used);
 		HF_ASSERT(t); /* en.ini has every payment template: checked at load */
 		struct hf_buf text;
-		hf_buf_init(&text, SMS_RENDER_MAX);
-		err = render(t->text, params, &text);
-		struct sms_size m;
-		sms_measure(hf_buf_cstr(&text), &m);
+		hf_buf_init(&text, SMST_RENDER_MAX);
+		err = smst_render(t, params, &text);
+		struct smst_size m;
+		smst_measure(hf_buf_cstr(&text), &m);
 		if (!err)
 			json_object_set_new(by, g[i].lang,
 					    json_pack("{s:I, s:s, s:s, s:s, s:I}", "count", (json_int_t)g[i].count, "text",
@@ -1207,7 +634,7 @@ hf_err notices_send(struct svc_call *c, const char *cycle_code, json_t *body, js
 		(void)send_at_parse(c, send_at, now_ms, &send_after_ms);
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
-	if (!S.loaded) {
+	if (!S) {
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"sms templates not loaded (notices_init not called)\"");
 		return HF_EINTERNAL;
 	}
@@ -1375,7 +802,7 @@ static bool claim_row(struct db_rows *r, json_t *items)
 	int64_t id = db_rows_i64(r, 0);
 	const char *lang = db_rows_str(r, 2), *tmpl = db_rows_str(r, 3);
 	const char *used = "en";
-	const struct sms_template *t = template_for(lang, tmpl, &used);
+	const char *t = smst_lookup(S, lang, tmpl, &used);
 	if (!t) {
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"no text for an outbox template; message failed\" outbox=%lld"
 		       " template=%s", (long long)id, tmpl);
@@ -1387,7 +814,7 @@ static bool claim_row(struct db_rows *r, json_t *items)
 		params = json_object();
 	}
 	struct hf_buf text, phone;
-	hf_buf_init(&text, SMS_RENDER_MAX);
+	hf_buf_init(&text, SMST_RENDER_MAX);
 	hf_buf_init(&phone, 256);
 	size_t len = 0;
 	const void *sealed = db_rows_blob(r, 1, &len);
@@ -1396,10 +823,10 @@ static bool claim_row(struct db_rows *r, json_t *items)
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"cannot open the phone of an outbox row; message failed\""
 		       " outbox=%lld err=%s", (long long)id, hf_err_name(err));
 	if (!err)
-		err = render(t->text, params, &text);
+		err = smst_render(t, params, &text);
 	if (!err) {
-		struct sms_size m;
-		sms_measure(hf_buf_cstr(&text), &m);
+		struct smst_size m;
+		smst_measure(hf_buf_cstr(&text), &m);
 		char sid[24];
 		snprintf(sid, sizeof(sid), "%lld", (long long)id);
 		json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s, s:I}", "id", sid,
@@ -1461,7 +888,7 @@ hf_err notices_outbox_claim(struct svc_call *c, int limit, json_t **out)
 		hf_ferrs_add(c->fe, "limit", "out_of_range", "must be 1 to %d", OUTBOX_CLAIM_MAX);
 		return HF_EINVAL;
 	}
-	if (!S.loaded) {
+	if (!S) {
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"sms templates not loaded (notices_init not called)\"");
 		return HF_EINTERNAL;
 	}

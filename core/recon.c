@@ -2,11 +2,12 @@
  *
  * A statement can have a million lines and a cycle a million payments, so nothing per line is kept in
  * memory and nothing is done per line in a round trip:
- * - The CSV is parsed with libcsv (strict RFC 4180) and streamed into recon_lines in multi-row INSERTs of
- *   1,000 rows, each its own short transaction. A line that cannot be read is stored with the reason and
- *   no status; it never stops the run. A file that is not CSV at all (an unclosed quote, a stray quote, no
- *   header, too many lines) is refused whole: in memory (the API) and from a regular file (the CLI) a
- *   first pass checks the structure before anything is written; from a pipe the run is marked failed.
+ * - The CSV is read by recon_parse.c (libcsv, strict RFC 4180; every line validated) and streamed into
+ *   recon_lines in multi-row INSERTs of 1,000 rows, each its own short transaction. A line that cannot
+ *   be read is stored with the reason and no status; it never stops the run. A file that is not CSV at
+ *   all (an unclosed quote, a stray quote, no header, too many lines) is refused whole: in memory (the
+ *   API) and from a regular file (the CLI) a first pass checks the structure before anything is
+ *   written; from a pipe the run is marked failed.
  * - One transaction then classifies every line and every paid payment set-wise, INSERT ... SELECT into
  *   recon_items, in chunks of 50,000 so that no statement comes near db.rw_timeout_s, counts the items,
  *   closes the run, raises at most one alert and appends one audit entry. It runs in READ COMMITTED: its
@@ -24,25 +25,16 @@
 #include "hf_buf.h"
 #include "hf_crypto.h"
 #include "hf_log.h"
+#include "recon_parse.h"
 
-#include <csv.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
-#define RECON_LINES_MAX 2000000   /* lines after the header; more is refused (split the statement) */
-#define NCOLS 6
-#define FIELD_MAX 256             /* bytes of a field kept; a longer one makes its line broken */
-#define CSV_ENTRY_MAX (64 * 1024) /* libcsv's field buffer; past it the statement is refused */
-#define REF_MAX 64                /* characters of provider_ref and reference_id (the columns' size) */
-#define AMOUNT_DIGITS_MAX 15      /* amounts up to 999,999,999,999,999 minor units */
-#define ERROR_MAX 200             /* recon_lines.error, recon_items.detail */
 #define BATCH 1000                /* lines per INSERT; the tail goes in INSERTs of 100, 10 and 1 */
 #define LINE_NPARAMS 10
 #define READ_CHUNK (256 * 1024)
@@ -52,10 +44,6 @@
 #define FINAL_ATTEMPTS 3
 #define MSG(c, ...) snprintf((c)->msg, (c)->msg_cap, __VA_ARGS__)
 
-static const char *const COLS[NCOLS] = {"provider_ref", "reference_id", "amount_minor",
-					"currency",	"status",	"completed_at"};
-#define HEADER_TEXT "provider_ref,reference_id,amount_minor,currency,status,completed_at"
-
 static const char *const KINDS[] = {"matched",		 "amount_mismatch",	 "duplicated",
 				    "missing_in_ledger", "missing_in_statement", "broken_line"};
 enum { K_MATCHED, K_AMOUNT, K_DUP, K_MISS_LEDGER, K_MISS_STATEMENT, K_BROKEN, K_COUNT };
@@ -63,18 +51,6 @@ enum { K_MATCHED, K_AMOUNT, K_DUP, K_MISS_LEDGER, K_MISS_STATEMENT, K_BROKEN, K_
 struct cycle {
 	int64_t id;
 	char code[41], currency[4], provider[33];
-};
-
-/* One statement line as read; "" = absent (NULL in the database). A broken line has error set, no status
- * and no payment: only well-formed lines take part in matching. */
-struct rline {
-	uint32_t line_no;
-	bool has_amount;
-	int64_t amount;
-	int64_t payment_id; /* from reference_id "HF<id>"; 0 = not one of ours */
-	char provider_ref[FIELD_MAX + 1], reference_id[FIELD_MAX + 1];
-	char currency[4], status[7], completed_at[20];
-	char error[ERROR_MAX + 1];
 };
 
 /* Where the messages of a refusal go: the API's c->msg, or a buffer the CLI logs. */
@@ -91,45 +67,14 @@ struct rctx {
 	struct say *say;
 	int64_t run_id; /* 0 until the header was read and the run recorded */
 
-	/* the record being read */
-	char f[NCOLS][FIELD_MAX + 1];
-	size_t nfields;
-	unsigned long_mask, nul_mask; /* fields over FIELD_MAX / holding a NUL byte */
-
-	/* position: physical lines, so that a line number is what an editor shows */
-	uint64_t records;  /* records completed, the header included */
-	uint64_t phys;     /* the physical line of the next byte fed */
-	uint64_t rec_line; /* the physical line where the current record began */
-	bool rec_open, bol, first;
-
-	hf_err fatal; /* the statement is refused (or the database failed): stop */
-
-	/* lines read and not yet written */
-	struct rline *batch;
+	/* lines read (by recon_parse.c) and not yet written; a broken line is written with its reasons */
+	struct recon_parse_line *batch;
 	size_t nbatch;
 	uint64_t lines, broken, max_line;
 	struct hf_buf sql;
 	struct db_val *vals;
 	crypto_hash_sha256_state sha;
 };
-
-static void refuse(struct rctx *c, hf_err err, const char *fmt, ...) HF_PRINTF(3, 4);
-static void refuse(struct rctx *c, hf_err err, const char *fmt, ...)
-{
-	if (c->fatal)
-		return;
-	c->fatal = err;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->say->msg, c->say->msg_cap, fmt, ap);
-	va_end(ap);
-}
-
-static void db_failed(struct rctx *c, hf_err err)
-{
-	if (!c->fatal)
-		c->fatal = err;
-}
 
 /* ------------------------------------------------------------------ the cycle */
 
@@ -180,189 +125,12 @@ static hf_err cycle_load(struct db *db, const char *code, bool to_reconcile, str
 	return HF_OK;
 }
 
-/* ------------------------------------------------------------------ reading one line */
-
-static void problem(struct rline *r, const char *fmt, ...) HF_PRINTF(2, 3);
-/* Adds a reason to a line's error; reasons that no longer fit in 200 bytes are left out whole. */
-static void problem(struct rline *r, const char *fmt, ...)
-{
-	char one[ERROR_MAX + 1];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(one, sizeof(one), fmt, ap);
-	va_end(ap);
-	size_t used = strlen(r->error), n = strlen(one), sep = used ? 2 : 0;
-	if (used + sep + n > ERROR_MAX)
-		return;
-	if (sep)
-		memcpy(r->error + used, "; ", 2);
-	memcpy(r->error + used + sep, one, n + 1);
-}
-
-/* "HF" + the payment's id in decimal, exactly as we send it; 0 when it is not one of ours. */
-static int64_t ref_payment_id(const char *s)
-{
-	if (s[0] != 'H' || s[1] != 'F' || s[2] < '1' || s[2] > '9')
-		return 0;
-	int64_t v = 0;
-	for (const char *p = s + 2; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return 0;
-		int d = *p - '0';
-		if (v > (INT64_MAX - d) / 10)
-			return 0;
-		v = v * 10 + d;
-	}
-	return v;
-}
-
 static bool digits(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (s[i] < '0' || s[i] > '9')
 			return false;
 	return n > 0;
-}
-
-static int num(const char *s, size_t n)
-{
-	int v = 0;
-	for (size_t i = 0; i < n; i++)
-		v = v * 10 + (s[i] - '0');
-	return v;
-}
-
-/* "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (UTC) into "YYYY-MM-DD HH:MM:SS" (the fraction is dropped). */
-static bool time_parse(const char *s, char out[20])
-{
-	size_t n = strlen(s);
-	if (n < 20 || !digits(s, 4) || s[4] != '-' || !digits(s + 5, 2) || s[7] != '-' || !digits(s + 8, 2) ||
-	    s[10] != 'T' || !digits(s + 11, 2) || s[13] != ':' || !digits(s + 14, 2) || s[16] != ':' ||
-	    !digits(s + 17, 2))
-		return false;
-	size_t at = 19;
-	if (s[at] == '.') {
-		size_t k = 0;
-		while (k < 9 && s[at + 1 + k] >= '0' && s[at + 1 + k] <= '9')
-			k++;
-		if (k == 0)
-			return false;
-		at += 1 + k;
-	}
-	if (s[at] != 'Z' || at + 1 != n)
-		return false;
-	int y = num(s, 4), mo = num(s + 5, 2), d = num(s + 8, 2), h = num(s + 11, 2), mi = num(s + 14, 2),
-	    se = num(s + 17, 2);
-	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (y < 1970 || mo < 1 || mo > 12 || h > 23 || mi > 59 || se > 59)
-		return false;
-	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	int dim = mdays[mo - 1] + (mo == 2 && leap);
-	if (d < 1 || d > dim)
-		return false;
-	memcpy(out, s, 10);
-	out[10] = ' ';
-	memcpy(out + 11, s + 11, 8);
-	out[19] = '\0';
-	return true;
-}
-
-/* A field that is present, text and at most REF_MAX characters. */
-static bool ref_field(struct rline *r, const char *name, const char *v)
-{
-	size_t n = strlen(v);
-	if (!hf_utf8_valid_text(v, n)) {
-		problem(r, "%s contains characters that are not text", name);
-		return false;
-	}
-	if (hf_utf8_len(v) > REF_MAX) {
-		problem(r, "%s is longer than %d characters", name, REF_MAX);
-		return false;
-	}
-	return true;
-}
-
-/* Validates the current record into r. Messages name columns and rules, never the values. */
-static void line_parse(struct rctx *c, struct rline *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->line_no = (uint32_t)c->rec_line;
-	if (c->nfields != NCOLS) {
-		problem(r, "the line has %zu fields; a statement line has %d (" HEADER_TEXT ")", c->nfields, NCOLS);
-		return;
-	}
-	bool bad[NCOLS] = {false};
-	for (int i = 0; i < NCOLS; i++) {
-		if (c->long_mask & (1u << i)) {
-			problem(r, "%s is longer than %d bytes", COLS[i], FIELD_MAX);
-			bad[i] = true;
-		} else if (c->nul_mask & (1u << i)) {
-			problem(r, "%s contains a NUL byte", COLS[i]);
-			bad[i] = true;
-		}
-	}
-	const char *pref = c->f[0], *ref = c->f[1], *amount = c->f[2], *cur = c->f[3], *st = c->f[4], *at = c->f[5];
-
-	if (!bad[0] && pref[0] && ref_field(r, "provider_ref", pref))
-		hf_strlcpy(r->provider_ref, pref, sizeof(r->provider_ref));
-	if (!bad[1]) {
-		if (!ref[0])
-			problem(r, "reference_id is required");
-		else if (ref_field(r, "reference_id", ref)) {
-			hf_strlcpy(r->reference_id, ref, sizeof(r->reference_id));
-			r->payment_id = ref_payment_id(ref);
-		}
-	}
-	if (!bad[2]) {
-		size_t n = strlen(amount);
-		if (n == 0)
-			problem(r, "amount_minor is required");
-		else if (amount[0] == '-')
-			problem(r, "amount_minor is negative");
-		else if (!digits(amount, n))
-			problem(r, "amount_minor is not a whole number of minor units (150000 for 1,500.00)");
-		else if (n - strspn(amount, "0") > AMOUNT_DIGITS_MAX)
-			problem(r, "amount_minor is larger than 999999999999999");
-		else {
-			int64_t v = 0;
-			for (size_t i = 0; i < n; i++)
-				v = v * 10 + (amount[i] - '0');
-			r->amount = v;
-			r->has_amount = true;
-		}
-	}
-	if (!bad[3]) {
-		if (!cur[0])
-			problem(r, "currency is required");
-		else if (strlen(cur) != 3 || strspn(cur, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
-			problem(r, "currency must be 3 capital letters (ISO 4217, e.g. KES)");
-		else
-			memcpy(r->currency, cur, 4);
-	}
-	const char *status = NULL;
-	if (!bad[4]) {
-		if (!st[0])
-			problem(r, "status is required");
-		else if (strcasecmp(st, "PAID") == 0)
-			status = "PAID";
-		else if (strcasecmp(st, "FAILED") == 0)
-			status = "FAILED";
-		else
-			problem(r, "status must be PAID or FAILED");
-	}
-	if (!bad[5]) {
-		if (!at[0])
-			problem(r, "completed_at is required");
-		else if (!time_parse(at, r->completed_at))
-			problem(r, "completed_at must be a UTC time like 2026-11-28T10:00:00Z");
-	}
-	if (status && strcmp(status, "PAID") == 0 && !bad[0] && !pref[0])
-		problem(r, "provider_ref is required on a PAID line");
-	if (r->error[0]) {
-		r->payment_id = 0; /* a broken line matches nothing */
-		return;
-	}
-	hf_strlcpy(r->status, status, sizeof(r->status));
 }
 
 /* ------------------------------------------------------------------ writing lines */
@@ -391,7 +159,7 @@ static hf_err lines_flush(struct rctx *c)
 			err = hf_buf_append_str(&c->sql, i ? "," LINE_ROW : LINE_ROW);
 		HF_ASSERT(err == HF_OK);
 		for (size_t i = 0; i < k; i++) {
-			const struct rline *r = &c->batch[at + i];
+			const struct recon_parse_line *r = &c->batch[at + i];
 			struct db_val *v = c->vals + i * LINE_NPARAMS;
 			v[0] = DB_I64(c->run_id);
 			v[1] = DB_I64(r->line_no);
@@ -430,158 +198,29 @@ static hf_err run_create(struct rctx *c)
 	return HF_OK;
 }
 
-/* ------------------------------------------------------------------ libcsv callbacks */
+/* ------------------------------------------------------------------ reading the statement */
 
-static void header_check(struct rctx *c)
+/* The header is right: the run is recorded (not in the structure pass, which writes nothing). */
+static hf_err on_header(void *arg)
 {
-	bool ok = c->nfields == NCOLS && !c->long_mask && !c->nul_mask;
-	for (int i = 0; ok && i < NCOLS; i++)
-		ok = strcasecmp(c->f[i], COLS[i]) == 0;
-	/* The header is not echoed: when it is missing, the "header" is a line of the statement. */
-	if (!ok) {
-		refuse(c, HF_EINVAL, "The first line of a statement must be the header " HEADER_TEXT
-				     " (these columns, in this order).");
-		return;
-	}
-	if (!c->scan) {
-		hf_err err = run_create(c);
-		if (err)
-			db_failed(c, err);
-	}
+	struct rctx *c = arg;
+	return c->scan ? HF_OK : run_create(c);
 }
 
-static void on_field(void *s, size_t len, void *data)
+/* One line read, well-formed or broken: into the batch, written every BATCH lines. */
+static hf_err on_line(void *arg, const struct recon_parse_line *line)
 {
-	struct rctx *c = data;
-	if (!c->rec_open) { /* a record whose first line was blank-looking up to here */
-		c->rec_line = c->phys;
-		c->rec_open = true;
-	}
-	size_t i = c->nfields++;
-	if (i >= NCOLS || (c->scan && c->records > 0))
-		return; /* the structure pass keeps only the header */
-	if (len > FIELD_MAX) {
-		c->long_mask |= 1u << i;
-		c->f[i][0] = '\0';
-		return;
-	}
-	if (len)
-		memcpy(c->f[i], s, len);
-	c->f[i][len] = '\0';
-	if (len && memchr(s, '\0', len))
-		c->nul_mask |= 1u << i;
+	struct rctx *c = arg;
+	c->batch[c->nbatch++] = *line;
+	c->lines++;
+	if (line->error[0])
+		c->broken++;
+	if (line->line_no > c->max_line)
+		c->max_line = line->line_no;
+	return c->nbatch == BATCH ? lines_flush(c) : HF_OK;
 }
 
-static void on_record(int term, void *data)
-{
-	(void)term;
-	struct rctx *c = data;
-	if (!c->fatal) {
-		if (c->records == 0) {
-			header_check(c);
-		} else if (!c->scan) {
-			struct rline *r = &c->batch[c->nbatch++];
-			line_parse(c, r);
-			c->lines++;
-			if (r->error[0])
-				c->broken++;
-			if (r->line_no > c->max_line)
-				c->max_line = r->line_no;
-			if (c->nbatch == BATCH) {
-				hf_err err = lines_flush(c);
-				if (err)
-					db_failed(c, err);
-			}
-		}
-	}
-	c->records++;
-	c->nfields = 0;
-	c->long_mask = c->nul_mask = 0;
-	c->rec_open = false;
-}
-
-/* libcsv grows its field buffer without limit; refusing past CSV_ENTRY_MAX makes csv_parse stop with
- * CSV_ENOMEM, so a quote that is never closed costs 64 KiB, not the size of the statement. */
-static void *capped_realloc(void *p, size_t n)
-{
-	return n > CSV_ENTRY_MAX ? NULL : realloc(p, n);
-}
-
-static bool blank(const char *s, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-			return false;
-	return true;
-}
-
-static uint64_t where(const struct rctx *c)
-{
-	return c->rec_open ? c->rec_line : c->phys;
-}
-
-static void csv_refused(struct rctx *c, struct csv_parser *p)
-{
-	if (csv_error(p) == CSV_ENOMEM)
-		refuse(c, HF_EINVAL, "Line %" PRIu64 " has a field longer than 64 KiB: is a quote never closed?", where(c));
-	else
-		refuse(c, HF_EINVAL,
-		       "Line %" PRIu64 " is not valid CSV: a quote inside a field that does not start with one, or text"
-		       " after a closing quote (inside a quoted field, write a quote twice).",
-		       where(c));
-}
-
-/* Feeds bytes to the parser one physical line at a time, which is how a record knows its line number.
- * Stops at the first refusal. */
-static void feed(struct rctx *c, struct csv_parser *p, const char *data, size_t len)
-{
-	if (!c->scan)
-		crypto_hash_sha256_update(&c->sha, (const unsigned char *)data, len);
-	if (c->first) {
-		c->first = false;
-		if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) { /* a BOM, as spreadsheets write */
-			data += 3;
-			len -= 3;
-		}
-	}
-	for (size_t at = 0; at < len && !c->fatal;) {
-		const char *nl = memchr(data + at, '\n', len - at);
-		size_t end = nl ? (size_t)(nl - data) + 1 : len;
-		if (c->bol && c->phys > (uint64_t)RECON_LINES_MAX + 1) {
-			refuse(c, HF_ETOOBIG,
-			       "The statement has more than %d lines: split it (by date) and reconcile each part.",
-			       RECON_LINES_MAX);
-			return;
-		}
-		if (!c->rec_open && !blank(data + at, end - at)) {
-			c->rec_line = c->phys;
-			c->rec_open = true;
-		}
-		if (csv_parse(p, data + at, end - at, on_field, on_record, c) != end - at) {
-			csv_refused(c, p);
-			return;
-		}
-		c->bol = nl != NULL;
-		if (nl)
-			c->phys++;
-		at = end;
-	}
-}
-
-static void feed_end(struct rctx *c, struct csv_parser *p)
-{
-	if (!c->fatal && csv_fini(p, on_field, on_record, c) != 0)
-		refuse(c, HF_EINVAL, "The statement ends inside a quoted field: the quote opened on line %" PRIu64
-				     " is never closed.",
-		       where(c));
-	if (!c->fatal && c->records == 0)
-		refuse(c, HF_EINVAL, "The statement is empty: its first line must be the header " HEADER_TEXT ".");
-	if (!c->fatal && !c->scan && c->nbatch) {
-		hf_err err = lines_flush(c);
-		if (err)
-			db_failed(c, err);
-	}
-}
+static const struct recon_parse_cb READ_CB = {on_header, on_line};
 
 static void ctx_init(struct rctx *c, struct db *db, bool scan, const struct cycle *cy, const char *actor,
 		     struct say *say)
@@ -592,9 +231,6 @@ static void ctx_init(struct rctx *c, struct db *db, bool scan, const struct cycl
 	c->cy = cy;
 	c->actor = actor;
 	c->say = say;
-	c->phys = 1;
-	c->bol = true;
-	c->first = true;
 	if (!scan) {
 		c->batch = hf_xcalloc(BATCH, sizeof(*c->batch));
 		c->vals = hf_xcalloc(BATCH * LINE_NPARAMS, sizeof(*c->vals));
@@ -610,45 +246,47 @@ static void ctx_release(struct rctx *c)
 	hf_buf_release(&c->sql);
 }
 
-static hf_err parser_new(struct csv_parser *p)
+/* The file's digest covers every byte (a BOM included); the reader gets them as they come. */
+static hf_err feed(struct rctx *c, struct recon_parse *rd, const char *data, size_t len)
 {
-	if (csv_init(p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0)
-		return HF_EINTERNAL;
-	csv_set_realloc_func(p, capped_realloc);
-	return HF_OK;
+	if (!c->scan)
+		crypto_hash_sha256_update(&c->sha, (const unsigned char *)data, len);
+	return recon_parse_feed(rd, data, len);
 }
 
 /* A whole pass over a statement in memory (or over a stream: in == NULL means mem). */
 static hf_err pass_run(struct rctx *c, struct hf_str mem, FILE *in)
 {
-	struct csv_parser p;
-	hf_err err = parser_new(&p);
-	if (err)
-		return err;
+	struct recon_parse *rd = recon_parse_new(c->scan, &READ_CB, c, c->say->msg, c->say->msg_cap);
+	hf_err err = HF_OK;
 	if (!in) {
-		for (size_t at = 0; at < mem.len && !c->fatal; at += READ_CHUNK) {
+		for (size_t at = 0; at < mem.len && !err; at += READ_CHUNK) {
 			size_t k = mem.len - at < READ_CHUNK ? mem.len - at : READ_CHUNK;
-			feed(c, &p, mem.ptr + at, k);
+			err = feed(c, rd, mem.ptr + at, k);
 		}
 	} else {
 		char *buf = hf_xmalloc(READ_CHUNK);
-		while (!c->fatal) {
+		while (!err) {
 			size_t k = fread(buf, 1, READ_CHUNK, in);
 			if (k)
-				feed(c, &p, buf, k);
+				err = feed(c, rd, buf, k);
 			if (k < READ_CHUNK) {
-				if (ferror(in)) {
+				if (!err && ferror(in)) {
 					hf_log(HF_LOG_ERROR, "core.recon", "msg=\"cannot read the statement\" errno=%d", errno);
-					refuse(c, HF_EIO, "The statement could not be read.");
+					snprintf(c->say->msg, c->say->msg_cap, "The statement could not be read.");
+					err = HF_EIO;
 				}
 				break;
 			}
 		}
 		free(buf);
 	}
-	feed_end(c, &p);
-	csv_free(&p);
-	return c->fatal;
+	if (!err)
+		err = recon_parse_end(rd);
+	if (!err && !c->scan && c->nbatch)
+		err = lines_flush(c);
+	recon_parse_free(rd);
+	return err;
 }
 
 /* ------------------------------------------------------------------ classifying (one transaction) */
