@@ -178,7 +178,8 @@ struct filter {
 	" p.location_id WHERE p.cycle_id = ? AND ((? IS NULL AND p.status IN ('approved', 'available', 'sending',"  \
 	" 'pending')) OR p.status = ?) AND (? IS NULL OR p.pay_point = ?) AND (? IS NULL OR l.path = ? OR l.path"  \
 	" LIKE ? ESCAPE '!') AND EXISTS (SELECT 1 FROM enrolments e WHERE e.id = p.enrolment_id AND e.status ="    \
-	" 'enrolled')" /* a held payee (died, suspended since the approval) is not told to collect */
+	" 'enrolled') AND NOT EXISTS (SELECT 1 FROM phone_optouts x WHERE x.phone_bidx = i.phone_bidx)"           \
+	/* a held payee (died, suspended since the approval) is not told to collect; STOP is honoured */
 #define FILTER_NPARAMS 8
 
 static void filter_vals(const struct filter *f, int64_t cycle_id, struct db_val *v)
@@ -411,9 +412,10 @@ static hf_err recent_query(struct db *db, const struct send_ctx *s, int64_t lo, 
 }
 
 #define OUTBOX_ROW                                                                                              \
-	"(?, ?, ?, 'beneficiary', ?, ?, ?, ?, FROM_UNIXTIME(? / 1000), 'queued', 0, UTC_TIMESTAMP(3),"          \
+	"(?, ?, ?, 'beneficiary', ?, (SELECT i.phone_bidx FROM payments p JOIN individuals i ON i.id ="         \
+	" p.individual_id WHERE p.id = ?), ?, ?, ?, FROM_UNIXTIME(? / 1000), 'queued', 0, UTC_TIMESTAMP(3),"     \
 	" UTC_TIMESTAMP(3))"
-#define OUTBOX_ROW_NPARAMS 8
+#define OUTBOX_ROW_NPARAMS 9
 
 struct pending_row {
 	int64_t id, payment_id;
@@ -430,8 +432,8 @@ static hf_err rows_insert(struct db *db, const struct send_ctx *s, struct pendin
 	hf_buf_init(&sql, 64 * 1024);
 	struct db_val *v = hf_xcalloc(n * OUTBOX_ROW_NPARAMS, sizeof(*v));
 	hf_err err = hf_buf_append_str(&sql,
-				       "INSERT INTO outbox (id, payment_id, notice_id, audience, phone_enc, language, template,"
-				       " params, send_after, status, attempts, created_at, updated_at) VALUES ");
+				       "INSERT INTO outbox (id, payment_id, notice_id, audience, phone_enc, phone_bidx, language,"
+				       " template, params, send_after, status, attempts, created_at, updated_at) VALUES ");
 	if (!err)
 		err = placeholders(&sql, n, OUTBOX_ROW);
 	for (size_t i = 0; i < n; i++) {
@@ -440,10 +442,11 @@ static hf_err rows_insert(struct db *db, const struct send_ctx *s, struct pendin
 		w[1] = DB_I64(rows[i].payment_id);
 		w[2] = DB_I64(s->notice_id);
 		w[3] = DB_BLOB(rows[i].sealed.data, rows[i].sealed.len);
-		w[4] = db_str(rows[i].lang);
-		w[5] = db_str(s->f->tmpl);
-		w[6] = db_str(rows[i].params);
-		w[7] = DB_I64(s->send_after_ms);
+		w[4] = DB_I64(rows[i].payment_id);
+		w[5] = db_str(rows[i].lang);
+		w[6] = db_str(s->f->tmpl);
+		w[7] = db_str(rows[i].params);
+		w[8] = DB_I64(s->send_after_ms);
 	}
 	if (!err)
 		err = db_exec(db, hf_buf_cstr(&sql), v, n * OUTBOX_ROW_NPARAMS, NULL);
@@ -770,8 +773,9 @@ static hf_err claim_select(struct db *db, bool stale, int limit, struct db_rows 
 				" 'sending' AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE"
 				" ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED"
 			      : "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE status ="
-				" 'queued' AND (send_after IS NULL OR send_after <= UTC_TIMESTAMP(3)) ORDER BY created_at"
-				" LIMIT ? FOR UPDATE SKIP LOCKED",
+				" 'queued' AND (send_after IS NULL OR send_after <= UTC_TIMESTAMP(3)) AND (template ="
+				" 'sms_stopped' OR phone_bidx IS NULL OR NOT EXISTS (SELECT 1 FROM phone_optouts x WHERE"
+				" x.phone_bidx = outbox.phone_bidx)) ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED",
 			v, 1, r);
 }
 

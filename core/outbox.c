@@ -40,11 +40,17 @@ static hf_err put(struct db *db, int64_t case_id, const char *audience, const ch
 		struct db_val w[] = {DB_I64(id),	   case_id ? DB_I64(case_id) : DB_NULLV, db_str(audience),
 				     DB_BLOB(sealed.data, sealed.len), DB_BLOB(bidx, HF_BIDX_LEN),
 				     db_str(lang),	   db_str(tmpl),			 db_str(ptext)};
+		/* A number that sent STOP gets nothing but the confirmation of it: the row is kept, as failed. */
+		struct db_val all[HF_ARRAY_LEN(w) + 2];
+		memcpy(all, w, sizeof(w));
+		all[HF_ARRAY_LEN(w)] = db_str(tmpl);
+		all[HF_ARRAY_LEN(w) + 1] = DB_BLOB(bidx, HF_BIDX_LEN);
 		err = db_exec(db,
 			      "INSERT INTO outbox (id, case_id, audience, phone_enc, phone_bidx, language, template, params,"
-			      " status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', UTC_TIMESTAMP(3),"
-			      " UTC_TIMESTAMP(3))",
-			      w, HF_ARRAY_LEN(w), NULL);
+			      " status, created_at, updated_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, IF(? <> 'sms_stopped' AND"
+			      " EXISTS (SELECT 1 FROM phone_optouts WHERE phone_bidx = ?), 'failed', 'queued'),"
+			      " UTC_TIMESTAMP(3), UTC_TIMESTAMP(3)",
+			      all, HF_ARRAY_LEN(all), NULL);
 		free(ptext);
 	}
 	hf_buf_release(&sealed);

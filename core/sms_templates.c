@@ -52,6 +52,9 @@ static const struct tmpl_spec SPECS[] = {
 	{"payment_reminder", {"amount", "currency", "pay_point", "until"}, true},
 	{"staff_cases_escalated", {"count", "role"}, false},
 	{"staff_payment_alert", {"rule", "severity", "cycle"}, false},
+	{"pin_reset_code", {"code", "minutes"}, false},
+	{"sms_stopped", {NULL}, false},
+	{"sms_started", {NULL}, false},
 };
 static const struct tmpl_spec CASE_SPEC = {"", {"ref"}, false};
 
@@ -71,6 +74,8 @@ static const struct {
 	{"rule", "shared_national_id"},
 	{"severity", "critical"},
 	{"cycle", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"}, /* payment_cycles.code: 40 */
+	{"code", "123456"},
+	{"minutes", "15"},
 };
 
 static const struct tmpl_spec *spec_find(const char *name)
