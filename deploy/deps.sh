@@ -13,6 +13,7 @@ PACKAGES=(
 	libssl-dev libqrencode-dev libcrack2-dev cracklib-runtime
 	mariadb-server mariadb-client
 	wrk python3 python3-cryptography curl ca-certificates
+	kannel kannel-extras libsmpp34-dev
 	"$@"
 )
 
