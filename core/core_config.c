@@ -40,7 +40,7 @@ const struct hf_cfg_decl core_config_decls[] = {
 	{"phone.country_code", HF_CFG_STR, "254", 0, 3, false, "calling code for numbers entered locally (0...)"},
 	{"phone.min_digits", HF_CFG_INT, "10", 8, 15, false, "fewest digits of an E.164 number"},
 	{"phone.max_digits", HF_CFG_INT, "12", 8, 15, false, "most digits of an E.164 number"},
-	{"registry.languages", HF_CFG_STR, "sw,en,so,luo,kik", 2, 200, false, "language codes accepted"},
+	{"registry.languages", HF_CFG_STR, "sw,en,fr,so,luo,kik", 2, 200, false, "language codes accepted"},
 	{"registry.min_birth_year", HF_CFG_INT, "1900", 1850, 2100, false, "earliest date of birth accepted"},
 	{"registry.max_page", HF_CFG_INT, "100", 1, 1000, false, "largest page of search results"},
 	{"registry.name_scan_max", HF_CFG_INT, "200000", 1000, 10000000, false,

@@ -179,8 +179,23 @@ hf_err subscriber_get(struct svc_call *c, const char *phone, json_t **out)
 	if (db_rows_next(r))
 		pin = db_rows_i64(r, 0) ? "locked" : "set";
 	db_rows_free(r);
-	*out = json_pack("{s:b, s:s, s:s, s:s, s:b}", "registered", 1, "ben_no", w.ben_no, "language", w.language, "pin",
-			 pin, "opted_out", opted);
+	/* The programmes, the person's own and their household's: what "am I enrolled" is answered from. */
+	json_t *enr = json_array();
+	err = db_query(c->db,
+		       "SELECT e.programme_code, e.status, DATE_FORMAT(e.created_at, '%Y-%m-%d') FROM enrolments e JOIN"
+		       " individuals i ON i.id = ? WHERE e.individual_id = i.id OR (e.household_id IS NOT NULL AND"
+		       " e.household_id = i.household_id) ORDER BY e.created_at LIMIT 20",
+		       v, 1, &r);
+	while (!err && db_rows_next(r))
+		json_array_append_new(enr, json_pack("{s:s, s:s, s:s}", "programme", db_rows_str(r, 0), "status",
+						     db_rows_str(r, 1), "since", db_rows_str(r, 2)));
+	db_rows_free(r);
+	if (err) {
+		json_decref(enr);
+		return err;
+	}
+	*out = json_pack("{s:b, s:s, s:s, s:s, s:b, s:o}", "registered", 1, "ben_no", w.ben_no, "language", w.language,
+			 "pin", pin, "opted_out", opted, "enrolments", enr);
 	return HF_OK;
 }
 
@@ -501,13 +516,7 @@ static hf_err opt_body(struct db *db, void *vctx)
 			      "UPDATE outbox SET status = 'failed', updated_at = UTC_TIMESTAMP(3) WHERE phone_bidx = ? AND"
 			      " status = 'queued'",
 			      v, 1, NULL);
-	/* The confirmation is the one message an opted-out number still gets. */
-	if (!err && t->w.registered) {
-		bool queued = false;
-		json_t *params = json_object();
-		err = outbox_to_person(db, 0, t->w.id, t->out_of ? "sms_stopped" : "sms_started", params, &queued);
-		json_decref(params);
-	}
+	/* The confirmation is the gateway's own reply to the STOP or START it received (menus/ussd [sms]). */
 	char rec[40];
 	hf_strlcpy(rec, t->w.registered ? t->w.ben_no : "unregistered", sizeof(rec));
 	struct audit_event ev = {t->out_of ? "subscriber.opt_out" : "subscriber.opt_in", "phone", rec, "ok", NULL, NULL,

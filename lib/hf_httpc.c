@@ -98,8 +98,23 @@ static hf_err map_curl(CURLcode rc, bool too_big)
 	}
 }
 
+static hf_err request(struct hf_httpc *c, bool post, const char *url, const char *content_type, const char *body,
+		      size_t len, const char *const *headers, long timeout_ms, size_t max_resp, struct hf_httpc_resp *out);
+
 hf_err hf_httpc_post(struct hf_httpc *c, const char *url, const char *content_type, const char *body, size_t len,
 		     const char *const *headers, long timeout_ms, size_t max_resp, struct hf_httpc_resp *out)
+{
+	return request(c, true, url, content_type, body, len, headers, timeout_ms, max_resp, out);
+}
+
+hf_err hf_httpc_get(struct hf_httpc *c, const char *url, const char *const *headers, long timeout_ms, size_t max_resp,
+		    struct hf_httpc_resp *out)
+{
+	return request(c, false, url, NULL, NULL, 0, headers, timeout_ms, max_resp, out);
+}
+
+static hf_err request(struct hf_httpc *c, bool post, const char *url, const char *content_type, const char *body,
+		      size_t len, const char *const *headers, long timeout_ms, size_t max_resp, struct hf_httpc_resp *out)
 {
 	hf_err err = HF_OK;
 	struct curl_slist *hl = NULL;
@@ -123,7 +138,7 @@ hf_err hf_httpc_post(struct hf_httpc *c, const char *url, const char *content_ty
 		hf_buf_release(&ct);
 		HF_ASSERT(n != NULL); /* out of memory */
 		hl = n;
-	} else {
+	} else if (post) {
 		/* Otherwise libcurl would announce a form. */
 		struct curl_slist *n = curl_slist_append(hl, "Content-Type:");
 		HF_ASSERT(n != NULL);
@@ -158,9 +173,13 @@ hf_err hf_httpc_post(struct hf_httpc *c, const char *url, const char *content_ty
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "hifadhi/1");
-	curl_easy_setopt(h, CURLOPT_POST, 1L);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	if (post) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	} else {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
 	/* An announced oversize answer is refused before a byte of it is read; the write callback catches the
 	 * rest (chunked answers). */

@@ -47,6 +47,10 @@ HF_MUST_CHECK hf_err hf_httpc_post(struct hf_httpc *c, const char *url, const ch
 				   struct hf_httpc_resp *out);
 
 /* curl_global_init, once (later calls do nothing); call from main before threads. */
+/* GET, with the same rules and results as hf_httpc_post. */
+HF_MUST_CHECK hf_err hf_httpc_get(struct hf_httpc *c, const char *url, const char *const *headers, long timeout_ms,
+				  size_t max_resp, struct hf_httpc_resp *out);
+
 void hf_httpc_global_init(void);
 
 #endif
