@@ -48,10 +48,14 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/bench/%)
 
+GW_SRC := $(wildcard gateway/*.c)
+GW_OBJ := $(GW_SRC:%.c=$(BUILD)/%.o)
+GW_BIN := $(BUILD)/bin/hifadhi-gateway
+
 # The payment provider simulator (a test double for G2P Connect and mobile-money B2C providers).
 PAYSIM_BIN := $(BUILD)/bin/hifadhi-paysim
 
-PROGS := $(CORE_BIN) $(PAYSIM_BIN)
+PROGS := $(CORE_BIN) $(GW_BIN) $(PAYSIM_BIN)
 
 .PHONY: all deps run test unit bench clean install-deps
 all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
@@ -78,6 +82,11 @@ $(CORE_BIN): $(CORE_OBJ) $(LIBHF)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CORE_OBJ) $(LIBHF) $(PKG_LIBS)
 
 # Unit tests may #include a core .c file to reach its statics; they link lib/ only.
+$(GW_BIN): $(GW_OBJ) $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(GW_OBJ) $(LIBHF) $(PKG_LIBS)
+
 $(PAYSIM_BIN): tests/sim/paysim.c $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
@@ -111,7 +120,7 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(PAYSIM_BIN).d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(PAYSIM_BIN).d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
 
 # ---- fuzzing (tests/fuzz/) ----------------------------------------------------------------------------
 #   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="json_body config"]
@@ -142,6 +151,7 @@ FUZZ_OPTS_csv_import := -max_len=16384
 FUZZ_OPTS_json_body := -max_len=8192
 FUZZ_OPTS_config := -max_len=4096
 FUZZ_OPTS_validate := -max_len=1024
+FUZZ_OPTS_menus := -max_len=16384
 FUZZ_OPTS_sms_templates := -max_len=8192
 FUZZ_OPTS_provider_msg := -max_len=8192
 FUZZ_OPTS_recon_csv := -max_len=8192

@@ -664,3 +664,119 @@ class PaySim:
 
 _live_sims = []
 atexit.register(lambda: [sim.stop() for sim in list(_live_sims)])
+
+
+class Gateway:
+    """hifadhi-gateway (gateway/) in front of a Core, on a free loopback port. kannel: a Kannel (kannel.py)
+    whose sendsms the dispatcher uses; without it the gateway answers USSD and MO callbacks only.
+    ussd(session, phone, text) speaks the aggregator convention; mo(phone, text) is Kannel's MO callback."""
+
+    def __init__(self, suite, core, name="gateway", kannel=None, overrides=None, start=True):
+        self.suite, self.core, self.kannel = suite, core, kannel
+        self.bin = Path(env("HF_BUILD")) / "hifadhi-gateway"
+        self.dir = suite.var / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.conf = self.dir / "gateway.conf"
+        self.overrides = dict(overrides or {})
+        self.proc, self.port, self.logs = None, None, []
+        _live_sims.append(self)
+        if start:
+            self.start()
+
+    def write_config(self, port):
+        v = {"http.bind": "127.0.0.1", "http.port": str(port), "core.url": self.core.base_url,
+             "core.secret_file": str(self.core.key_dir / "gateway.secret"), "menus.dir": str(ROOT / "menus" / "ussd"),
+             "dispatch.journal": str(self.dir / "dispatch.journal"), "log.level": "info",
+             "kannel.dlr_base": f"http://127.0.0.1:{port}"}
+        if self.kannel:
+            v.update({"kannel.sendsms_url": f"http://127.0.0.1:{self.kannel.sendsms_port}/cgi-bin/sendsms",
+                      "kannel.user": self.kannel.sendsms_user,
+                      "kannel.password_file": str(self.dir / "sendsms.password")})
+            (self.dir / "sendsms.password").write_text(self.kannel.sendsms_password)
+        v.update(self.overrides)
+        sections = {}
+        for key, value in v.items():
+            section, k = key.split(".", 1)
+            sections.setdefault(section, []).append(f"{k} = {value}")
+        self.conf.write_text("".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items()))
+
+    def start(self, port=None):
+        self.port = port or self.port or free_port()
+        self.write_config(self.port)
+        log = self.dir / f"gateway-{len(self.logs) + 1}.log"
+        self.logs.append(log)
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen([str(self.bin), "-c", str(self.conf), "serve"], stdin=subprocess.DEVNULL,
+                                         stdout=f, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise CoreError(f"hifadhi-gateway exited {self.proc.returncode}: {log.read_text()[-1500:]}")
+            try:
+                if self.get("/healthz")[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(POLL_S)
+        raise CoreError("hifadhi-gateway did not start")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        if self.proc:
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self, check=True):
+        if not self.proc:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_DEADLINE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if check:
+            text = self.logs[-1].read_text(errors="replace") if self.logs else ""
+            marks = [m for m in SANITIZER_MARKS if m in text]
+            self.suite.check(proc.returncode == 0 and not marks, "hifadhi-gateway stops cleanly on SIGTERM",
+                             f"exit {proc.returncode}, sanitizer reports: {marks or 'none'}")
+        return proc.returncode
+
+    def log_text(self):
+        return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+    def _http(self, method, path, body=None, ctype=None, timeout=20):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        hdrs = {"Content-Type": ctype} if ctype else {}
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        h = {k.lower(): v for k, v in r.getheaders()}
+        conn.close()
+        return r.status, data, h
+
+    def get(self, path):
+        st, data, _ = self._http("GET", path)
+        return st, data
+
+    def ussd(self, session, phone, text, service="*384#"):
+        """One aggregator request; returns (kind, text): kind "CON" or "END"."""
+        import urllib.parse
+        body = urllib.parse.urlencode({"sessionId": session, "serviceCode": service, "phoneNumber": phone,
+                                       "networkCode": "63902", "text": text})
+        st, data, _ = self._http("POST", "/ussd", body, "application/x-www-form-urlencoded")
+        if st != 200:
+            raise CoreError(f"POST /ussd answered {st}: {data}")
+        return data[:3], data[4:]
+
+    def mo(self, phone, text, msg_id=None, meta=None):
+        """Kannel's MO callback, as deploy/kannel sets it up; returns (status, reply body, headers)."""
+        import urllib.parse
+        q = {"from": phone, "to": "384", "text": text, "id": msg_id or os.urandom(8).hex(), "ts": "", "coding": "0",
+             "charset": "UTF-8", "smsc": "fake"}
+        if meta:
+            q["meta"] = meta
+        return self._http("GET", "/kannel/mo?" + urllib.parse.urlencode(q))
