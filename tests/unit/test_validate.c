@@ -99,7 +99,7 @@ static void test_names_and_places(void)
 	HF_CHECK(!validate_person_name(long_name, &why) && strcmp(why.code, "length") == 0);
 	HF_CHECK(validate_place_name("Soweto East", &why));
 	HF_CHECK(!validate_place_name("Kib/ra", &why));
-	HF_CHECK(validate_language("sw") && validate_language("kik") && !validate_language("fr"));
+	HF_CHECK(validate_language("sw") && validate_language("kik") && validate_language("fr") && !validate_language("de"));
 }
 
 static void test_duplicate_keys(void)
