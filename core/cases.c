@@ -47,14 +47,6 @@ void cases_shutdown(void)
 	C.elig = NULL;
 }
 
-static void say(struct svc_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
-static void say(struct svc_call *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->msg, c->msg_cap, fmt, ap);
-	va_end(ap);
-}
 
 static const char *role_of(const struct principal *p)
 {
@@ -500,7 +492,7 @@ static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 	json_t *res = NULL;
 	if (strcmp(cat, "death") == 0) {
 		if (!a->k->individual_id) {
-			say(c, "a death is recorded for an individual (ben_no)");
+			svc_say(c, "a death is recorded for an individual (ben_no)");
 			return HF_ECONFLICT;
 		}
 		struct db_val v[] = {DB_I64(a->k->individual_id)};
@@ -537,7 +529,7 @@ static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 		/* The household's shape: data.change holds the new member's fields, or names (ben_no) the member
 		 * who leaves / becomes head (default: the individual the case is about). */
 		if (!a->k->household_id) {
-			say(c, "this change request names no household");
+			svc_say(c, "this change request names no household");
 			return HF_ECONFLICT;
 		}
 		struct db_val v[] = {DB_I64(a->k->individual_id), DB_I64(a->k->household_id)};
@@ -568,19 +560,19 @@ static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 		json_decref(res);
 		json_decref(rq.audit_before);
 		if (err == HF_ECONFLICT || err == HF_EINVAL)
-			say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
+			svc_say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
 		if (!err)
 			json_object_set_new(a->detail, "applied", json_pack("{s:s}", "change", cat));
 		return err;
 	}
 	if (!json_is_object(change)) {
-		say(c, "the change request holds no change to apply (data.change)");
+		svc_say(c, "the change request holds no change to apply (data.change)");
 		return HF_ECONFLICT;
 	}
 	bool household = strcmp(cat, "address") == 0;
 	int64_t row = household ? a->k->household_id : a->k->individual_id;
 	if (!row) {
-		say(c, "this change request names no %s to change", household ? "household" : "individual");
+		svc_say(c, "this change request names no %s to change", household ? "household" : "individual");
 		return HF_ECONFLICT;
 	}
 	struct db_val v[] = {DB_I64(row)};
@@ -610,7 +602,7 @@ static hf_err act_apply_change(struct act_ctx *a, json_t *data)
 	json_decref(res);
 	json_decref(rq.audit_before);
 	if (err == HF_ECONFLICT || err == HF_EINVAL)
-		say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
+		svc_say(c, "the requested change cannot be applied: %s", rq.msg[0] ? rq.msg : "see the field errors");
 	if (!err)
 		json_object_set_new(a->detail, "applied", json_pack("{s:s}", "change", cat));
 	return err;
@@ -935,7 +927,7 @@ hf_err cases_get(struct svc_call *c, const char *ref, const char *owner_ben_no, 
 			err = HF_ENOTFOUND;
 	}
 	if (err == HF_ENOTFOUND)
-		say(c, "no case with this reference%s", c->p->kind == PRINCIPAL_STAFF ? "" : " for this beneficiary");
+		svc_say(c, "no case with this reference%s", c->p->kind == PRINCIPAL_STAFF ? "" : " for this beneficiary");
 	if (err)
 		return err;
 	err = case_read_json(c, ref, c->p->kind == PRINCIPAL_STAFF, out);
@@ -1066,7 +1058,7 @@ static hf_err move_body(struct db *db, void *vctx)
 			return err;
 		if (!db_rows_next(r)) {
 			db_rows_free(r);
-			say(c, "nothing is waiting for approval on this case");
+			svc_say(c, "nothing is waiting for approval on this case");
 			return HF_ECONFLICT;
 		}
 		int64_t aid = db_rows_i64(r, 0);
@@ -1078,12 +1070,12 @@ static hf_err move_body(struct db *db, void *vctx)
 		const struct wf_transition *tr = wf_transition_find(d, tname);
 		if (!tr || !wf_transition_allows(tr, role)) {
 			json_decref(fields);
-			say(c, "your role may not approve %s", tname);
+			svc_say(c, "your role may not approve %s", tname);
 			return HF_EFORBIDDEN;
 		}
 		if (strcmp(maker, c->p->actor) == 0) {
 			json_decref(fields);
-			say(c, "a second, different person must approve what you requested");
+			svc_say(c, "a second, different person must approve what you requested");
 			return HF_EFORBIDDEN;
 		}
 		struct db_val u[] = {db_str(t->approve ? "approved" : "rejected"), db_str(c->p->actor), DB_I64(aid)};
@@ -1111,11 +1103,11 @@ static hf_err move_body(struct db *db, void *vctx)
 		return err;
 	}
 	if (t->version && t->version != k.version) {
-		say(c, "the case was changed by someone else; reload it and try again");
+		svc_say(c, "the case was changed by someone else; reload it and try again");
 		return HF_ECONFLICT;
 	}
 	if (!k.is_open) {
-		say(c, "the case is closed (%s)", k.state);
+		svc_say(c, "the case is closed (%s)", k.state);
 		return HF_ECONFLICT;
 	}
 	const struct wf_transition *tr = wf_transition_find(d, t->transition);
@@ -1125,11 +1117,11 @@ static hf_err move_body(struct db *db, void *vctx)
 		return HF_EINVAL;
 	}
 	if (!st || !wf_transition_starts_at(tr, st)) {
-		say(c, "%s is not possible from state %s", tr->name, k.state);
+		svc_say(c, "%s is not possible from state %s", tr->name, k.state);
 		return HF_ECONFLICT;
 	}
 	if (!wf_transition_allows(tr, role)) {
-		say(c, "the role %s may not %s", role_of(c->p), tr->name);
+		svc_say(c, "the role %s may not %s", role_of(c->p), tr->name);
 		return HF_EFORBIDDEN;
 	}
 	struct fields f;
@@ -1162,7 +1154,7 @@ static hf_err move_body(struct db *db, void *vctx)
 		}
 		hf_buf_release(&sealed);
 		if (err == HF_ECONFLICT) {
-			say(c, "another request on this case is already waiting for approval");
+			svc_say(c, "another request on this case is already waiting for approval");
 			return err;
 		}
 		if (!err)
@@ -1181,12 +1173,12 @@ static hf_err move_body(struct db *db, void *vctx)
 static hf_err move_run(struct svc_call *c, struct move_tx *t, json_t **out)
 {
 	if (!numbers_valid(t->ref)) {
-		say(c, "no case with this reference");
+		svc_say(c, "no case with this reference");
 		return HF_ENOTFOUND;
 	}
 	hf_err err = db_tx(c->db, move_body, t);
 	if (err == HF_ENOTFOUND && !c->msg[0])
-		say(c, "no case with this reference");
+		svc_say(c, "no case with this reference");
 	if (err == HF_EFORBIDDEN) {
 		/* The workflow refused this person (wrong role, approving their own request): audited like any
 		 * refusal at the door, with the reason in our own words. */
@@ -1267,7 +1259,7 @@ hf_err cases_note(struct svc_call *c, const char *ref, json_t *body, json_t **ou
 		return HF_EINVAL;
 	hf_err err = numbers_valid(ref) ? db_tx(c->db, note_body, &t) : HF_ENOTFOUND;
 	if (err == HF_ENOTFOUND)
-		say(c, "no case with this reference");
+		svc_say(c, "no case with this reference");
 	if (!err)
 		err = case_read_json(c, ref, true, out);
 	return err;
@@ -1904,7 +1896,7 @@ hf_err cases_attach(struct svc_call *c, const char *ref, json_t *body, json_t **
 		t.len = len;
 		err = numbers_valid(ref) ? db_tx(c->db, attach_body, &t) : HF_ENOTFOUND;
 		if (err == HF_ENOTFOUND)
-			say(c, "no case with this reference");
+			svc_say(c, "no case with this reference");
 	}
 	sodium_memzero(bin, b64len / 4 * 3 + 3);
 	free(bin);
@@ -1935,7 +1927,7 @@ hf_err cases_attachment_get(struct svc_call *c, const char *ref, const char *id,
 			err = HF_ENOTFOUND;
 	}
 	if (err == HF_ENOTFOUND)
-		say(c, "no such attachment on this case");
+		svc_say(c, "no such attachment on this case");
 	if (err) {
 		db_rows_free(r);
 		return err;

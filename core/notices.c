@@ -83,14 +83,6 @@ void notices_shutdown(void)
 
 /* ---- helpers -------------------------------------------------------------------------------------------- */
 
-static void say(struct svc_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
-static void say(struct svc_call *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->msg, c->msg_cap, fmt, ap);
-	va_end(ap);
-}
 
 static void iso_utc(int64_t ms, char *out, size_t cap)
 {
@@ -128,7 +120,7 @@ struct cycle {
 static hf_err cycle_find(struct svc_call *c, const char *code, bool need_approved, struct cycle *out)
 {
 	if (!code || strlen(code) > 40) {
-		say(c, "No such payment cycle.");
+		svc_say(c, "No such payment cycle.");
 		return HF_ENOTFOUND;
 	}
 	struct db_val v[] = {db_str(code)};
@@ -141,7 +133,7 @@ static hf_err cycle_find(struct svc_call *c, const char *code, bool need_approve
 		return err;
 	if (!db_rows_next(r)) {
 		db_rows_free(r);
-		say(c, "No such payment cycle.");
+		svc_say(c, "No such payment cycle.");
 		return HF_ENOTFOUND;
 	}
 	memset(out, 0, sizeof(*out));
@@ -154,7 +146,7 @@ static hf_err cycle_find(struct svc_call *c, const char *code, bool need_approve
 	hf_strlcpy(out->provider, db_rows_str(r, 6), sizeof(out->provider));
 	db_rows_free(r);
 	if (need_approved && strcmp(out->status, "approved") != 0) {
-		say(c, "The cycle is %s: notices go to the payees of an approved cycle.", out->status);
+		svc_say(c, "The cycle is %s: notices go to the payees of an approved cycle.", out->status);
 		return HF_ECONFLICT;
 	}
 	return HF_OK;
@@ -657,7 +649,7 @@ hf_err notices_send(struct svc_call *c, const char *cycle_code, json_t *body, js
 	if (!err && ids.n)
 		err = recent_query(c->db, &s, ids.a[0], ids.a[ids.n - 1], &recent);
 	if (err == HF_ETOOBIG)
-		say(c, "More than %d payees match: send to one location or pay point at a time.", NOTICE_MAX_RECIPIENTS);
+		svc_say(c, "More than %d payees match: send to one location or pay point at a time.", NOTICE_MAX_RECIPIENTS);
 	if (err)
 		goto out;
 	s.ids = ids.a;
@@ -690,7 +682,7 @@ hf_err notices_send(struct svc_call *c, const char *cycle_code, json_t *body, js
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"notice stopped part way\" notice=%lld queued=%d err=%s",
 		       (long long)s.notice_id, recipients, hf_err_name(err));
 		if (err == HF_ECONFLICT)
-			say(c, "The cycle is no longer approved: the notice stopped after %d recipients.", recipients);
+			svc_say(c, "The cycle is no longer approved: the notice stopped after %d recipients.", recipients);
 		goto out;
 	}
 	char id[24], sa[24];
@@ -935,7 +927,7 @@ static hf_err report_body(struct db *db, void *vctx)
 		return err;
 	if (!db_rows_next(r)) {
 		db_rows_free(r);
-		say(t->c, "No such outbox message.");
+		svc_say(t->c, "No such outbox message.");
 		return HF_ENOTFOUND;
 	}
 	hf_strlcpy(t->before, db_rows_str(r, 0), sizeof(t->before));
@@ -946,7 +938,7 @@ static hf_err report_body(struct db *db, void *vctx)
 	bool forward = strcmp(t->status, "failed") == 0 ? !is_final
 						       : status_rank(t->status) > status_rank(t->before) && !is_final;
 	if (!forward) {
-		say(t->c, "The message is already %s: it cannot become %s.", t->before, t->status);
+		svc_say(t->c, "The message is already %s: it cannot become %s.", t->before, t->status);
 		return HF_ECONFLICT;
 	}
 	struct db_val w[] = {db_str(t->status), db_str(t->status), DB_I64(t->id)};
@@ -970,7 +962,7 @@ hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, j
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
 	if (hf_parse_i64(id, 1, INT64_MAX, &t.id)) {
-		say(c, "No such outbox message.");
+		svc_say(c, "No such outbox message.");
 		return HF_ENOTFOUND;
 	}
 	hf_err err = db_tx(c->db, report_body, &t);

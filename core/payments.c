@@ -1177,31 +1177,10 @@ hf_err payments_get(struct svc_call *c, const char *id, json_t **out)
 	return err;
 }
 
-/* The individual behind a beneficiary number; HF_ENOTFOUND when unknown. */
-static hf_err ben_lookup(struct svc_call *c, const char *ben_no, int64_t *id)
-{
-	if (!ben_no || strlen(ben_no) != BENNO_LEN) {
-		snprintf(c->msg, c->msg_cap, "No beneficiary with that number.");
-		return HF_ENOTFOUND;
-	}
-	struct db_val v[] = {db_str(ben_no)};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(c->db, "SELECT id FROM individuals WHERE ben_no = ?", v, 1, &r);
-	if (err)
-		return err;
-	err = db_rows_next(r) ? HF_OK : HF_ENOTFOUND;
-	if (!err)
-		*id = db_rows_i64(r, 0);
-	else
-		snprintf(c->msg, c->msg_cap, "No beneficiary with that number.");
-	db_rows_free(r);
-	return err;
-}
-
 hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t **out)
 {
 	int64_t id = 0;
-	hf_err err = ben_lookup(c, ben_no, &id);
+	hf_err err = svc_individual(c, ben_no, &id);
 	if (err)
 		return err;
 	struct db_val v[] = {DB_I64(id)};
@@ -1242,7 +1221,7 @@ hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t *
 hf_err payments_kiosk_available(struct svc_call *c, const char *ben_no, json_t **out)
 {
 	int64_t id = 0;
-	hf_err err = ben_lookup(c, ben_no, &id);
+	hf_err err = svc_individual(c, ben_no, &id);
 	if (err)
 		return err;
 	struct db_val v[] = {DB_I64(id), db_str(c->p->pay_point)};
@@ -1392,7 +1371,7 @@ hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out)
 	(void)hf_json_get_enum(body, "", "verification", true, VERIFICATIONS, c->fe, &t.verification);
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
-	hf_err err = ben_lookup(c, ben, &t.individual_id);
+	hf_err err = svc_individual(c, ben, &t.individual_id);
 	if (!err)
 		err = db_tx(c->db, collect_body, &t);
 	if (err == HF_ECONFLICT || err == HF_EFORBIDDEN || err == HF_ENOTFOUND) {

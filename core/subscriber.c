@@ -420,21 +420,9 @@ hf_err subscriber_pin_reset(struct svc_call *c, const char *phone, json_t *body,
 hf_err subscriber_pin_unlock(struct svc_call *c, const char *ben_no, json_t **out)
 {
 	struct pin_tx t = {.op = 5};
-	if (!ben_no || strlen(ben_no) != BENNO_LEN)
-		return HF_ENOTFOUND;
-	struct db_val v[] = {db_str(ben_no)};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(c->db, "SELECT id FROM individuals WHERE ben_no = ?", v, 1, &r);
+	hf_err err = svc_individual(c, ben_no, &t.w.id);
 	if (err)
 		return err;
-	bool found = db_rows_next(r);
-	if (found)
-		t.w.id = db_rows_i64(r, 0);
-	db_rows_free(r);
-	if (!found) {
-		snprintf(c->msg, c->msg_cap, "No beneficiary with that number.");
-		return HF_ENOTFOUND;
-	}
 	hf_strlcpy(t.w.ben_no, ben_no, sizeof(t.w.ben_no));
 	t.w.registered = true;
 	return pin_run(c, &t, out);

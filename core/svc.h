@@ -16,4 +16,9 @@ struct svc_call {
 	int status; /* the HTTP status of a success when it is not the route's default (200 linked, 202 pending) */
 };
 
+/* Sets the human message of the answer. */
+void svc_say(struct svc_call *c, const char *fmt, ...) HF_PRINTF(2, 3);
+/* The individual behind a beneficiary number; HF_ENOTFOUND (with a message) when unknown. */
+HF_MUST_CHECK hf_err svc_individual(struct svc_call *c, const char *ben_no, int64_t *id);
+
 #endif

@@ -64,6 +64,22 @@ def _ident(text):
     return re.sub(r"[^a-z0-9_]", "_", text.lower())
 
 
+
+def error_message(body):
+    """The message of an error answer ("" when none)."""
+    try:
+        return body["error"]["message"]
+    except (KeyError, TypeError):
+        return ""
+
+
+def error_fields(body):
+    """The names of the fields an error answer complains about."""
+    try:
+        return {f["field"] for f in body["error"]["fields"]}
+    except (KeyError, TypeError):
+        return set()
+
 class CoreError(Exception):
     """hifadhi-core failed to do something the harness needs (setup, start); the message has the log tail."""
 

@@ -11,7 +11,7 @@ housekeeping scan (every 30 s, at the real time) cannot raise an alert before th
 import json
 from datetime import datetime, timedelta, timezone
 
-from harness import Suite, Core, Mariadb, record_pii
+from harness import Suite, Core, Mariadb, record_pii, error_message as msg
 
 LOC = {"region": "Garissa", "district": "Dadaab", "village": "Hagadera"}
 C1, C2, C3 = "OPCT-2026-12", "OPCT-2027-01", "OPCT-2026-11"
@@ -27,10 +27,6 @@ def luhn(digits7):
                 d -= 9
         total += d
     return digits7 + str((10 - total % 10) % 10)
-
-
-def msg(body):
-    return body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
 
 
 with Suite() as s:

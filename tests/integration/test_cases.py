@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 
-from harness import Suite, Core, Mariadb, ROOT
+from harness import Suite, Core, Mariadb, ROOT, error_message as msg, error_fields as fields
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 
@@ -16,17 +16,6 @@ def head(given, phone, dob="1950-02-01", **extra):
          "relationship": "head", "language": "luo", "phone": phone}
     m.update(extra)
     return m
-
-
-def msg(body):
-    return body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
-
-
-def fields(body):
-    try:
-        return {f["field"] for f in body["error"]["fields"]}
-    except (KeyError, TypeError):
-        return set()
 
 
 with Suite() as s:

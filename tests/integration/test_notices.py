@@ -13,7 +13,7 @@ import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
-from harness import Suite, Core, CoreError, Mariadb, ROOT, record_pii
+from harness import Suite, Core, CoreError, Mariadb, ROOT, record_pii, error_message as msg, error_fields as fields
 
 AHERO = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 CHEMELIL = {"region": "Kisumu", "district": "Muhoroni", "village": "Chemelil"}
@@ -26,17 +26,6 @@ def head(given, lang, phone=None, dob="1950-02-01"):
     if phone:
         m["phone"] = phone
     return m
-
-
-def msg(body):
-    return body.get("error", {}).get("message", "") if isinstance(body, dict) else ""
-
-
-def fields(body):
-    try:
-        return {f["field"] for f in body["error"]["fields"]}
-    except (KeyError, TypeError):
-        return set()
 
 
 def dump_text(db):

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import Suite, Core, Mariadb, PaySim, env
+from harness import Suite, Core, Mariadb, PaySim, env, error_message as msg, error_fields as fields
 from kiosk_client import KioskKey, signed_headers
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
@@ -26,20 +26,6 @@ def day(offset):
 
 def at(offset):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset * 86400))
-
-
-def msg(body):
-    try:
-        return body["error"]["message"]
-    except (KeyError, TypeError):
-        return str(body)
-
-
-def fields(body):
-    try:
-        return {f["field"] for f in body["error"]["fields"]}
-    except (KeyError, TypeError):
-        return set()
 
 
 def wait_for(pred, timeout=30.0, step=0.1):

@@ -10,7 +10,7 @@ disbursement code posts it, and some have a 'send' posting too, which must not c
 import hashlib
 import time
 
-from harness import Suite, Core, Mariadb
+from harness import Suite, Core, Mariadb, error_message as msg, error_fields as fields
 
 HEADER = "provider_ref,reference_id,amount_minor,currency,status,completed_at"
 AT = "2026-11-28T10:00:00Z"
@@ -19,17 +19,6 @@ CYCLE, OTHER, CLEAN, DRAFT, KIOSK, BIG = (
 CYCLE_IDS = {CYCLE: 10, OTHER: 11, CLEAN: 12, DRAFT: 13, KIOSK: 14, BIG: 15}
 ACC_PAID, ACC_SETTLE, ACC_CLEAR = 1, 2, 3
 BIG_N = 100_000
-
-
-def msg(body):
-    return body.get("error", {}).get("message", "") if isinstance(body, dict) else str(body)
-
-
-def fields(body):
-    try:
-        return {f["field"] for f in body["error"]["fields"]}
-    except (KeyError, TypeError):
-        return set()
 
 
 def fixtures_sql():

@@ -5,24 +5,10 @@ channels lodging anonymous grievances and new phone numbers.
 """
 import json
 
-from harness import Suite, Core, Mariadb, record_pii
+from harness import Suite, Core, Mariadb, record_pii, error_message as msg, error_fields as fields
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 PHONE = "+254711444555"
-
-
-def msg(body):
-    try:
-        return body["error"]["message"]
-    except (KeyError, TypeError):
-        return str(body)
-
-
-def fields(body):
-    try:
-        return {f["field"] for f in body["error"]["fields"]}
-    except (KeyError, TypeError):
-        return set()
 
 
 with Suite() as s:
