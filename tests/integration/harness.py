@@ -696,6 +696,7 @@ class Gateway:
         self.overrides = dict(overrides or {})
         self.proc, self.port, self.logs = None, None, []
         _live_sims.append(self)
+        suite.cores.append(self)  # stopped (and its clean exit checked) before the summary line
         if start:
             self.start()
 
