@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define MENU_FILE_MAX (256u * 1024) /* one INI file */
 #define MENU_LINE_MAX 1024	    /* one line of it */
@@ -2527,8 +2526,7 @@ const char *menu_session_screen(const struct menu *m, const struct menu_session 
 	return m->screens[s->screen].id;
 }
 
-static bool input_valid(const struct menu *m, const struct menu_session *s, const struct screen *sc, const char *in,
-			size_t n)
+static bool input_valid(const struct menu_session *s, const struct screen *sc, const char *in, size_t n)
 {
 	switch (sc->rule) {
 	case R_PIN:
@@ -2560,7 +2558,6 @@ static bool input_valid(const struct menu *m, const struct menu_session *s, cons
 		return diff == 0;
 	}
 	}
-	(void)m;
 	return false;
 }
 
@@ -2599,23 +2596,23 @@ hf_err menu_step(const struct menu *m, struct menu_session *s, const char *input
 	if (!input)
 		return render(m, s, out);
 	const struct screen *sc = &m->screens[s->screen];
-	size_t n = strnlen(input, MENU_INPUT_MAX + 1);
 	bool root = s->screen == s->entry;
-	/* Trimmed copy: phones and aggregators add spaces; an input longer than the cap is simply invalid. */
-	char in[MENU_INPUT_MAX + 1];
-	size_t a = 0, b = n;
-	if (n <= MENU_INPUT_MAX) {
-		while (a < b && input[a] == ' ')
+	/* A trimmed copy (phones and aggregators add spaces); an input past the cap is simply invalid. */
+	char in[MENU_INPUT_MAX + 1] = "";
+	size_t n = strnlen(input, MENU_INPUT_MAX + 1);
+	bool too_long = n > MENU_INPUT_MAX;
+	if (!too_long) {
+		size_t a = 0;
+		while (a < n && input[a] == ' ')
 			a++;
-		while (b > a && input[b - 1] == ' ')
-			b--;
-		memcpy(in, input + a, b - a);
-	}
-	n = n <= MENU_INPUT_MAX ? b - a : MENU_INPUT_MAX + 1;
-	if (n <= MENU_INPUT_MAX)
+		while (n > a && input[n - 1] == ' ')
+			n--;
+		n -= a;
+		memcpy(in, input + a, n);
 		in[n] = '\0';
-	else
-		in[0] = '\0';
+	} else {
+		n = 0;
+	}
 	hf_err err;
 	bool was_invalid = s->show_invalid || s->show_retry;
 	s->show_invalid = s->show_retry = false;
@@ -2673,7 +2670,7 @@ hf_err menu_step(const struct menu *m, struct menu_session *s, const char *input
 		break;
 	}
 	case K_INPUT:
-		if (n > MENU_INPUT_MAX || !input_valid(m, s, sc, in, n)) {
+		if (too_long || !input_valid(s, sc, in, n)) {
 			err = invalid(m, s, out);
 			break;
 		}
