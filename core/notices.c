@@ -760,10 +760,14 @@ struct claim_tx {
 static hf_err claim_select(struct db *db, bool stale, int limit, struct db_rows **r)
 {
 	struct db_val v[] = {DB_I64(limit)};
+	/* Stale: claimed by a gateway that never reported (crashed), or handed to Kannel but not acknowledged by
+	 * the SMSC within a minute (lost in a Kannel crash): offered again, the latter once. */
 	return db_query(db,
-			stale ? "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE status ="
-				" 'sending' AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE"
-				" ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED"
+			stale ? "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE (status ="
+				" 'sending' AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE) OR (status = 'sent' AND"
+				" accepted_at IS NULL AND delivered_at IS NULL AND resends = 0 AND updated_at <"
+				" UTC_TIMESTAMP(3) - INTERVAL 60 SECOND) ORDER BY created_at"
+				" LIMIT ? FOR UPDATE SKIP LOCKED"
 			      : "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE status ="
 				" 'queued' AND (send_after IS NULL OR send_after <= UTC_TIMESTAMP(3)) AND (template ="
 				" 'sms_stopped' OR phone_bidx IS NULL OR NOT EXISTS (SELECT 1 FROM phone_optouts x WHERE"
@@ -866,8 +870,9 @@ static hf_err claim_body(struct db *db, void *vctx)
 	}
 	if (!err)
 		err = ids_update(db,
-				 "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = UTC_TIMESTAMP(3)"
-				 " WHERE id IN (",
+				 /* left to right: resends counts from the status before */
+				 "UPDATE outbox SET resends = resends + (status = 'sent'), status = 'sending', attempts ="
+				 " attempts + 1, updated_at = UTC_TIMESTAMP(3) WHERE id IN (",
 				 take, ntake);
 	if (!err)
 		err = ids_update(db, "UPDATE outbox SET status = 'failed', updated_at = UTC_TIMESTAMP(3) WHERE id IN (",
@@ -932,6 +937,17 @@ static hf_err report_body(struct db *db, void *vctx)
 	}
 	hf_strlcpy(t->before, db_rows_str(r, 0), sizeof(t->before));
 	db_rows_free(r);
+	if (strcmp(t->status, "accepted") == 0) {
+		/* The SMSC took it (delivery report 8): noted, the status stays. */
+		if (strcmp(t->before, "sent") != 0 && strcmp(t->before, "sending") != 0)
+			return HF_OK;
+		struct db_val a[] = {DB_I64(t->id)};
+		uint64_t n = 0;
+		err = db_exec(db, "UPDATE outbox SET accepted_at = UTC_TIMESTAMP(3) WHERE id = ? AND accepted_at IS NULL",
+			      a, 1, &n);
+		t->changed = !err && n > 0;
+		return err;
+	}
 	if (strcmp(t->before, t->status) == 0)
 		return HF_OK; /* a repeated report (the gateway retried): nothing changes */
 	bool is_final = strcmp(t->before, "failed") == 0 || strcmp(t->before, "delivered") == 0;
@@ -953,7 +969,7 @@ static hf_err report_body(struct db *db, void *vctx)
 hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"status", "detail", NULL};
-	static const char *const reports[] = {"sent", "delivered", "failed", NULL};
+	static const char *const reports[] = {"sent", "accepted", "delivered", "failed", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
 	struct report_tx t = {.c = c};
 	const char *detail = NULL;

@@ -124,8 +124,10 @@ static void enrolment_status(struct subscriber *sub, struct action_result *res)
 		outcome(res, best ? "exited" : "not_found");
 	} else {
 		outcome(res, best_rank == 0 ? "ok" : best_rank == 1 ? "pending" : best_rank == 2 ? "suspended" : "exited");
-		action_param(res, "programme", json_string_value(json_object_get(best, "programme")));
-		action_param(res, "since", json_string_value(json_object_get(best, "since")));
+		if (best_rank == 0) { /* only "ok" shows the programme and the date (docs/menus.md) */
+			action_param(res, "programme", json_string_value(json_object_get(best, "programme")));
+			action_param(res, "since", json_string_value(json_object_get(best, "since")));
+		}
 	}
 	json_decref(ans);
 }
@@ -281,6 +283,8 @@ static void pin_call(const char *what, const char *route, json_t *body, struct s
 		return;
 	if (st == 200 || st == 201)
 		outcome(res, "ok");
+	else if (st == 401 && on401 && with_tries && strstr(core_error_message(ans), "locked"))
+		outcome(res, "locked"); /* that wrong PIN was the last try */
 	else if (st == 401 && on401) {
 		outcome(res, on401);
 		if (with_tries)

@@ -107,9 +107,10 @@ static void journal_recover(void)
 				if (open_id[0] && hf_buf_appendf(&doubt, "%s\n", open_id) != HF_OK)
 					break;
 				hf_strlcpy(open_id, id, sizeof(open_id));
-			} else if (kind == 'D' && strcmp(open_id, id) == 0) {
+			} else if ((kind == 'D' || kind == 'F' || kind == 'U') && strcmp(open_id, id) == 0) {
+				/* D: Kannel took it; F: refused for good; U: not taken, left for a later claim. */
 				open_id[0] = '\0';
-				hf_err r = report(id, "sent", NULL);
+				hf_err r = kind == 'U' ? HF_OK : report(id, kind == 'D' ? "sent" : "failed", NULL);
 				if (r != HF_OK && r != HF_ECONFLICT)
 					hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot report a journaled message\"");
 			}
@@ -249,13 +250,13 @@ static void *dispatch_main(void *arg)
 				if (r != HF_OK && r != HF_ECONFLICT)
 					hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot report a sent message\" outbox=%s", id);
 			} else if (err == HF_EINVAL) {
-				journal_line('D', id);
+				journal_line('F', id);
 				atomic_fetch_add(&D.failed, 1);
 				(void)report(id, "failed", "refused by Kannel");
 			} else {
-				/* Kannel unreachable after retries: not sent (D: nothing in doubt); core's lease gives it
+				/* Kannel unreachable after retries: not sent (U: nothing in doubt); core's lease gives it
 				 * back later. */
-				journal_line('D', id);
+				journal_line('U', id);
 				hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"Kannel did not take a message; left for later\"");
 			}
 		}
@@ -307,17 +308,22 @@ hf_err dispatch_dlr(const char *ref, int status)
 		return HF_ENOTFOUND;
 	}
 	/* 1 delivered to the phone; 2 not delivered, 16 rejected by the SMSC: failed; 4 and 8 are steps. */
-	const char *to = status == 1 ? "delivered" : (status == 2 || status == 16) ? "failed" : NULL;
+	const char *to = status == 1	       ? "delivered"
+			 : (status == 2 || status == 16) ? "failed"
+			 : status == 8		       ? "accepted" /* the SMSC took it: not to be offered again */
+							 : NULL;
 	if (!to)
 		return HF_OK;
 	hf_err err = report(ref, to, status == 16 ? "rejected by the SMSC" : status == 2 ? "not delivered" : NULL);
+	if (err == HF_ETIMEOUT || err == HF_EUPSTREAM)
+		return HF_EDB_RETRY; /* core unreachable: Kannel is told to try again */
 	if (err == HF_ENOTFOUND) {
 		atomic_fetch_add(&D.dlr_unknown, 1);
 		return err;
 	}
-	if (err == HF_OK)
+	if (err == HF_OK && status != 8)
 		atomic_fetch_add(status == 1 ? &D.dlr_delivered : &D.dlr_failed, 1);
-	else if (err == HF_ECONFLICT)
+	else if (err == HF_ECONFLICT && status != 8)
 		atomic_fetch_add(&D.dlr_dup, 1);
 	return err == HF_ECONFLICT ? HF_OK : err;
 }

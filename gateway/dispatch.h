@@ -1,11 +1,12 @@
 /* dispatch.h - the outbound dispatcher: claims due messages from core's outbox (POST /outbox/claim, which
  * leases them), sends each through Kannel's sendsms with a dlr-url carrying the outbox id, GSM-7 when the
  * text allows it else UCS-2 (Kannel splits long texts into concatenated parts), at most rate_per_s, outside
- * quiet hours (except one-time PIN codes, which the person is waiting for), retrying transient errors with
- * backoff, and reports sent / delivered / failed back to core.
+ * quiet hours (during them nothing is claimed, one-time PIN codes included: set no quiet hours where PIN
+ * resets must work at night), retrying transient errors with backoff, and reports sent / delivered /
+ * failed back to core.
  *
  * Never twice: before a message goes to Kannel its id is written to a journal file ("S id"), after Kannel
- * took it "D id". A write() survives kill -9 of the gateway, so after a crash at most one message per
+ * took it "D id" (refused for good "F id", not taken "U id"). A write() survives kill -9 of the gateway, so after a crash at most one message per
  * sender is in doubt (written S, no D): it is reported sent, not sent again (Kannel may have taken it;
  * its delivery report settles it). Kannel's own duplicates after its crash recovery show up as a second
  * delivery report of a delivered message: counted (metric dlr_duplicates). One dispatcher per deployment. */
@@ -29,7 +30,8 @@ struct dispatch_conf {
 
 HF_MUST_CHECK hf_err dispatch_start(const struct dispatch_conf *c);
 void dispatch_stop(void);
-/* A delivery report from Kannel (GET /kannel/dlr?ref=&status=). HF_ENOTFOUND for an id core does not know. */
+/* A delivery report from Kannel (GET /kannel/dlr?ref=&status=). HF_ENOTFOUND for an id core does not know;
+ * HF_EDB_RETRY when core cannot be reached (answer non-200 so that Kannel sends it again). */
 HF_MUST_CHECK hf_err dispatch_dlr(const char *ref, int status);
 
 struct dispatch_stats {

@@ -201,8 +201,11 @@ static void on_ussd(const struct hf_http_req *req, struct hf_http_resp *resp)
 	text_reply(resp, 200, line);
 }
 
+static _Atomic unsigned long long m_ussd_end;
+
 static void on_ussd_end(const struct hf_http_req *req, struct hf_http_resp *resp)
 {
+	atomic_fetch_add(&m_ussd_end, 1);
 	char sid[USSD_SESSION_ID_MAX + 1];
 	if (form_get(req->body, "sessionId", sid, sizeof(sid)))
 		ussd_end(sid);
@@ -284,9 +287,10 @@ static void on_kannel_dlr(const struct hf_http_req *req, struct hf_http_resp *re
 		text_reply(resp, 200, "bad");
 		return;
 	}
-	/* 200 whatever happened: a report for an unknown id would be retried by Kannel forever. */
+	/* 200 for an unknown id (Kannel would retry it forever); 503 while core cannot take it, so that
+	 * Kannel retries (http-request-retry) instead of the report being lost. */
 	hf_err err = dispatch_dlr(ref, (int)st);
-	text_reply(resp, 200, err == HF_ENOTFOUND ? "unknown" : "ok");
+	text_reply(resp, err == HF_EDB_RETRY ? 503 : 200, err == HF_ENOTFOUND ? "unknown" : err ? "retry" : "ok");
 }
 
 static void on_metrics(struct hf_http_resp *resp)
@@ -297,14 +301,15 @@ static void on_metrics(struct hf_http_resp *resp)
 	resp->content_type = "text/plain; version=0.0.4";
 	hf_buf_reset(&resp->body);
 	hf_err e = hf_buf_appendf(&resp->body,
-			     "hifadhi_gateway_ussd_requests_total %llu\nhifadhi_gateway_mo_total %llu\n"
+			     "hifadhi_gateway_ussd_requests_total %llu\nhifadhi_gateway_ussd_end_total %llu\n"
+			     "hifadhi_gateway_mo_total %llu\n"
 			     "hifadhi_gateway_dlr_total %llu\nhifadhi_gateway_bad_requests_total %llu\n"
 			     "hifadhi_gateway_ussd_sessions %zu\nhifadhi_gateway_sms_claimed_total %llu\n"
 			     "hifadhi_gateway_sms_sent_total %llu\nhifadhi_gateway_sms_failed_total %llu\n"
 			     "hifadhi_gateway_sms_retries_total %llu\nhifadhi_gateway_sms_in_doubt_total %llu\n"
 			     "hifadhi_gateway_dlr_delivered_total %llu\nhifadhi_gateway_dlr_failed_total %llu\n"
 			     "hifadhi_gateway_dlr_duplicates_total %llu\nhifadhi_gateway_dlr_unknown_total %llu\n",
-			     (unsigned long long)m_ussd, (unsigned long long)m_mo, (unsigned long long)m_dlr,
+			     (unsigned long long)m_ussd, (unsigned long long)m_ussd_end, (unsigned long long)m_mo, (unsigned long long)m_dlr,
 			     (unsigned long long)m_bad, ussd_sessions(), d.claimed, d.sent, d.failed, d.retried, d.in_doubt,
 			     d.dlr_delivered, d.dlr_failed, d.dlr_duplicates, d.dlr_unknown);
 	if (e)

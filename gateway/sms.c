@@ -84,8 +84,16 @@ void sms_handle(const char *phone, const char *text, struct hf_buf *reply)
 				return;
 			}
 		}
-		struct menu_kv p[] = {{"language", code}};
+		/* The language by its own name ("Kiswahili"), as the reply is written in it. */
+		struct hf_buf name;
+		hf_buf_init(&name, 128);
+		if (menu_render_message(g_m, code, "language.name", NULL, 0, &name) != HF_OK || !name.len) {
+			hf_buf_reset(&name);
+			HF_ASSERT(hf_buf_append_str(&name, code) == HF_OK);
+		}
+		struct menu_kv p[] = {{"language", hf_buf_cstr(&name)}};
 		say(code, "sms.lang", p, 1, reply);
+		hf_buf_release(&name);
 		return;
 	}
 	case MENU_KW_STATUS: {

@@ -168,12 +168,14 @@ static void drive(struct sess *s, struct menu_out *out, const char *channel)
 {
 	for (int i = 0; i < MAX_ACTIONS_PER_TURN && out->kind == MENU_OUT_ACTION; i++) {
 		struct action_result res;
+		char action[MENU_NAME_MAX + 1];
+		hf_strlcpy(action, out->action ? out->action : "-", sizeof(action));
 		actions_run(out, &s->sub, menu_session_lang(&s->ms), channel, &res);
 		hf_err err = menu_action_result(U.m, &s->ms, res.outcome, res.params, res.n, out);
 		if (err == HF_EINVAL) {
 			/* An outcome or parameter this menu does not know: its error screen is in *out. */
 			hf_log(HF_LOG_WARN, "gateway.ussd", "msg=\"action result not in the menu\" action=%s outcome=%s",
-			       out->action ? out->action : "-", res.outcome);
+			       action, res.outcome);
 		}
 		/* The language may have changed (set_language). */
 		if (s->sub.language[0] && strcmp(s->sub.language, menu_session_lang(&s->ms)) != 0 &&

@@ -199,7 +199,7 @@ static hf_err request(struct hf_httpc *c, bool post, const char *url, const char
 			if (*q == '"' || *q == '\n')
 				*q = '\'';
 		hf_log(err == HF_EINVAL ? HF_LOG_ERROR : HF_LOG_WARN, PLACE,
-		       "msg=\"http post failed\" err=%s curl=%d detail=\"%s\" timeout_ms=%ld max_resp=%zu", hf_err_name(err),
+		       "msg=\"http request failed\" err=%s curl=%d detail=\"%s\" timeout_ms=%ld max_resp=%zu", hf_err_name(err),
 		       (int)rc, errbuf[0] ? errbuf : curl_easy_strerror(rc), timeout_ms, max_resp);
 		hf_buf_reset(&out->body);
 	}

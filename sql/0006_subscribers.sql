@@ -25,5 +25,10 @@ CREATE TABLE phone_optouts (
 	channel VARCHAR(16) NOT NULL
 ) ENGINE=InnoDB;
 
--- Which number an outbox message goes to, as a blind index: the claim skips opted-out numbers.
-ALTER TABLE outbox ADD COLUMN phone_bidx BINARY(16) NULL AFTER phone_enc;
+-- Which number an outbox message goes to, as a blind index: the claim skips opted-out numbers. accepted_at:
+-- the SMSC acknowledged the message (Kannel's delivery report 8); a message handed to Kannel but never
+-- acknowledged (lost in a Kannel crash) is offered once more (resends): at least once, duplicates counted.
+ALTER TABLE outbox
+	ADD COLUMN phone_bidx BINARY(16) NULL AFTER phone_enc,
+	ADD COLUMN accepted_at DATETIME(3) NULL AFTER delivered_at,
+	ADD COLUMN resends INT UNSIGNED NOT NULL DEFAULT 0 AFTER attempts;
