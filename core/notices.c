@@ -937,6 +937,16 @@ static hf_err report_body(struct db *db, void *vctx)
 	}
 	hf_strlcpy(t->before, db_rows_str(r, 0), sizeof(t->before));
 	db_rows_free(r);
+	if (strcmp(t->status, "released") == 0) {
+		/* The gateway gives back a message it claimed and did not send: queued again, at once. */
+		if (strcmp(t->before, "sending") != 0)
+			return HF_OK;
+		struct db_val a[] = {DB_I64(t->id)};
+		err = db_exec(db, "UPDATE outbox SET status = 'queued', updated_at = UTC_TIMESTAMP(3) WHERE id = ?", a, 1,
+			      NULL);
+		t->changed = err == HF_OK;
+		return err;
+	}
 	if (strcmp(t->status, "accepted") == 0) {
 		/* The SMSC took it (delivery report 8): noted, the status stays. */
 		if (strcmp(t->before, "sent") != 0 && strcmp(t->before, "sending") != 0)
@@ -969,7 +979,7 @@ static hf_err report_body(struct db *db, void *vctx)
 hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, json_t **out)
 {
 	static const char *const allowed[] = {"status", "detail", NULL};
-	static const char *const reports[] = {"sent", "accepted", "delivered", "failed", NULL};
+	static const char *const reports[] = {"sent", "accepted", "delivered", "failed", "released", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
 	struct report_tx t = {.c = c};
 	const char *detail = NULL;

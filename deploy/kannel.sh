@@ -359,11 +359,11 @@ start_fakesmsc() {
 	local pid tries=$((START_DEADLINE_S * 20))
 	[ -p "$FIFO" ] || { rm -f "$FIFO" && mkfifo -m 0600 "$FIFO"; }
 	# fakesmsc prints each MT it receives at debug level ("Got message N: <...>"), hence -v 0; tests read them.
-	pid=$(launch fakesmsc "$FIFO" "$DIR/fakesmsc.log" "$FAKESMSC" -H 127.0.0.1 -r "$FAKE_PORT" -v 0)
+	pid=$(launch fakesmsc "$FIFO" "$DIR/fakesmsc.log" stdbuf -oL -eL "$FAKESMSC" -H 127.0.0.1 -r "$FAKE_PORT" -v 0)
 	until fake_online; do
 		if gone "$pid"; then
 			# It connects once and exits if bearerbox's listener is not up yet: try again.
-			pid=$(launch fakesmsc "$FIFO" "$DIR/fakesmsc.log" "$FAKESMSC" -H 127.0.0.1 -r "$FAKE_PORT" -v 0)
+			pid=$(launch fakesmsc "$FIFO" "$DIR/fakesmsc.log" stdbuf -oL -eL "$FAKESMSC" -H 127.0.0.1 -r "$FAKE_PORT" -v 0)
 		fi
 		if ((tries-- <= 0)); then
 			log_tail "$DIR/fakesmsc.log" "$DIR/bearerbox.log"

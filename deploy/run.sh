@@ -3,11 +3,18 @@
 # run.sh - the whole stack on loopback for a developer: `make run` calls `deploy/run.sh build/release`.
 #
 # Starts the private MariaDB (var/mariadb, 127.0.0.1:3307), makes the database and accounts, writes
-# var/run/core.conf, creates keys and applies migrations, starts hifadhi-core, loads demo data if the
-# registry is empty, prints where everything is, and waits. Ctrl-C (or SIGTERM) stops core, then MariaDB,
-# and exits 0. Every step is idempotent, so running it again keeps the data of the previous run.
+# var/run/core.conf, creates keys and applies migrations, starts the payment provider simulator and
+# hifadhi-core, loads demo data if the registry is empty, then the private Kannel (deploy/kannel.sh, run folder
+# var/kannel: bearerbox, fakesmsc as the operator, smsbox) and hifadhi-gateway (var/run/gateway.conf from
+# deploy/write-gateway-config.sh; USSD on 127.0.0.1:8081, SMS through Kannel), prints where everything is
+# with a demo beneficiary's phone number for deploy/phone.py, and waits. Ctrl-C (or SIGTERM) stops the
+# gateway, Kannel, core, the simulator, then MariaDB, and exits 0. Every step is idempotent, so running it
+# again keeps the data of the previous run. Only what this run started is stopped: a second `make run` that
+# finds the ports taken exits without touching the first one.
 #
-# Environment: HF_HTTP_PORT (default 8080), HF_DB_PORT (3307), HF_DB_DIR (var/mariadb), HF_KEY_DIR (var/keys).
+# Environment: HF_HTTP_PORT (default 8080), HF_GATEWAY_PORT (8081), HF_PAYSIM_PORT (8090), HF_DB_PORT (3307),
+# HF_DB_DIR (var/mariadb), HF_KEY_DIR (var/keys), HF_KANNEL_DIR (var/kannel) and the HF_KANNEL_*_PORT of
+# deploy/kannel.sh (13000, 13001, 13013, 13015).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,26 +25,39 @@ fi
 BUILD=$(cd "$1" && pwd)
 cd "$ROOT"
 CORE="$BUILD/bin/hifadhi-core"
+GATEWAY="$BUILD/bin/hifadhi-gateway"
 [ -x "$CORE" ] || { echo "run: $CORE not found; run make first" >&2; exit 1; }
+[ -x "$GATEWAY" ] || { echo "run: $GATEWAY not found; run make first" >&2; exit 1; }
 
 export HF_DB_PORT=${HF_DB_PORT:-3307}
 export HF_DB_DIR=${HF_DB_DIR:-var/mariadb}
 export HF_KEY_DIR=${HF_KEY_DIR:-var/keys}
+export HF_KANNEL_DIR=${HF_KANNEL_DIR:-var/kannel}
 PORT=${HF_HTTP_PORT:-8080}
+GW_PORT=${HF_GATEWAY_PORT:-8081}
+SIM_PORT=${HF_PAYSIM_PORT:-8090}
 case "$HF_DB_DIR" in /*) db_dir_abs=$HF_DB_DIR ;; *) db_dir_abs=$ROOT/$HF_DB_DIR ;; esac
+case "$HF_KANNEL_DIR" in /*) kannel_dir_abs=$HF_KANNEL_DIR ;; *) kannel_dir_abs=$ROOT/$HF_KANNEL_DIR ;; esac
 RUN_DIR="$ROOT/var/run"
 CONF="$RUN_DIR/core.conf"
 LOG="$RUN_DIR/core.log"
+GW_CONF="$RUN_DIR/gateway.conf"
+GW_LOG="$RUN_DIR/gateway.log"
 BASE="http://127.0.0.1:$PORT"
+GW_BASE="http://127.0.0.1:$GW_PORT"
 HEALTH_DEADLINE_S=20
 STOP_DEADLINE_S=15
 
 say() { printf 'run: %s\n' "$*"; }
 die() { printf 'run: %s\n' "$*" >&2; exit 1; }
 core() { "$CORE" -c "$CONF" "$@"; }
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 core_pid=""
+gw_pid=""
 sim_pid=""
+db_started=false
+kannel_started=false
 cleaned=false
 stop_sim() {
 	[ -n "$sim_pid" ] || return 0
@@ -45,31 +65,43 @@ stop_sim() {
 	wait "$sim_pid" 2>/dev/null || true
 	sim_pid=""
 }
-stop_core() {
-	[ -n "$core_pid" ] || return 0
-	if kill -0 "$core_pid" 2>/dev/null; then
-		kill -TERM "$core_pid" 2>/dev/null || true
+# stop_child NAME PIDVAR: SIGTERM, SIGKILL after STOP_DEADLINE_S, reaped; the variable is cleared.
+stop_child() {
+	local name=$1 pid=${!2}
+	[ -n "$pid" ] || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
 		local tries=$((STOP_DEADLINE_S * 20))
-		while kill -0 "$core_pid" 2>/dev/null && ((tries-- > 0)); do sleep 0.05; done
-		if kill -0 "$core_pid" 2>/dev/null; then
-			say "hifadhi-core did not stop within ${STOP_DEADLINE_S}s; killing it"
-			kill -KILL "$core_pid" 2>/dev/null || true
+		while kill -0 "$pid" 2>/dev/null && ((tries-- > 0)); do sleep 0.05; done
+		if kill -0 "$pid" 2>/dev/null; then
+			say "$name did not stop within ${STOP_DEADLINE_S}s; killing it"
+			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	fi
-	wait "$core_pid" 2>/dev/null || true
-	core_pid=""
+	wait "$pid" 2>/dev/null || true
+	printf -v "$2" '%s' ""
 }
+stop_core() { stop_child hifadhi-core core_pid; }
+stop_gateway() { stop_child hifadhi-gateway gw_pid; }
+# The gateway first (it calls core and Kannel), then Kannel, then core, the simulator, MariaDB: each only if
+# this run started it.
 cleanup() {
 	$cleaned && return 0
 	cleaned=true
 	trap - INT TERM HUP
+	stop_gateway
+	if $kannel_started; then
+		"$ROOT/deploy/kannel.sh" stop >/dev/null || say "could not stop Kannel cleanly (deploy/kannel.sh status)"
+	fi
 	stop_core
 	stop_sim
-	"$ROOT/deploy/mariadb.sh" stop || say "could not stop MariaDB cleanly"
+	if $db_started; then
+		"$ROOT/deploy/mariadb.sh" stop || say "could not stop MariaDB cleanly"
+	fi
 }
 on_signal() {
 	echo
-	say "stopping hifadhi-core and MariaDB"
+	say "stopping hifadhi-gateway, Kannel, hifadhi-core and MariaDB"
 	cleanup
 	say "stopped"
 	exit 0
@@ -82,25 +114,34 @@ on_exit() {
 trap on_signal INT TERM HUP
 trap on_exit EXIT
 
-# Something else on our port (another `make run`?) would make the health check lie.
-if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-	die "port $PORT on 127.0.0.1 is already in use (another make run?); set HF_HTTP_PORT"
+# Something else on our ports (another `make run`?) would make the health checks lie. Checked before
+# anything starts, so that giving up here leaves the other run alone.
+port_taken "$PORT" && die "port $PORT on 127.0.0.1 is already in use (another make run?); set HF_HTTP_PORT"
+port_taken "$GW_PORT" && die "port $GW_PORT on 127.0.0.1 is already in use (another make run?); set HF_GATEWAY_PORT"
+port_taken "$SIM_PORT" && die "port $SIM_PORT on 127.0.0.1 is already in use; set HF_PAYSIM_PORT"
+# Kannel: deploy/kannel.sh start is idempotent for boxes of this run folder (left over from a run that was
+# killed); anything else on its ports is someone else's.
+kannel_rc=0
+deploy/kannel.sh status >/dev/null 2>&1 || kannel_rc=$?
+if [ "$kannel_rc" -eq 3 ]; then
+	for p in "${HF_KANNEL_ADMIN_PORT:-13000}" "${HF_KANNEL_SMSBOX_PORT:-13001}" "${HF_KANNEL_SENDSMS_PORT:-13013}" \
+		"${HF_KANNEL_FAKE_PORT:-13015}"; do
+		port_taken "$p" && die "port $p on 127.0.0.1 is already in use (another Kannel?); see the HF_KANNEL_*_PORT" \
+			"settings in docs/kannel.md"
+	done
 fi
 
 say "starting MariaDB ($HF_DB_DIR, 127.0.0.1:$HF_DB_PORT)"
+db_started=true
 deploy/mariadb.sh start
 deploy/mariadb.sh init-db
 mkdir -p "$RUN_DIR"
 # The payment provider simulator stands in for a mobile-money and a G2P Connect provider (docs/providers.md):
 # real money never moves from a demo.
-SIM_PORT=${HF_PAYSIM_PORT:-8090}
 SIM_DIR="$RUN_DIR/paysim"
 mkdir -p "$SIM_DIR"
 [ -f "$SIM_DIR/g2p.seed" ] || "$BUILD/bin/hifadhi-paysim" keygen --g2p-key-file "$SIM_DIR/g2p.seed" \
 	--public-out "$SIM_DIR/g2p.pub" --secret-file "$SIM_DIR/b2c.secret" >/dev/null || die "paysim keygen failed"
-if (exec 3<>"/dev/tcp/127.0.0.1/$SIM_PORT") 2>/dev/null; then
-	die "port $SIM_PORT on 127.0.0.1 is already in use; set HF_PAYSIM_PORT"
-fi
 (
 	for fd in "/proc/$BASHPID/fd/"*; do
 		fd=${fd##*/}
@@ -206,6 +247,82 @@ else
 	demo="existing registry kept ($n programmes); demo data is loaded only into an empty registry"
 fi
 
+# ---- Kannel (the SMS gateway boxes, with a simulated operator) and hifadhi-gateway (USSD and SMS)
+say "starting Kannel (${HF_KANNEL_DIR}: bearerbox, fakesmsc, smsbox; MO to $GW_BASE/kannel/mo)"
+# A Kannel of this folder left running by an earlier run sends MO to the port it was started with: restart it
+# if that is not ours.
+if [ "$kannel_rc" -ne 3 ] && [ -r "$kannel_dir_abs/run.env" ] &&
+	! grep -qx "GATEWAY_PORT=$GW_PORT" "$kannel_dir_abs/run.env"; then
+	HF_GATEWAY_PORT=$GW_PORT deploy/kannel.sh stop >/dev/null
+fi
+kannel_started=true
+if ! HF_GATEWAY_PORT=$GW_PORT deploy/kannel.sh start | sed -u 's/^/run: /'; then
+	die "Kannel did not start (see above; logs in ${HF_KANNEL_DIR}/)"
+fi
+
+HF_CORE_URL=$BASE deploy/write-gateway-config.sh "$GW_CONF" "$ROOT/var" "$GW_PORT"
+say "starting hifadhi-gateway on $GW_BASE (log: var/run/gateway.log)"
+(
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+	done
+	exec setsid "$GATEWAY" -c "$GW_CONF" serve </dev/null >>"$GW_LOG" 2>&1
+) &
+gw_pid=$!
+tries=$((HEALTH_DEADLINE_S * 20))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$GW_BASE/healthz" || true)" = 200 ]; do
+	if ! kill -0 "$gw_pid" 2>/dev/null; then
+		tail -n 20 "$GW_LOG" >&2 || true
+		die "hifadhi-gateway exited during startup; log: var/run/gateway.log"
+	fi
+	((tries-- > 0)) || { tail -n 20 "$GW_LOG" >&2 || true; die "no 200 from $GW_BASE/healthz within ${HEALTH_DEADLINE_S}s"; }
+	sleep 0.05
+done
+
+# A demo beneficiary to try the phone with: an individual with a phone and an enrolment (enrolled if anyone
+# was enrolled, else pending, as imported), found through the API as the registrar, English-speaking if any.
+REG_TOKEN=$(python3 deploy/demo_staff.py "$STAFF" login registrar "$BASE") || die "demo registrar login failed"
+DEMO_PHONE=$(python3 - "$BASE" "$REG_TOKEN" <<'PY' || true
+import json, sys, urllib.request
+base, token = sys.argv[1], sys.argv[2]
+def get(path):
+    req = urllib.request.Request(base + "/api/v1/" + path, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+first, reads = None, 0
+for status in ("enrolled", "pending"):
+    for programme in ("OPCT", "PWSD-CT"):
+        for e in get(f"enrolments?programme={programme}&status={status}&limit=100").get("items", []):
+            if not e.get("ben_no") or reads >= 60:
+                continue
+            reads += 1
+            person = get("individuals/" + e["ben_no"])
+            if not person.get("phone"):
+                continue
+            found = (person["phone"], programme, status, person.get("language") or "")
+            if person.get("language") == "en":
+                print(*found)
+                sys.exit(0)
+            first = first or found
+    if first:
+        break
+if first:
+    print(*first)
+PY
+)
+if [ -n "$DEMO_PHONE" ]; then
+	read -r DEMO_PHONE demo_prog demo_status demo_lang <<<"$DEMO_PHONE"
+	case "$demo_lang" in en) demo_lang=English ;; fr) demo_lang=French ;; sw) demo_lang=Swahili ;; *) demo_lang="Swahili (the default)" ;; esac
+	demo_who="a demo beneficiary, $demo_status in $demo_prog; menus in $demo_lang (8 Language to change)"
+else
+	DEMO_PHONE="+2547..."
+	demo_who="no demo beneficiary with a phone and an enrolment found: take a phone from var/run/demo.csv"
+fi
+USSD_CODE=$(sed -n 's/^ussd_code *= *\([^ ;]*\).*/\1/p' menus/ussd/menu.ini | head -n 1)
+KANNEL_ADMIN_PORT=$(sed -n 's/^ADMIN_PORT=//p' "$kannel_dir_abs/run.env" 2>/dev/null || echo 13000)
+KANNEL_SENDSMS_PORT=$(sed -n 's/^SENDSMS_PORT=//p' "$kannel_dir_abs/run.env" 2>/dev/null || echo 13013)
+
 cat <<BANNER
 
 ==================================================================================
@@ -226,14 +343,35 @@ cat <<BANNER
    payments      provider simulator (mobile money "mpesa", G2P "g2pbank") on http://127.0.0.1:$SIM_PORT,
                  log var/run/paysim.log; demo.payment-officer makes a payroll, demo.payment-checker
                  approves it: README "Payments" and docs/payments.md
+   gateway       hifadhi-gateway on $GW_BASE: USSD POST /ussd (aggregator convention), Kannel
+                 callbacks /kannel/mo and /kannel/dlr, $GW_BASE/metrics;
+                 config, log var/run/gateway.conf, var/run/gateway.log; docs/gateway.md
+   USSD code     $USSD_CODE   SMS short code 384 (HELP, STATUS, COMPLAINT ..., LANG EN, STOP, START)
+   try it        deploy/phone.py $DEMO_PHONE
+                   ($demo_who)
+                 then: dial; 6 (My PIN), 1 (Create a PIN), a PIN twice; dial again, 2 (Next
+                 payment), your PIN; sms HELP; inbox. Any other number gets the menu for
+                 unregistered phones. What each screen does: docs/ussd-sms.md
+   Kannel        private Kannel in ${HF_KANNEL_DIR}/ (fakesmsc plays the operator; the SMS phones
+                 receive are in fakesmsc.log): deploy/kannel.sh status; admin
+                 http://127.0.0.1:$KANNEL_ADMIN_PORT/status.txt?password=\$(cat ${HF_KANNEL_DIR}/admin.password);
+                 sendsms http://127.0.0.1:$KANNEL_SENDSMS_PORT/cgi-bin/sendsms; docs/kannel.md
    roles         docs/roles.md   security: docs/security.md
- Stop with Ctrl-C (stops hifadhi-core, then MariaDB).
+ Stop with Ctrl-C (stops hifadhi-gateway, Kannel, hifadhi-core, then MariaDB).
 ==================================================================================
 
 BANNER
 
+# Waits for Ctrl-C; a service that exits on its own stops everything.
 rc=0
-wait "$core_pid" || rc=$?
+wait -n "$core_pid" "$gw_pid" || rc=$?
+if ! kill -0 "$gw_pid" 2>/dev/null; then
+	wait "$gw_pid" 2>/dev/null || true
+	gw_pid=""
+	tail -n 20 "$GW_LOG" >&2 || true
+	die "hifadhi-gateway exited on its own (status $rc); log: var/run/gateway.log"
+fi
+wait "$core_pid" 2>/dev/null || true
 core_pid=""
 tail -n 20 "$LOG" >&2 || true
 die "hifadhi-core exited on its own (status $rc); log: var/run/core.log"

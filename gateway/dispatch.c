@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define MAX_TRIES 5
+#define OUTBOX_BATCH_MAX 500 /* core's claim limit */
 #define JOURNAL_MAX (4 * 1024 * 1024)
 
 static struct {
@@ -88,47 +89,76 @@ static void journal_line(char kind, const char *id)
 		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot write the journal\" errno=%d", errno);
 }
 
-/* After a crash: a message written S without D may have reached Kannel: reported sent, never resent.
- * Everything in the journal is reported again (a repeat changes nothing in core), then it starts empty. */
+/* After a crash, from the last claimed batch: a message written S without an end (D, F, U) may have reached
+ * Kannel: reported sent, never resent. A message claimed (C) but not yet begun is given back to core at
+ * once (released), instead of waiting for its lease to run out. Ended ones are reported again (a repeat
+ * changes nothing in core). Then the journal starts empty. */
+struct jentry {
+	char id[25];
+	char state; /* C, S, or the end: D, F, U */
+};
+
+static void journal_settle(const struct jentry *e)
+{
+	hf_err r = HF_OK;
+	switch (e->state) {
+	case 'C':
+	case 'U':
+		r = report(e->id, "released", NULL);
+		break;
+	case 'S':
+		atomic_fetch_add(&D.in_doubt, 1);
+		hf_log(HF_LOG_WARN, "gateway.dispatch",
+		       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not resent\""
+		       " outbox=%s",
+		       e->id);
+		r = report(e->id, "sent", "in doubt after a restart");
+		break;
+	case 'D':
+		r = report(e->id, "sent", NULL);
+		break;
+	case 'F':
+		r = report(e->id, "failed", NULL);
+		break;
+	}
+	if (r != HF_OK && r != HF_ECONFLICT)
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot settle a journaled message\" outbox=%s", e->id);
+}
+
 static void journal_recover(void)
 {
 	FILE *f = fopen(D.journal, "re");
 	if (f) {
-		char line[64], open_id[32] = "";
-		struct hf_buf doubt;
-		hf_buf_init(&doubt, JOURNAL_MAX);
+		struct jentry *batch = hf_xcalloc(OUTBOX_BATCH_MAX, sizeof(*batch));
+		size_t n = 0;
+		bool in_claim = false;
+		char line[64];
 		while (fgets(line, sizeof(line), f)) {
 			char kind = line[0];
 			char *id = line + 2;
 			id[strcspn(id, "\n")] = '\0';
 			if (strlen(id) == 0 || strlen(id) > 24 || strspn(id, "0123456789") != strlen(id))
 				continue;
-			if (kind == 'S') {
-				if (open_id[0] && hf_buf_appendf(&doubt, "%s\n", open_id) != HF_OK)
-					break;
-				hf_strlcpy(open_id, id, sizeof(open_id));
-			} else if ((kind == 'D' || kind == 'F' || kind == 'U') && strcmp(open_id, id) == 0) {
-				/* D: Kannel took it; F: refused for good; U: not taken, left for a later claim. */
-				open_id[0] = '\0';
-				hf_err r = kind == 'U' ? HF_OK : report(id, kind == 'D' ? "sent" : "failed", NULL);
-				if (r != HF_OK && r != HF_ECONFLICT)
-					hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot report a journaled message\"");
+			if (kind == 'C') {
+				if (!in_claim) { /* a new batch: the previous one was finished before it was claimed */
+					n = 0;
+					in_claim = true;
+				}
+				if (n < OUTBOX_BATCH_MAX) {
+					hf_strlcpy(batch[n].id, id, sizeof(batch[n].id));
+					batch[n++].state = 'C';
+				}
+				continue;
 			}
+			in_claim = false;
+			for (size_t i = 0; i < n; i++)
+				if (strcmp(batch[i].id, id) == 0)
+					batch[i].state = kind;
 		}
-		if (open_id[0] && hf_buf_appendf(&doubt, "%s\n", open_id) != HF_OK)
-			hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"journal too long to recover\"");
 		fclose(f);
-		for (char *p = doubt.data, *e; p && *p; p = e + 1) {
-			e = strchr(p, '\n');
-			*e = '\0';
-			atomic_fetch_add(&D.in_doubt, 1);
-			hf_log(HF_LOG_WARN, "gateway.dispatch",
-			       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not resent\""
-			       " outbox=%s",
-			       p);
-			(void)report(p, "sent", "in doubt after a restart");
-		}
-		hf_buf_release(&doubt);
+		for (size_t i = 0; i < n; i++)
+			journal_settle(&batch[i]);
+		free(batch);
 	}
 	D.jfd = open(D.journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (D.jfd < 0)
@@ -217,6 +247,12 @@ static void *dispatch_main(void *arg)
 		atomic_fetch_add(&D.claimed, n);
 		size_t i;
 		json_t *it;
+		/* The claim first: after a crash, what was claimed and not begun goes back to core at once. */
+		json_array_foreach(items, i, it) {
+			const char *cid = json_string_value(json_object_get(it, "id"));
+			if (cid && strlen(cid) <= 24 && strspn(cid, "0123456789") == strlen(cid))
+				journal_line('C', cid);
+		}
 		json_array_foreach(items, i, it) {
 			const char *id = json_string_value(json_object_get(it, "id"));
 			const char *phone = json_string_value(json_object_get(it, "phone"));
@@ -257,7 +293,8 @@ static void *dispatch_main(void *arg)
 				/* Kannel unreachable after retries: not sent (U: nothing in doubt); core's lease gives it
 				 * back later. */
 				journal_line('U', id);
-				hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"Kannel did not take a message; left for later\"");
+				(void)report(id, "released", NULL);
+				hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"Kannel did not take a message; given back for later\"");
 			}
 		}
 		json_decref(ans);
