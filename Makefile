@@ -55,7 +55,10 @@ GW_BIN := $(BUILD)/bin/hifadhi-gateway
 # The payment provider simulator (a test double for G2P Connect and mobile-money B2C providers).
 PAYSIM_BIN := $(BUILD)/bin/hifadhi-paysim
 
-PROGS := $(CORE_BIN) $(GW_BIN) $(PAYSIM_BIN)
+# The SMPP SMSC simulator (USSD over SMPP, delivery receipts, throttling) for Kannel in tests.
+SMPPSIM_BIN := $(BUILD)/bin/hifadhi-smppsim
+
+PROGS := $(CORE_BIN) $(GW_BIN) $(PAYSIM_BIN) $(SMPPSIM_BIN)
 
 .PHONY: all deps run test unit bench clean install-deps
 all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
@@ -86,6 +89,12 @@ $(GW_BIN): $(GW_OBJ) $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(GW_OBJ) $(LIBHF) $(PKG_LIBS)
+
+$(SMPPSIM_BIN): tests/sim/smppsim.c $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(CFLAGS) $(shell pkg-config --cflags libsmpp34 2>/dev/null) $(LDFLAGS) -o $@ $< $(LIBHF) \
+		$(shell pkg-config --libs libsmpp34 2>/dev/null) $(PKG_LIBS)
 
 $(PAYSIM_BIN): tests/sim/paysim.c $(LIBHF)
 	@mkdir -p $(dir $@)

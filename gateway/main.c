@@ -253,18 +253,24 @@ static void on_kannel_mo(const struct hf_http_req *req, struct hf_http_resp *res
 	}
 	struct hf_buf reply;
 	hf_buf_init(&reply, 2048);
-	int s2 = -1;
+	int s1 = -1, s2 = -1;
 	int op = meta_byte(meta, "ussd_service_op", NULL);
 	if (op >= 0) {
 		/* USSD over SMPP: 1 begins a session (PSSR indication), 2 (or 18) carries the next input. */
-		int s1 = meta_byte(meta, "its_session_info", &s2);
+		/* its_session_info: the first byte names the session; the second counts the turns (and carries
+		 * the end bit), so it is not part of the session's name, and it is echoed back. */
+		s1 = meta_byte(meta, "its_session_info", &s2);
 		char sid[USSD_SESSION_ID_MAX + 1];
-		snprintf(sid, sizeof(sid), "smpp:%s:%d:%d", phone, s1, s2);
+		snprintf(sid, sizeof(sid), "smpp:%s:%d", phone, s1);
 		struct ussd_req r = {sid, phone, op == 1 ? "" : (text ? text : ""), true, "ussd"};
 		bool end = true;
 		ussd_handle(&r, &reply, &end);
 		char hdr[96];
-		snprintf(hdr, sizeof(hdr), "?smpp?ussd_service_op=%d", end ? 17 : 2);
+		if (s1 >= 0 && s2 >= 0)
+			snprintf(hdr, sizeof(hdr), "?smpp?ussd_service_op=%d&its_session_info=%%%02X%%%02X", end ? 17 : 2, s1,
+				 s2);
+		else
+			snprintf(hdr, sizeof(hdr), "?smpp?ussd_service_op=%d", end ? 17 : 2);
 		hf_http_resp_header(resp, "X-Kannel-Meta-Data", hdr);
 	} else {
 		sms_handle(phone, text ? text : "", &reply);
