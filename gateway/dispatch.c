@@ -26,7 +26,7 @@
 
 static struct {
 	struct dispatch_conf c;
-	char url[300], user[64], password[128], sender[24], dlr_base[200], journal[512];
+	char url[300], user[64], password[128], sender[24], smsc[24], dlr_base[200], journal[512];
 	atomic_bool stop;
 	pthread_t thread;
 	bool running;
@@ -193,8 +193,9 @@ static hf_err sendsms(struct hf_httpc *hc, CURL *esc, const char *id, const char
 	struct hf_buf url;
 	hf_buf_init(&url, 8192);
 	hf_err err = hf_buf_appendf(&url, "%s?username=%s&password=%s&from=%s&to=%s&charset=UTF-8&coding=%d&dlr-mask=27"
-					  "&dlr-url=%s&text=%s",
-				    D.url, e_user, e_pw, e_from, e_to, cnt.gsm7 ? 0 : 2, e_dlr, e_text);
+					  "&dlr-url=%s&text=%s%s%s",
+				    D.url, e_user, e_pw, e_from, e_to, cnt.gsm7 ? 0 : 2, e_dlr, e_text, D.smsc[0] ? "&smsc=" : "",
+				    D.smsc);
 	curl_free(e_user);
 	curl_free(e_pw);
 	curl_free(e_from);
@@ -314,7 +315,9 @@ hf_err dispatch_start(const struct dispatch_conf *c)
 	D.c = *c;
 	if (!hf_strlcpy(D.url, c->sendsms_url, sizeof(D.url)) || !hf_strlcpy(D.user, c->user, sizeof(D.user)) ||
 	    !hf_strlcpy(D.password, c->password, sizeof(D.password)) ||
-	    !hf_strlcpy(D.sender, c->sender, sizeof(D.sender)) || !hf_strlcpy(D.dlr_base, c->dlr_base, sizeof(D.dlr_base)) ||
+	    !hf_strlcpy(D.sender, c->sender, sizeof(D.sender)) || !hf_strlcpy(D.smsc, c->smsc ? c->smsc : "", sizeof(D.smsc)) ||
+	    strspn(D.smsc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(D.smsc) ||
+	    !hf_strlcpy(D.dlr_base, c->dlr_base, sizeof(D.dlr_base)) ||
 	    !hf_strlcpy(D.journal, c->journal, sizeof(D.journal)))
 		return HF_EINVAL;
 	atomic_store(&D.stop, false);

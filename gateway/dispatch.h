@@ -20,6 +20,7 @@ struct dispatch_conf {
 	const char *sendsms_url; /* http://127.0.0.1:13013/cgi-bin/sendsms */
 	const char *user, *password;
 	const char *sender;      /* from: the short code */
+	const char *smsc;        /* Kannel smsc-id to send through; "" = Kannel's routing */
 	const char *dlr_base;    /* the gateway as Kannel sees it: http://127.0.0.1:8081 */
 	const char *journal;     /* journal file path */
 	int batch;               /* messages claimed per call */

@@ -65,12 +65,8 @@ with Suite() as s:
         pw_file.write_text("".join(rnd.choice(string.ascii_letters + string.digits) for _ in range(24)))
         os.chmod(pw_file, stat.S_IRUSR | stat.S_IWUSR)
     k.sendsms_user, k.sendsms_password = "hifadhi-gateway", pw_file.read_text().strip()
-    # Our Kannel routes only MT that name smsc=smpp to the SMPP link (docs/kannel.md) and the gateway has no
-    # setting for that parameter. Until it has one (or deploy/kannel.sh gives the sendsms user
-    # default-smsc = "smpp" with HF_KANNEL_SMPP=1, which routes the same way), the URL carries smsc=smpp, and
-    # the user name too: the gateway appends "?username=..." to the URL, which lands in the "_" parameter.
-    sendsms_url = f"http://127.0.0.1:{k.sendsms_port}/cgi-bin/sendsms?smsc=smpp&username={k.sendsms_user}&_="
-    gw = Gateway(s, core, kannel=k, overrides={"kannel.sendsms_url": sendsms_url}, start=False)
+    # Our Kannel routes only MT that name smsc=smpp to the SMPP link (docs/kannel.md): kannel.smsc says so.
+    gw = Gateway(s, core, kannel=k, overrides={"kannel.smsc": "smpp"}, start=False)
     gw.start(port=gw_port)
     k.start()
     s.check(sim.wait_bound(), "Kannel binds its SMPP link to the simulator (transceiver)", sim.stats())
