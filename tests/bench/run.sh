@@ -18,9 +18,15 @@
 #      other staff log in 4 times a second; their p99 vs the same logins on a quiet server
 #   H  the SLA sweeper over 1,000,000 open cases (10% overdue), and API read p99 during the sweep vs without
 #   I  lodging grievances through the API (POST /api/v1/cases as the gateway), each new
+#   M  USSD "next payment" sessions (4 hops: home, PIN screen, PIN + result, back) through hifadhi-gateway,
+#      core and MariaDB, 500 at once (tests/bench/ussd_load.c), vs bare_mhd hit by the same tool with the
+#      same requests: hops/s ratio, p99 per hop, complete sessions/s
+#   N  100,000 payment notices from core's outbox through the gateway's dispatcher and a private Kannel
+#      (fakesmsc, delivery reports on), vs a plain sendsms loop to the same Kannel: messages/s and the ratio
 #
 # Everything runs on loopback, out of var/bench/ (removed on exit, whatever happens): a private MariaDB
-# (deploy/mariadb.sh, 127.0.0.1:3327), hifadhi-core and bare_mhd on 127.0.0.1 (ports 18327/18328).
+# (deploy/mariadb.sh, 127.0.0.1:3327), hifadhi-core and bare_mhd on 127.0.0.1 (ports 18327/18328), the
+# payment simulator (18329), hifadhi-gateway (18330) and Kannel (deploy/kannel.sh, 18331-18334).
 # Results: the summary table on stdout and in build/bench/results.txt; raw wrk output, import summaries and
 # server logs in build/bench/logs/ (replaced by each run).
 # Exit status: 0 when every benchmark measured what it should, even if targets are missed (MISS);
@@ -34,7 +40,12 @@
 #   HF_BENCH_HH_A / HF_BENCH_HH_B / HF_BENCH_HH_C  households generated (20000 / 100000 / 250000)
 #   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABCDEFG)
 #   HF_BENCH_AUDIT_N   audit entries for F (1000000);  HF_BENCH_CASES  open cases for H (1000000)
-#   HF_BENCH_PORT      HTTP port of hifadhi-core; bare_mhd uses the next one (18327)
+#   HF_BENCH_USSD_HH   households generated for M (1000: ~4,000 people, ~2,400 phones with a PIN)
+#   HF_BENCH_USSD_SESSIONS  USSD sessions in flight at once in M (500);  HF_BENCH_USSD_THINK_MS  think time
+#                      of M's second run (600: ~200 sessions/s offered)
+#   HF_BENCH_ALERTS    payment notices sent through Kannel in N (100000)
+#   HF_BENCH_PORT      HTTP port of hifadhi-core; bare_mhd uses the next one, the simulator +2, the gateway +3,
+#                      Kannel +4..+7 (18327)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -64,9 +75,13 @@ WARMUP=${HF_BENCH_WARMUP:-3}
 HH_A=${HF_BENCH_HH_A:-20000}
 HH_B=${HF_BENCH_HH_B:-100000}
 HH_C=${HF_BENCH_HH_C:-250000}
-ONLY=${HF_BENCH_ONLY:-ABCDEFGHIJKL}
+ONLY=${HF_BENCH_ONLY:-ABCDEFGHIJKLMN}
 PAY_N=${HF_BENCH_PAY_N:-20000}      # payments disbursed in K (each of B2C and G2P)
 RECON_N=${HF_BENCH_RECON_N:-1000000} # statement lines in L
+USSD_HH=${HF_BENCH_USSD_HH:-1000}           # households of M's registry
+USSD_SESSIONS=${HF_BENCH_USSD_SESSIONS:-500} # sessions in flight at once in M
+USSD_THINK_MS=${HF_BENCH_USSD_THINK_MS:-600} # think time before each hop in M's second run
+ALERTS_N=${HF_BENCH_ALERTS:-100000}          # notices sent through Kannel in N
 CASES_N=${HF_BENCH_CASES:-1000000}
 PORT=${HF_BENCH_PORT:-18327}
 BARE_PORT=$((PORT + 1))
@@ -75,7 +90,7 @@ IMPORT_TIMEOUT_S=600  # an import that takes longer is stuck, not slow
 HEALTH_DEADLINE_S=30
 STOP_DEADLINE_S=15
 
-for v in DURATION WARMUP HH_A HH_B HH_C PORT; do
+for v in DURATION WARMUP HH_A HH_B HH_C PORT USSD_HH USSD_SESSIONS USSD_THINK_MS ALERTS_N; do
 	case "${!v}" in '' | *[!0-9]*) echo "bench: $v must be a number, got '${!v}'" >&2; exit 2 ;; esac
 done
 for t in $THREADS_LIST $C_THREADS_LIST; do
@@ -109,6 +124,9 @@ done
 core_pid=""
 bare_pid=""
 sim_pid=""
+gw_pid=""
+send_pid=""
+kannel_started=false
 fg_pid=""
 db_started=false
 cleaned=false
@@ -139,12 +157,24 @@ run_waited() {
 stop_core() { stop_pid "$core_pid" hifadhi-core; core_pid=""; }
 stop_bare() { stop_pid "$bare_pid" bare_mhd; bare_pid=""; }
 stop_sim() { stop_pid "$sim_pid" hifadhi-paysim; sim_pid=""; }
+stop_gateway() { stop_pid "$gw_pid" hifadhi-gateway; gw_pid=""; }
+# N's Kannel (bearerbox, fakesmsc, smsbox: daemons of their own session, found by their config file)
+KANNEL_DIR="$VAR/kannel"
+kannel_sh() { HF_KANNEL_DIR="$KANNEL_DIR" "$ROOT/deploy/kannel.sh" "$@"; }
+stop_kannel() {
+	$kannel_started || return 0
+	kannel_sh stop >>"$LOGS/kannel-stop.log" 2>&1 || say "could not stop Kannel in $KANNEL_DIR (see $LOGS/kannel-stop.log)"
+	kannel_started=false
+}
 
 cleanup() {
 	$cleaned && return 0
 	cleaned=true
 	trap '' INT TERM HUP # a second Ctrl-C or TERM must not leave the servers running half-way through
 	stop_pid "$fg_pid" "the running command"
+	stop_pid "$send_pid" "the sendsms loop"
+	stop_gateway
+	stop_kannel
 	stop_core
 	stop_bare
 	stop_sim
@@ -169,12 +199,17 @@ mkdir -p "$LOGS"
 if [ -d "$VAR/mariadb" ]; then
 	"$MARIADB" stop >/dev/null 2>&1 || true
 fi
+if [ -d "$KANNEL_DIR" ]; then
+	kannel_sh stop >/dev/null 2>&1 || true
+fi
 rm -rf "$VAR"
 mkdir -p "$VAR" "$CORE_KEYS"
 chmod 0700 "$CORE_KEYS"
 
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in "$PORT" "$BARE_PORT"; do
+GW_PORT=$((PORT + 3))
+K_ADMIN_PORT=$((PORT + 4)) K_SMSBOX_PORT=$((PORT + 5)) K_SENDSMS_PORT=$((PORT + 6)) K_FAKE_PORT=$((PORT + 7))
+for p in "$PORT" "$BARE_PORT" "$GW_PORT" "$K_ADMIN_PORT" "$K_SMSBOX_PORT" "$K_SENDSMS_PORT" "$K_FAKE_PORT"; do
 	port_busy "$p" && die "port $p on 127.0.0.1 is in use; set HF_BENCH_PORT"
 done
 
@@ -393,6 +428,28 @@ cpu_report() {
 		pc = 100 / (wall * tick)
 		printf "CPU (100%% = one core, %d cores):", ncpu
 		if (name != "") printf " %s %.0f%%,", name, srv * pc
+		printf " mariadbd %.0f%%, client/tool %.0f%%, other processes %.0f%%", db * pc, kids * pc, other * pc }'
+}
+# cpu_mark_n VAR PID...: cpu_mark for several servers at once (M and N run a chain of them).
+cpu_mark_n() {
+	local var=$1 p t="" kids
+	shift
+	times >"$VAR/times.txt"
+	kids=$(awk -v tick="$TICK" 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+		printf "%.0f", t * tick }' "$VAR/times.txt")
+	for p in "$@"; do t+=" $(proc_ticks "${p:-0}")"; done
+	printf -v "$var" '%s %s %s %s%s' "$(now)" "$(machine_busy_ticks)" "$(proc_ticks "$(db_pid)")" "$kids" "$t"
+}
+# cpu_report_n BEFORE AFTER NAME...: "CPU (...): NAME1 N%, NAME2 N%, mariadbd N%, client/tool N%, other processes N%"
+cpu_report_n() {
+	local a=$1 b=$2
+	shift 2
+	awk -v a="$a" -v b="$b" -v tick="$TICK" -v ncpu="$NCPU" -v names="$*" 'BEGIN {
+		split(a, x, " "); split(b, y, " "); n = split(names, nm, " "); wall = y[1] - x[1]; if (wall <= 0) wall = 1
+		busy = y[2] - x[2]; db = y[3] - x[3]; kids = y[4] - x[4]; pc = 100 / (wall * tick); other = busy - db - kids
+		printf "CPU (100%% = one core, %d cores):", ncpu
+		for (i = 1; i <= n; i++) { v = y[4 + i] - x[4 + i]; other -= v; printf " %s %.0f%%,", nm[i], v * pc }
+		if (other < 0) other = 0
 		printf " mariadbd %.0f%%, client/tool %.0f%%, other processes %.0f%%", db * pc, kids * pc, other * pc }'
 }
 NOISE=()
@@ -1082,6 +1139,348 @@ if [[ "$ONLY" == *J* || "$ONLY" == *L* ]]; then
 	root_sql -e "DROP DATABASE hf_bench_j"
 fi
 
+# ---- M and N: hifadhi-gateway (USSD sessions; notices through Kannel)
+
+GATEWAY="$BUILD/bin/hifadhi-gateway"
+USSD_LOAD="$BUILD/bench/ussd_load"
+GW_THREADS=8 # the gateway's shipped http.threads; bare_mhd gets the same
+
+# write_gw_conf CONF [kannel]: the gateway's config, with the keys tests/integration/harness.py's Gateway writes
+# (http.threads written out: it is the baseline's thread count too).
+write_gw_conf() {
+	mkdir -p "$VAR/gateway"
+	{
+		printf '# written by tests/bench/run.sh\n[http]\nbind = 127.0.0.1\nport = %s\nthreads = %s\n\n' "$GW_PORT" "$GW_THREADS"
+		printf '[core]\nurl = http://127.0.0.1:%s\nsecret_file = %s\n\n' "$PORT" "$CORE_KEYS/gateway.secret"
+		printf '[menus]\ndir = %s\n\n[dispatch]\njournal = %s\n\n[log]\nlevel = info\n\n' "$ROOT/menus/ussd" \
+			"$VAR/gateway/dispatch.journal"
+		printf '[kannel]\ndlr_base = http://127.0.0.1:%s\n' "$GW_PORT"
+		if [ "${2:-}" = kannel ]; then
+			printf 'sendsms_url = http://127.0.0.1:%s/cgi-bin/sendsms\nuser = %s\npassword_file = %s\n' \
+				"$K_SENDSMS_PORT" "$(cat "$KANNEL_DIR/sendsms.user")" "$KANNEL_DIR/sendsms.password"
+		fi
+	} >"$1"
+}
+
+start_gateway() { # start_gateway CONF LOG: serve in the background, wait until /healthz answers 200
+	local tries=$((HEALTH_DEADLINE_S * 20))
+	"$GATEWAY" -c "$1" serve </dev/null >"$2" 2>&1 &
+	gw_pid=$!
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$GW_PORT/healthz")" = 200 ]; do
+		kill -0 "$gw_pid" 2>/dev/null || { tail -n 20 "$2" >&2; gw_pid=""; die "hifadhi-gateway exited; log: $2"; }
+		((tries-- > 0)) || die "hifadhi-gateway did not answer /healthz within ${HEALTH_DEADLINE_S}s"
+		sleep 0.05
+	done
+}
+gw_metric() { curl -s --max-time 5 "http://127.0.0.1:$GW_PORT/metrics" | awk -v k="hifadhi_gateway_$1" '$1 == k { print $2 }'; }
+
+# kiosk_cycle CONF DB CODE: a kiosk cycle of OPCT (300,000 each, a pay point "PP-<n>" per region), funded,
+# generated, submitted and approved by a second officer: every payment 'available', the "next payment"
+# of its payee. Prints the payroll count. Needs core running.
+kiosk_cycle() {
+	local conf=$1 db=$2 code=$3 maker checker pp n
+	maker=$(bench_token "$conf" payment_officer)
+	checker=$(bench_token "$conf" payment_officer payment_checker)
+	api "$maker" POST ledger/funding "{\"programme\":\"OPCT\",\"amount\":1000000000000,\"currency\":\"KES\",\"reference\":\"FUND-$code\"}" >/dev/null
+	pp=$(root_sql -e "SELECT CONCAT('{', GROUP_CONCAT(CONCAT('\"', name, '\":\"PP-', id % 1000, '\"')), '}') FROM
+		$db.locations WHERE level = 'region'")
+	api "$maker" POST cycles "{\"code\":\"$code\",\"programme\":\"OPCT\",\"rule\":{\"kind\":\"flat\",\"amount\":300000},\"cutoff_date\":\"2099-01-01\",\"pay_from\":\"2099-01-02\",\"pay_until\":\"2099-01-31\",\"channel\":\"kiosk\",\"pay_points\":$pp}" >/dev/null
+	n=$(api "$maker" POST "cycles/$code/payroll" '{}' | jget payroll_count)
+	api "$maker" POST "cycles/$code/submit" '{}' >/dev/null
+	api "$checker" POST "cycles/$code/approve" '{}' >/dev/null
+	echo "$n"
+}
+
+# ussd_run NAME MODE PORT THINK_MS PID:NAME...: a warm-up run of ussd_load (WARMUP s), then the measured one
+# (DURATION s; with think time one run, its first WARMUP s not counted), with the CPU of the named
+# processes; sets U_OK U_HOPS U_SESS U_P50 U_P99 U_HOP_P99 U_BAD.
+hop_p99() { wrk_val "hop$1" "$2" | sed 's/.*p99:\([0-9]*\).*/\1/' | awk '{ printf "%.1f", $1 / 1000 }'; }
+ussd_run() {
+	local name=$1 mode=$2 port=$3 think=$4 out="$LOGS/ussd-$1.txt" warm="$LOGS/ussd-$1-warmup.txt" m0 m1 cpu pn
+	local pids=() names=() args
+	shift 4
+	for pn in "$@"; do pids+=("${pn%%:*}") names+=("${pn#*:}"); done
+	args=(127.0.0.1 "$port" "$VAR/m-phones.txt" -c "$USSD_SESSIONS" -t 2 -k "$think" -x "3:PP-")
+	if [ "$think" = 0 ]; then
+		run_waited "$USSD_LOAD" "$mode" "${args[@]}" -w 0 -d "$WARMUP" >"$warm" 2>&1 || die "ussd_load (warm-up of $name) failed; see $warm"
+		cpu_mark_n m0 "${pids[@]}"
+		run_waited "$USSD_LOAD" "$mode" "${args[@]}" -w 0 -d "$DURATION" >"$out" 2>&1 || die "ussd_load ($name) failed; see $out"
+	else
+		# Sessions with think time start spread out: the warm-up is inside the run (not counted), CPU covers both.
+		echo "(warm-up inside the measured run: ${WARMUP}s, not counted)" >"$warm"
+		cpu_mark_n m0 "${pids[@]}"
+		run_waited "$USSD_LOAD" "$mode" "${args[@]}" -w "$WARMUP" -d "$DURATION" >"$out" 2>&1 || die "ussd_load ($name) failed; see $out"
+	fi
+	cpu_mark_n m1 "${pids[@]}"
+	cpu=$(cpu_report_n "$m0" "$m1" "${names[@]}")
+	echo "# $cpu" >>"$out"
+	NOISE+=("$name: $cpu")
+	[ -n "$(wrk_val hops_per_s "$out")" ] || die "no BENCH line in the ussd_load output; see $out"
+	U_HOPS=$(wrk_val hops_per_s "$out")
+	U_SESS=$(wrk_val sessions_per_s "$out")
+	U_P50=$(calc %.2f "$(wrk_val p50_us "$out") / 1000")
+	U_P99=$(calc %.2f "$(wrk_val p99_us "$out") / 1000")
+	U_HOP_P99="$(hop_p99 1 "$out") / $(hop_p99 2 "$out") / $(hop_p99 3 "$out") / $(hop_p99 4 "$out")"
+	local fails wfails hops
+	fails=$(wrk_val failures "$out") wfails=$(wrk_val failures "$warm") hops=$(wrk_val hops "$out")
+	[ "$think" = 0 ] || wfails=0
+	U_OK=true U_BAD=""
+	if [ "$hops" -eq 0 ] || [ "$fails" -ne 0 ] || [ "${wfails:-1}" -ne 0 ]; then
+		U_OK=false
+		U_BAD="$fails failures ($wfails in the warm-up) of $hops hops; first: $(sed -n 's/^first_failure: //p' "$out" "$warm" | head -n 1)"
+		say "INVALID $name: $U_BAD"
+	fi
+	say "$name: $(fmt_int "$U_HOPS") hops/s, $(fmt_int "$U_SESS") sessions/s, p50 $U_P50 ms, p99 $U_P99 ms (per hop $U_HOP_P99 ms)"
+	say "  $cpu"
+}
+
+# ---- M: USSD sessions through the gateway, core and MariaDB, against bare_mhd
+
+if [[ "$ONLY" == *M* ]]; then
+	CONF_M="$VAR/core-m.conf"
+	new_db hf_bench_m "$CONF_M"
+	rows_m=$(gen_csv "$USSD_HH" 13 "$VAR/m.csv")
+	start_core "$CONF_M" "$BEST_THREADS" "$LOGS/core-m-setup.log"
+	create_programmes "$CONF_M"
+	stop_core
+	import_csv "$CONF_M" "$VAR/m.csv" m
+	root_sql hf_bench_m -e "DELETE FROM enrolments"
+	enrol_all hf_bench_m OPCT 0
+	start_core "$CONF_M" "$BEST_THREADS" "$LOGS/core-m.log"
+	paid_m=$(kiosk_cycle "$CONF_M" hf_bench_m BENCH-M)
+	say "M: $(fmt_int "$rows_m") people, $(fmt_int "$paid_m") kiosk payments available; a PIN for every phone (POST /api/v1/subscribers/{phone}/pin as the gateway)"
+	# Each distinct phone of the file: its PIN set through the API (the hash is keyed: only core can write it),
+	# then checked to be a registered subscriber whose next payment is there. Lines "PHONE PIN" for ussd_load.
+	python3 - "$VAR/m.csv" "$PORT" "$CORE_KEYS/gateway.secret" >"$VAR/m-phones.txt" 2>"$LOGS/m-pins.txt" <<'PY' ||
+import collections, concurrent.futures, csv, http.client, json, sys, threading
+path, port, keyf = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+key = open(keyf).read().strip()
+phones, seen = [], set()
+with open(path, newline="", encoding="utf-8") as f:
+    for row in csv.DictReader(f):
+        if row["phone"] and row["phone"] not in seen:
+            seen.add(row["phone"])
+            phones.append(row["phone"])
+WEAK = {"1234", "4321", "0123", "1212"}
+def pin_for(i):
+    k = (i * 7919 + 1357) % 10000
+    while "%04d" % k in WEAK or len(set("%04d" % k)) == 1:
+        k = (k + 1) % 10000
+    return "%04d" % k
+local = threading.local()
+def call(method, url, body=None):
+    if not hasattr(local, "c"):
+        local.c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    local.c.request(method, url, body=None if body is None else json.dumps(body),
+                    headers={"X-Hifadhi-Service-Key": key, "Content-Type": "application/json"})
+    r = local.c.getresponse()
+    data = r.read()
+    return r.status, json.loads(data) if data else None
+def one(i):
+    ph, pin = phones[i], pin_for(i)
+    st, sub = call("GET", "/api/v1/subscribers/" + ph)
+    if st != 200 or not sub.get("registered"):
+        return None, f"lookup {st}"
+    st, ans = call("POST", f"/api/v1/subscribers/{ph}/pin", {"pin": pin})
+    if st != 201:
+        return None, f"PIN {st} {ans}"
+    st, pay = call("GET", f"/api/v1/beneficiaries/{sub['ben_no']}/payments")
+    nxt = pay.get("next") if st == 200 else None
+    if not isinstance(nxt, dict) or nxt.get("on_hold"):
+        return None, "no next payment"
+    return f"{ph} {pin}", None
+why = collections.Counter()
+with concurrent.futures.ThreadPoolExecutor(4) as ex:
+    for line, err in ex.map(one, range(len(phones))):
+        if line:
+            print(line)
+        else:
+            why[" ".join(err.split(" ")[:2])] += 1
+print(f"phones {len(phones)}, with a PIN and a next payment {len(phones) - sum(why.values())}, left out: {dict(why)}",
+      file=sys.stderr)
+PY
+		{ cat "$LOGS/m-pins.txt" >&2; die "M: setting the PINs failed"; }
+	rm -f "$VAR/m.csv"
+	m_phones=$(wc -l <"$VAR/m-phones.txt")
+	say "M: $(cat "$LOGS/m-pins.txt")"
+	[ "$m_phones" -ge 100 ] || die "M: only $m_phones phones with a PIN and a payment; see $LOGS/m-pins.txt"
+	write_gw_conf "$VAR/gateway-m.conf"
+	start_gateway "$VAR/gateway-m.conf" "$LOGS/gateway-m.log"
+	say "M: $USSD_SESSIONS sessions at once through the gateway, ussd_load -t2 -d${DURATION}s (after ${WARMUP}s of warm-up)"
+	ussd_run m-gateway ussd "$GW_PORT" 0 "$gw_pid:hifadhi-gateway" "$core_pid:hifadhi-core"
+	g_ok=$U_OK g_hops=$U_HOPS g_sess=$U_SESS g_p50=$U_P50 g_p99=$U_P99 g_hop=$U_HOP_P99 g_bad=$U_BAD
+	# The CPU of each of the gateway's threads (ticks): how evenly its request threads share the connections.
+	for t in /proc/"$gw_pid"/task/*; do
+		printf '%s %s %s\n' "${t##*/}" "$(cat "$t/comm")" "$(awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "$t/stat")"
+	done >"$LOGS/m-gateway-threads.txt"
+	say "M: the same with ${USSD_THINK_MS} ms of think time before each hop (a subscriber reading and typing)"
+	ussd_run m-gateway-think ussd "$GW_PORT" "$USSD_THINK_MS" "$gw_pid:hifadhi-gateway" "$core_pid:hifadhi-core"
+	t_ok=$U_OK t_sess=$U_SESS t_p50=$U_P50 t_p99=$U_P99 t_hop=$U_HOP_P99 t_bad=$U_BAD
+	m_sessions=$(gw_metric ussd_sessions)
+	m_rss=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$gw_pid/status")
+	stop_gateway
+	stop_core
+	start_bare "$GW_THREADS"
+	say "M: bare_mhd ($GW_THREADS threads), the same requests as single GETs, same connections"
+	ussd_run m-bare bare "$BARE_PORT" 0 "$bare_pid:bare_mhd"
+	stop_bare
+	b_ok=$U_OK b_hops=$U_HOPS b_bad=$U_BAD
+	if ! $g_ok || ! $b_ok || ! $t_ok; then
+		INVALID=1
+		$g_ok || row "M USSD sessions through the gateway" "$g_bad" "" "INVALID"
+		$t_ok || row "M USSD sessions with think time" "$t_bad" "" "INVALID"
+		$b_ok || row "M bare_mhd baseline" "$b_bad" "" "INVALID"
+	else
+		m_ratio=$(calc %.3f "$g_hops / $b_hops")
+		row "M USSD hops, gateway+core (${USSD_SESSIONS} sessions)" "$(fmt_int "$g_hops") hops/s" \
+			"bare_mhd $(fmt_int "$b_hops") hops/s" ""
+		row "M   ratio gateway/bare" "$m_ratio" "target >= 0.25" "$(mark "$m_ratio >= 0.25")"
+		row "M   latency per hop p50 / p99" "$g_p50 / $g_p99 ms" "target p99 <= 50 ms" "$(mark "$g_p99 <= 50")"
+		row "M   complete sessions" "$(fmt_int "$g_sess")/s" "target >= 200/s" "$(mark "$g_sess >= 200")"
+		row "M   p99 by hop (home/PIN/result/back)" "$g_hop ms" "" "(info)"
+		row "M   with ${USSD_THINK_MS} ms think time" "$(fmt_int "$t_sess") sessions/s, p99 $t_p99 ms" "p50 $t_p50 ms; by hop $t_hop" "(info)"
+	fi
+	NOTES+=("M: $(fmt_int "$rows_m") people (gen --households $USSD_HH), all enrolled, a kiosk payment each; $(fmt_int "$m_phones") phones with a PIN set through the API; each of $USSD_SESSIONS keep-alive connections carries one session at a time: dial (home), 2 (PIN screen), 2*PIN (verify_pin + next_payment: the payment's screen, checked for KES and its pay point), 2*PIN*0 (back home); every answer checked. Core calls per session: 3 (subscriber lookup, PIN verify, payments). After the runs the gateway held $m_sessions sessions (none ended by END: each is kept ussd.session_ttl_s = 180 s after its last hop), RSS $m_rss MB")
+	root_sql -e "DROP DATABASE hf_bench_m"
+fi
+
+# ---- N: payment notices from core's outbox through the gateway's dispatcher and Kannel, against a plain
+# sendsms loop to the same Kannel
+
+fake_count() { LC_ALL=C grep -cF 'Got message' "$KANNEL_DIR/fakesmsc.log" 2>/dev/null || true; }
+kannel_pid() { kannel_sh status 2>/dev/null | sed -n "s/^$1: running (pid \([0-9]*\).*/\1/p" | head -n 1; }
+kannel_dlr_queued() { # DLRs bearerbox still waits for (its status line "DLR: N queued, ...")
+	local pw
+	pw=$(cat "$KANNEL_DIR/admin.password")
+	curl -s --max-time 3 -K - <<<"url = \"http://127.0.0.1:$K_ADMIN_PORT/status.txt?password=$pw\"" |
+		sed -n 's/^DLR: \([0-9]*\) queued.*/\1/p'
+}
+
+if [[ "$ONLY" == *N* ]]; then
+	CONF_N="$VAR/core-n.conf"
+	new_db hf_bench_n "$CONF_N"
+	hh_n=$((ALERTS_N * 65 / 100 + 500)) # ~1.7 people with a phone per generated household
+	rows_n=$(gen_csv "$hh_n" 14 "$VAR/n.csv")
+	start_core "$CONF_N" "$BEST_THREADS" "$LOGS/core-n-setup.log"
+	create_programmes "$CONF_N"
+	stop_core
+	import_csv "$CONF_N" "$VAR/n.csv" n
+	rm -f "$VAR/n.csv"
+	# Exactly ALERTS_N payees, every one with a phone: the first ALERTS_N people with one, enrolled in OPCT.
+	root_sql hf_bench_n -e "DELETE FROM enrolments; INSERT INTO enrolments (id, programme_id, programme_code,
+		individual_id, status, created_at, created_by, updated_at, updated_by) SELECT i.id * 4, p.id, p.code, i.id,
+		'enrolled', UTC_TIMESTAMP(3) - INTERVAL 1 DAY, 'bench', UTC_TIMESTAMP(3), 'bench' FROM individuals i JOIN
+		programmes p ON p.code = 'OPCT' WHERE i.phone_enc IS NOT NULL ORDER BY i.id LIMIT $ALERTS_N" ||
+		die "N: enrolling the payees failed"
+	enrolled_n=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_n.enrolments")
+	[ "$enrolled_n" = "$ALERTS_N" ] || die "N: only $enrolled_n of $(fmt_int "$rows_n") generated people have a phone"
+	start_core "$CONF_N" "$BEST_THREADS" "$LOGS/core-n.log"
+	paid_n=$(kiosk_cycle "$CONF_N" hf_bench_n BENCH-N)
+	[ "$paid_n" = "$ALERTS_N" ] || die "N: the payroll holds $paid_n payments, wanted $ALERTS_N"
+	say "N: queueing a payment_ready notice to each of $(fmt_int "$paid_n") payees (the gateway is not running)"
+	tok=$(bench_token "$CONF_N" payment_officer)
+	t0=$(now)
+	out=$(api "$tok" POST cycles/BENCH-N/notices '{"template":"payment_ready"}')
+	t1=$(now)
+	queue_s=$(elapsed "$t0" "$t1")
+	queued_n=$(jget recipients <<<"$out")
+	[ "$queued_n" = "$ALERTS_N" ] || die "N: $queued_n notices queued, wanted $ALERTS_N"
+	say "N: $(fmt_int "$queued_n") notices queued in ${queue_s} s; starting Kannel (deploy/kannel.sh, log-level 3)"
+	kannel_started=true
+	HF_KANNEL_ADMIN_PORT=$K_ADMIN_PORT HF_KANNEL_SMSBOX_PORT=$K_SMSBOX_PORT HF_KANNEL_SENDSMS_PORT=$K_SENDSMS_PORT \
+		HF_KANNEL_FAKE_PORT=$K_FAKE_PORT HF_GATEWAY_PORT=$GW_PORT HF_KANNEL_LOG_LEVEL=3 kannel_sh start \
+		</dev/null >>"$LOGS/kannel-start.log" 2>&1 || { tail -n 20 "$LOGS/kannel-start.log" >&2; die "N: Kannel did not start"; }
+	bb_pid=$(kannel_pid bearerbox) sb_pid=$(kannel_pid smsbox) fk_pid=$(kannel_pid fakesmsc)
+	if [ -z "$bb_pid" ] || [ -z "$sb_pid" ] || [ -z "$fk_pid" ]; then die "N: Kannel's boxes are not all running"; fi
+	K_NAMES=(bearerbox smsbox fakesmsc)
+
+	# Baseline: the same number of messages straight into sendsms, dlr-mask 27, DLRs to bare_mhd (200 to all).
+	start_bare "$GW_THREADS"
+	say "N: baseline: $(fmt_int "$ALERTS_N") sendsms requests one after the other (ussd_load sendsms), DLRs to bare_mhd"
+	fk0=$(fake_count)
+	cpu_mark_n m0 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
+	t0=$(now)
+	"$USSD_LOAD" sendsms "http://127.0.0.1:$K_SENDSMS_PORT/cgi-bin/sendsms" "$(cat "$KANNEL_DIR/sendsms.user")" \
+		"$KANNEL_DIR/sendsms.password" "$ALERTS_N" "http://127.0.0.1:$BARE_PORT" >"$LOGS/n-sendsms.txt" 2>&1 &
+	send_pid=$!
+	last=-1 since=$(date +%s) b_recv="" b_dlr=""
+	while :; do
+		fk=$(($(fake_count) - fk0))
+		if [ -z "$b_recv" ] && [ "$fk" -ge "$ALERTS_N" ]; then b_recv=$(elapsed "$t0" "$(now)"); fi
+		if [ -n "$b_recv" ] && ! kill -0 "$send_pid" 2>/dev/null && [ "$(kannel_dlr_queued)" = 0 ]; then
+			b_dlr=$(elapsed "$t0" "$(now)")
+			break
+		fi
+		if [ "$fk" != "$last" ]; then last=$fk since=$(date +%s); fi
+		[ $(($(date +%s) - since)) -lt 120 ] || break
+		sleep 0.5
+	done
+	wait "$send_pid" || true
+	send_pid=""
+	cpu_mark_n m1 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
+	cpu=$(cpu_report_n "$m0" "$m1" "${K_NAMES[@]}" bare_mhd)
+	echo "# $cpu" >>"$LOGS/n-sendsms.txt"
+	NOISE+=("n-sendsms-loop: $cpu")
+	b_sent=$(wrk_val sent "$LOGS/n-sendsms.txt")
+	b_failed=$(wrk_val failed "$LOGS/n-sendsms.txt")
+	b_handed=$(wrk_val seconds "$LOGS/n-sendsms.txt")
+	sleep 1 # smsbox's last DLR callbacks
+	stop_bare
+	say "N: baseline: $b_sent accepted by sendsms in ${b_handed} s, fakesmsc had them all after ${b_recv:-never} s, DLRs done after ${b_dlr:-never} s"
+	say "  $cpu"
+
+	# The real thing: the gateway starts with ALERTS_N notices waiting in the outbox.
+	write_gw_conf "$VAR/gateway-n.conf" kannel
+	say "N: hifadhi-gateway started with $(fmt_int "$ALERTS_N") notices waiting: until all are handed to Kannel, received by fakesmsc and marked delivered"
+	fk0=$(fake_count)
+	cpu_mark_n m0 0 "$core_pid" "$bb_pid" "$sb_pid" "$fk_pid" # the gateway is not running yet
+	t0=$(now)
+	start_gateway "$VAR/gateway-n.conf" "$LOGS/gateway-n.log"
+	last=-1 since=$(date +%s) g_handed="" g_recv="" g_dlr=""
+	while :; do
+		sent=$(gw_metric sms_sent_total) dlr=$(gw_metric dlr_delivered_total) fk=$(($(fake_count) - fk0))
+		t=$(elapsed "$t0" "$(now)")
+		if [ -z "$g_handed" ] && [ "${sent:-0}" -ge "$ALERTS_N" ]; then g_handed=$t; fi
+		if [ -z "$g_recv" ] && [ "$fk" -ge "$ALERTS_N" ]; then g_recv=$t; fi
+		if [ -z "$g_dlr" ] && [ "${dlr:-0}" -ge "$ALERTS_N" ]; then g_dlr=$t; fi
+		[ -n "$g_handed" ] && [ -n "$g_recv" ] && [ -n "$g_dlr" ] && break
+		if [ "$sent/$dlr/$fk" != "$last" ]; then last="$sent/$dlr/$fk" since=$(date +%s); fi
+		[ $(($(date +%s) - since)) -lt 120 ] || { say "N: no progress for 120 s (sent/delivered/at fakesmsc: $last)"; break; }
+		sleep 0.5
+	done
+	cpu_mark_n m1 "$gw_pid" "$core_pid" "$bb_pid" "$sb_pid" "$fk_pid"
+	cpu=$(cpu_report_n "$m0" "$m1" hifadhi-gateway hifadhi-core "${K_NAMES[@]}")
+	NOISE+=("n-gateway: $cpu")
+	curl -s --max-time 5 "http://127.0.0.1:$GW_PORT/metrics" >"$LOGS/n-gateway-metrics.txt"
+	g_failed=$(gw_metric sms_failed_total) g_retries=$(gw_metric sms_retries_total) g_doubt=$(gw_metric sms_in_doubt_total)
+	g_dups=$(gw_metric dlr_duplicates_total)
+	stop_gateway
+	stop_kannel
+	stop_core
+	root_sql -e "SELECT status, COUNT(*) FROM hf_bench_n.outbox GROUP BY status" >"$LOGS/n-outbox.txt"
+	delivered_n=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_n.outbox WHERE status = 'delivered'")
+	say "N: gateway: all handed to Kannel after ${g_handed:-never} s, at fakesmsc after ${g_recv:-never} s, all delivered after ${g_dlr:-never} s ($delivered_n delivered in the outbox)"
+	say "  $cpu"
+	if [ "$b_sent" != "$ALERTS_N" ] || [ "$b_failed" != 0 ] || [ -z "$b_recv" ]; then
+		INVALID=1
+		row "N sendsms loop baseline" "$b_sent accepted, $b_failed refused, fakesmsc: ${b_recv:-not all}" "" "INVALID"
+	elif [ -z "$g_recv" ] || [ "$delivered_n" != "$ALERTS_N" ] || [ "${g_failed:-1}" != 0 ]; then
+		INVALID=1
+		row "N notices through the gateway" "$delivered_n of $ALERTS_N delivered, $g_failed failed" "" "INVALID"
+	else
+		b_rate=$(calc %.1f "$ALERTS_N / $b_recv")
+		g_rate=$(calc %.1f "$ALERTS_N / $g_recv")
+		n_ratio=$(calc %.3f "$g_rate / $b_rate")
+		row "N $(fmt_int "$ALERTS_N") notices: outbox, gateway, Kannel" "$(fmt_int "$g_rate") SMS/s (${g_recv} s)" \
+			"sendsms loop $(fmt_int "$b_rate")/s (${b_recv} s)" ""
+		row "N   ratio gateway/sendsms loop" "$n_ratio" "target >= 0.80" "$(mark "$n_ratio >= 0.8")"
+		row "N   gateway: all handed / all delivered" "${g_handed} s / ${g_dlr} s" "loop: ${b_handed} s / ${b_dlr:-?} s" "(info)"
+		row "N   notices queued by core" "$(fmt_int "$ALERTS_N") in ${queue_s} s" "" "(info)"
+	fi
+	NOTES+=("N: $(fmt_int "$ALERTS_N") payees with a phone (of $(fmt_int "$rows_n") generated), a kiosk cycle, POST /cycles/BENCH-N/notices (payment_ready) with the gateway stopped; Kannel with fakesmsc, log-level 3, DLR mask 27 both ways. Gateway: claims of 100, one sendsms at a time, each reported sent to core, DLR 1 reported delivered (retries $g_retries, in doubt $g_doubt, duplicate DLRs $g_dups). Baseline: ussd_load sendsms, one request at a time over one kept-alive connection, DLRs to bare_mhd. Times from the start of the sender (gateway start included) to the last message printed by fakesmsc; the ratio is of those")
+	root_sql -e "DROP DATABASE hf_bench_n"
+fi
+
 # ---- summary
 
 FINISHED=$(date -u '+%Y-%m-%d %H:%M UTC')
@@ -1096,7 +1495,7 @@ FINISHED=$(date -u '+%Y-%m-%d %H:%M UTC')
 		printf '%s\n' "${NOTES[@]}"
 	fi
 	echo
-	echo "Where the CPU went during each measurement (client/tool = wrk, plain_insert or hifadhi-core import):"
+	echo "Where the CPU went during each measurement (client/tool = wrk, plain_insert, hifadhi-core import, ussd_load, N's polling):"
 	printf '  %s\n' "${NOISE[@]}"
 	if [ "$INVALID" != 0 ]; then
 		echo
