@@ -259,6 +259,8 @@ static hf_err pin_body(struct db *db, void *vctx)
 			json_decref(d);
 			return err; /* committed: the failure counts */
 		}
+		if (t->op == 1 && p.failures == 0)
+			return HF_OK; /* right, and nothing to reset: no write */
 		if (t->op == 2)
 			secret_hash("pin", t->w.id, t->new_pin, h);
 		err = db_exec(db,
