@@ -16,6 +16,8 @@
 #include "hf_base.h"
 #include "sms_templates.h"
 
+#include "hf_gsm.h"
+
 #include "hf_json.h"
 
 #include <dirent.h>
@@ -124,83 +126,22 @@ const char *smst_required_at(size_t i)
 	return i < HF_ARRAY_LEN(SPECS) ? SPECS[i].name : NULL;
 }
 
-/* ---- GSM-7 ---------------------------------------------------------------------------------------------- */
-
-/* 3GPP TS 23.038 default alphabet (one septet each; 0x1B is the escape, not a character). */
-static const uint16_t GSM7_BASIC[128] = {
-	0x0040, 0x00A3, 0x0024, 0x00A5, 0x00E8, 0x00E9, 0x00F9, 0x00EC, 0x00F2, 0x00C7, 0x000A, 0x00D8, 0x00F8,
-	0x000D, 0x00C5, 0x00E5, 0x0394, 0x005F, 0x03A6, 0x0393, 0x039B, 0x03A9, 0x03A0, 0x03A8, 0x03A3, 0x0398,
-	0x039E, 0xFFFF, 0x00C6, 0x00E6, 0x00DF, 0x00C9, 0x0020, 0x0021, 0x0022, 0x0023, 0x00A4, 0x0025, 0x0026,
-	0x0027, 0x0028, 0x0029, 0x002A, 0x002B, 0x002C, 0x002D, 0x002E, 0x002F, 0x0030, 0x0031, 0x0032, 0x0033,
-	0x0034, 0x0035, 0x0036, 0x0037, 0x0038, 0x0039, 0x003A, 0x003B, 0x003C, 0x003D, 0x003E, 0x003F, 0x00A1,
-	0x0041, 0x0042, 0x0043, 0x0044, 0x0045, 0x0046, 0x0047, 0x0048, 0x0049, 0x004A, 0x004B, 0x004C, 0x004D,
-	0x004E, 0x004F, 0x0050, 0x0051, 0x0052, 0x0053, 0x0054, 0x0055, 0x0056, 0x0057, 0x0058, 0x0059, 0x005A,
-	0x00C4, 0x00D6, 0x00D1, 0x00DC, 0x00A7, 0x00BF, 0x0061, 0x0062, 0x0063, 0x0064, 0x0065, 0x0066, 0x0067,
-	0x0068, 0x0069, 0x006A, 0x006B, 0x006C, 0x006D, 0x006E, 0x006F, 0x0070, 0x0071, 0x0072, 0x0073, 0x0074,
-	0x0075, 0x0076, 0x0077, 0x0078, 0x0079, 0x007A, 0x00E4, 0x00F6, 0x00F1, 0x00FC, 0x00E0,
-};
-/* The extension table: an escape and a septet, so two each. */
-static const uint16_t GSM7_EXT[] = {0x000C, 0x005E, 0x007B, 0x007D, 0x005C, 0x005B, 0x007E, 0x005D, 0x007C, 0x20AC};
-
-#define UTF8_BAD 0xFFFDu /* what a byte that does not start a UTF-8 sequence counts as */
-
-/* Decodes one code point of a NUL-terminated string; returns its length in bytes (at least 1). Texts are
- * checked at load and JSON values are valid UTF-8, but a byte that is not gives U+FFFD and never a read
- * past the terminator (a truncated sequence stops at the first byte that does not continue it). */
-static size_t utf8_next(const char *s, uint32_t *cp)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t len;
-	uint32_t v;
-	if (u[0] < 0x80) {
-		*cp = u[0];
-		return 1;
-	}
-	if ((u[0] & 0xE0) == 0xC0) {
-		len = 2;
-		v = u[0] & 0x1F;
-	} else if ((u[0] & 0xF0) == 0xE0) {
-		len = 3;
-		v = u[0] & 0x0F;
-	} else if ((u[0] & 0xF8) == 0xF0) {
-		len = 4;
-		v = u[0] & 0x07;
-	} else {
-		*cp = UTF8_BAD;
-		return 1;
-	}
-	for (size_t i = 1; i < len; i++) {
-		if ((u[i] & 0xC0) != 0x80) {
-			*cp = UTF8_BAD;
-			return 1;
-		}
-		v = (v << 6) | (u[i] & 0x3F);
-	}
-	*cp = v;
-	return len;
-}
-
-/* septets of cp in GSM-7 (1 or 2), or 0 when GSM-7 cannot carry it. */
-static int gsm7_septets(uint32_t cp)
-{
-	for (size_t i = 0; i < 128; i++)
-		if (GSM7_BASIC[i] == cp && i != 0x1B)
-			return 1;
-	for (size_t i = 0; i < HF_ARRAY_LEN(GSM7_EXT); i++)
-		if (GSM7_EXT[i] == cp)
-			return 2;
-	return 0;
-}
+/* ---- GSM-7 (lib/hf_gsm) ---------------------------------------------------------------------------------- */
 
 void smst_measure(const char *s, struct smst_size *m)
 {
-	size_t septets = 0, ucs2 = 0;
+	size_t septets = 0, ucs2 = 0, n = strlen(s);
 	uint32_t non_gsm = 0;
-	for (const char *p = s; *p;) {
+	for (size_t i = 0; i < n;) {
 		uint32_t cp;
-		p += utf8_next(p, &cp);
+		size_t len = hf_utf8_decode(s + i, n - i, &cp);
+		if (len == 0) { /* not UTF-8: counted as U+FFFD, one byte at a time (checked at load anyway) */
+			cp = 0xFFFD;
+			len = 1;
+		}
+		i += len;
 		ucs2 += cp > 0xFFFF ? 2 : 1;
-		int k = gsm7_septets(cp);
+		int k = hf_gsm_septets(cp);
 		if (!k && !non_gsm)
 			non_gsm = cp;
 		septets += (size_t)k;
