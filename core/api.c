@@ -514,7 +514,12 @@ static hf_err r_outbox_claim(struct call *c, json_t **out)
 		hf_ferrs_add(&c->fe, "limit", "out_of_range", "must be 1 to 500");
 		return HF_EINVAL;
 	}
-	return notices_outbox_claim(SVC(c), (int)limit, out);
+	const char *urgent = arg(c, "urgent");
+	if (urgent && strcmp(urgent, "0") != 0 && strcmp(urgent, "1") != 0) {
+		hf_ferrs_add(&c->fe, "urgent", "bad_value", "0 or 1");
+		return HF_EINVAL;
+	}
+	return notices_outbox_claim(SVC(c), (int)limit, urgent && urgent[0] == '1', out);
 }
 static hf_err r_outbox_status(struct call *c, json_t **out)
 {

@@ -752,27 +752,30 @@ hf_err notices_list(struct svc_call *c, const char *cycle_code, json_t **out)
 
 struct claim_tx {
 	int limit;
+	bool urgent;
 	json_t *items;
 	int failed;
 };
 
 /* Rows claimed again (stale 'sending') first, then the due 'queued' ones, oldest first. */
-static hf_err claim_select(struct db *db, bool stale, int limit, struct db_rows **r)
+static hf_err claim_select(struct db *db, bool stale, bool urgent, int limit, struct db_rows **r)
 {
-	struct db_val v[] = {DB_I64(limit)};
+	struct db_val v[] = {DB_I64(urgent), DB_I64(limit)};
 	/* Stale: claimed by a gateway that never reported (crashed), or handed to Kannel but not acknowledged by
-	 * the SMSC within a minute (lost in a Kannel crash): offered again, the latter once. */
+	 * the SMSC within a minute (lost in a Kannel crash): offered again, the latter once. Urgent: only what a
+	 * person is waiting for right now (a PIN reset code), for a gateway in its quiet hours. */
 	return db_query(db,
-			stale ? "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE (status ="
+			stale ? "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE ((status ="
 				" 'sending' AND updated_at < UTC_TIMESTAMP(3) - INTERVAL 10 MINUTE) OR (status = 'sent' AND"
 				" accepted_at IS NULL AND delivered_at IS NULL AND resends = 0 AND updated_at <"
-				" UTC_TIMESTAMP(3) - INTERVAL 60 SECOND) ORDER BY created_at"
-				" LIMIT ? FOR UPDATE SKIP LOCKED"
+				" UTC_TIMESTAMP(3) - INTERVAL 60 SECOND)) AND (? = 0 OR template = 'pin_reset_code') ORDER BY"
+				" created_at LIMIT ? FOR UPDATE SKIP LOCKED"
 			      : "SELECT id, phone_enc, language, template, params, attempts FROM outbox WHERE status ="
 				" 'queued' AND (send_after IS NULL OR send_after <= UTC_TIMESTAMP(3)) AND (template ="
 				" 'sms_stopped' OR phone_bidx IS NULL OR NOT EXISTS (SELECT 1 FROM phone_optouts x WHERE"
-				" x.phone_bidx = outbox.phone_bidx)) ORDER BY created_at LIMIT ? FOR UPDATE SKIP LOCKED",
-			v, 1, r);
+				" x.phone_bidx = outbox.phone_bidx)) AND (? = 0 OR template = 'pin_reset_code') ORDER BY"
+				" created_at LIMIT ? FOR UPDATE SKIP LOCKED",
+			v, 2, r);
 }
 
 static hf_err ids_update(struct db *db, const char *head, const int64_t *ids, size_t n)
@@ -852,7 +855,7 @@ static hf_err claim_body(struct db *db, void *vctx)
 	hf_err err = HF_OK;
 	for (int pass = 0; pass < 2 && !err && (int)(ntake + ndrop) < t->limit; pass++) {
 		struct db_rows *r = NULL;
-		err = claim_select(db, pass == 0, t->limit - (int)(ntake + ndrop), &r);
+		err = claim_select(db, pass == 0, t->urgent, t->limit - (int)(ntake + ndrop), &r);
 		while (!err && db_rows_next(r)) {
 			int64_t id = db_rows_i64(r, 0);
 			/* A message that keeps its gateway from reporting (it crashes on it) stops coming back. */
@@ -883,7 +886,7 @@ static hf_err claim_body(struct db *db, void *vctx)
 	return err;
 }
 
-hf_err notices_outbox_claim(struct svc_call *c, int limit, json_t **out)
+hf_err notices_outbox_claim(struct svc_call *c, int limit, bool urgent, json_t **out)
 {
 	if (limit < 1 || limit > OUTBOX_CLAIM_MAX) {
 		hf_ferrs_add(c->fe, "limit", "out_of_range", "must be 1 to %d", OUTBOX_CLAIM_MAX);
@@ -893,7 +896,7 @@ hf_err notices_outbox_claim(struct svc_call *c, int limit, json_t **out)
 		hf_log(HF_LOG_ERROR, "core.notices", "msg=\"sms templates not loaded (notices_init not called)\"");
 		return HF_EINTERNAL;
 	}
-	struct claim_tx t = {.limit = limit, .items = json_array()};
+	struct claim_tx t = {.limit = limit, .urgent = urgent, .items = json_array()};
 	hf_err err = db_tx(c->db, claim_body, &t);
 	if (err) {
 		json_decref(t.items);

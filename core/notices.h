@@ -20,7 +20,8 @@ HF_MUST_CHECK hf_err notices_list(struct svc_call *c, const char *cycle_code, js
 /* POST /outbox/claim?limit=N (the gateway, N 1-500): claims up to N queued messages due now, with phone and rendered
  * text; POST /outbox/{id}/status {status: sent|accepted|delivered|failed|released, detail?} (the gateway):
  * accepted = the SMSC acknowledged it (status unchanged); released = claimed but not sent, queued again. */
-HF_MUST_CHECK hf_err notices_outbox_claim(struct svc_call *c, int limit, json_t **out);
+/* urgent: only messages a person is waiting for now (PIN reset codes), for a gateway in its quiet hours. */
+HF_MUST_CHECK hf_err notices_outbox_claim(struct svc_call *c, int limit, bool urgent, json_t **out);
 HF_MUST_CHECK hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, json_t **out);
 
 #endif

@@ -1,9 +1,8 @@
 /* dispatch.h - the outbound dispatcher: claims due messages from core's outbox (POST /outbox/claim, which
  * leases them), sends each through Kannel's sendsms with a dlr-url carrying the outbox id, GSM-7 when the
  * text allows it else UCS-2 (Kannel splits long texts into concatenated parts), at most rate_per_s, outside
- * quiet hours (during them nothing is claimed, one-time PIN codes included: set no quiet hours where PIN
- * resets must work at night), retrying transient errors with backoff, and reports sent / delivered /
- * failed back to core.
+ * quiet hours (during them only one-time PIN codes, which the person is waiting for, are claimed),
+ * retrying transient errors with backoff, and reports sent / delivered / failed back to core.
  *
  * Never twice: before a message goes to Kannel its id is written to a journal file ("S id"), after Kannel
  * took it "D id" (refused for good "F id", not taken "U id"). A write() survives kill -9 of the gateway, so after a crash at most one message per

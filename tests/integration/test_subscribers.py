@@ -131,6 +131,17 @@ with Suite() as s:
             f"{rows} {st} {cl}")
     st, _, b = call("POST", f"{PHONE}/opt-in", {"channel": "sms"})
     s.check(st == 200 and not call("GET", PHONE)[2]["opted_out"], "START ends the opt-out", f"{st} {b}")
+    # quiet hours: a gateway claims only what someone is waiting for (PIN reset codes)
+    sql("DELETE FROM outbox")
+    sql("UPDATE subscriber_pins SET reset_expires_at = NULL")
+    call("POST", f"{PHONE}/pin/reset-code")
+    core.post("/api/v1/cases", {"type": "grievance", "category": "other", "ben_no": head, "summary": "Swali"},
+              headers=gw, as_=None)
+    st, _, cl = core.post("/api/v1/outbox/claim?limit=50&urgent=1", {}, headers=gw, as_=None)
+    left = sql("SELECT template, status FROM outbox WHERE template <> 'pin_reset_code'").strip().split("\n")
+    s.check(st == 200 and [i["template"] for i in cl["items"]] == ["pin_reset_code"] and
+            left == ["grievance_lodged\tqueued"],
+            "in quiet hours only the PIN reset code is handed to the gateway; the rest waits", f"{st} {cl} {left}")
     st, _, b = call("POST", "+254799000222/opt-out", {})
     s.check(st == 200 and call("GET", "+254799000222")[2]["opted_out"], "an unregistered number can opt out too",
             f"{st} {b}")
