@@ -258,8 +258,10 @@ void ussd_handle(const struct ussd_req *req, struct hf_buf *reply, bool *end)
 		else if (strncmp(text, s->last_text, pl) == 0 && text[pl] == '*')
 			input = text + pl + 1;
 		else {
+			char lang[MENU_LANG_MAX + 1];
+			hf_strlcpy(lang, menu_session_lang(&s->ms), sizeof(lang)); /* the session is freed next */
 			give_back(s, true);
-			message(menu_session_lang(&s->ms), "ussd.error", reply);
+			message(lang, "ussd.error", reply);
 			return;
 		}
 	}
