@@ -165,17 +165,21 @@ hf_err ledger_post(struct db *db, const struct ledger_posting *p, bool *posted)
 		return err;
 	struct db_val v[LEDGER_MAX_LEGS * 5];
 	size_t nv = 0;
-	char sql[512] = "INSERT INTO ledger_entries (id, posting_id, account_id, amount, currency) VALUES ";
+	struct hf_buf sql;
+	hf_buf_init(&sql, 1024);
+	err = hf_buf_append_str(&sql, "INSERT INTO ledger_entries (id, posting_id, account_id, amount, currency) VALUES ");
 	int64_t base = db_new_id();
-	for (size_t i = 0; i < p->nlegs; i++) {
-		strcat(sql, i ? ", (?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?)");
+	for (size_t i = 0; i < p->nlegs && !err; i++) {
+		err = hf_buf_append_str(&sql, i ? ", (?, ?, ?, ?, ?)" : "(?, ?, ?, ?, ?)");
 		v[nv++] = DB_I64(base + (int64_t)i);
 		v[nv++] = DB_I64(id);
 		v[nv++] = DB_I64(acc[i]);
 		v[nv++] = DB_I64(p->legs[i].amount);
 		v[nv++] = db_str(p->currency);
 	}
-	err = db_exec(db, sql, v, nv, NULL);
+	if (!err)
+		err = db_exec(db, hf_buf_cstr(&sql), v, nv, NULL);
+	hf_buf_release(&sql);
 	*posted = err == HF_OK;
 	return err;
 }

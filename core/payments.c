@@ -409,7 +409,9 @@ static hf_err payroll_sql(const struct cycle *k, struct payroll_sql *q)
 	hf_ferrs_release(&fe);
 	if (bad)
 		return HF_EINTERNAL; /* validated when the cycle was created */
-	int year = atoi(k->cutoff);
+	int year = 0, mon = 0, day = 0;
+	if (!validate_date_format(k->cutoff, &year, &mon, &day))
+		return HF_EINTERNAL; /* a DATE column: always YYYY-MM-DD */
 	snprintf(q->y70, sizeof(q->y70), "%d", year - 70);
 	snprintf(q->y80, sizeof(q->y80), "%d", year - 80);
 	snprintf(q->y5, sizeof(q->y5), "%d", year - 5);

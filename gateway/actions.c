@@ -174,7 +174,7 @@ static void payments(struct subscriber *sub, bool next, struct action_result *re
 			outcome(res, "none");
 		} else {
 			char text[MENU_PARAM_MAX + 1] = "", line[80];
-			size_t i;
+			size_t used = 0, i;
 			json_t *p;
 			json_array_foreach(list, i, p) {
 				if (i == 3)
@@ -183,8 +183,11 @@ static void payments(struct subscriber *sub, bool next, struct action_result *re
 				money(p, amount);
 				snprintf(line, sizeof(line), "%s%.10s %s %s", i ? "\n" : "", at ? at : "",
 					 amount, json_string_value(json_object_get(p, "status")));
-				if (strlen(text) + strlen(line) < sizeof(text))
-					strcat(text, line);
+				size_t n = strlen(line);
+				if (used + n < sizeof(text)) {
+					memcpy(text + used, line, n + 1);
+					used += n;
+				}
 			}
 			outcome(res, "ok");
 			action_param(res, "currency", json_string_value(json_object_get(json_array_get(list, 0), "currency")));
