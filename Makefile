@@ -6,12 +6,13 @@
 #   make bench        benchmarks, reported as ratios to baselines measured in the same run
 
 SAN ?=
+# BUILDDIR=build/NAME builds into another folder (two builds of one tree never share objects).
 ifeq ($(SAN),)
-BUILD := build/release
+BUILD := $(or $(BUILDDIR),build/release)
 SANFLAGS :=
 OPTFLAGS := -O2 -D_FORTIFY_SOURCE=3 -fstack-protector-strong
 else
-BUILD := build/san
+BUILD := $(or $(BUILDDIR),build/san)
 SANFLAGS := -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 OPTFLAGS := -O1 -g
 endif
@@ -58,13 +59,43 @@ PAYSIM_BIN := $(BUILD)/bin/hifadhi-paysim
 # The SMPP SMSC simulator (USSD over SMPP, delivery receipts, throttling) for Kannel in tests.
 SMPPSIM_BIN := $(BUILD)/bin/hifadhi-smppsim
 
-PROGS := $(CORE_BIN) $(GW_BIN) $(PAYSIM_BIN) $(SMPPSIM_BIN)
+# The kiosk terminal daemon: the only program linking libfprint (kiosk/reader.c) and libgpiod (kiosk/gpio.c).
+KIOSK_PKGS := libfprint-2 libgpiod glib-2.0
+KIOSK_CFLAGS = $(shell pkg-config --cflags $(KIOSK_PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
+KIOSK_LIBS = $(shell pkg-config --libs $(KIOSK_PKGS) 2>/dev/null)
+KIOSK_SRC := $(wildcard kiosk/*.c)
+KIOSK_OBJ := $(KIOSK_SRC:%.c=$(BUILD)/%.o)
+KIOSK_BIN := $(BUILD)/bin/hifadhi-kiosk
+# Everything of the kiosk but main(): its unit tests (tests/unit/test_kiosk_*.c) link it.
+KIOSK_LIB := $(BUILD)/kiosk/libkiosk.a
+
+PROGS := $(CORE_BIN) $(GW_BIN) $(PAYSIM_BIN) $(SMPPSIM_BIN) $(KIOSK_BIN)
 
 .PHONY: all deps run test unit bench clean install-deps
 all: $(PROGS) $(UNIT_BIN) $(BENCH_BIN)
 
 deps:
 	@deploy/deps.sh
+
+$(BUILD)/kiosk/%.o: kiosk/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) $(KIOSK_CFLAGS) -c $< -o $@
+
+$(KIOSK_LIB): $(filter-out $(BUILD)/kiosk/main.o,$(KIOSK_OBJ))
+	@mkdir -p $(dir $@)
+	$(Q)$(AR) rcs $@ $^
+
+$(KIOSK_BIN): $(BUILD)/kiosk/main.o $(KIOSK_LIB) $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(BUILD)/kiosk/main.o $(KIOSK_LIB) $(LIBHF) $(KIOSK_LIBS) $(PKG_LIBS)
+
+# Kiosk unit tests link the kiosk's modules (and may #include one to reach its statics).
+$(BUILD)/tests/test_kiosk_%: tests/unit/test_kiosk_%.c $(KIOSK_LIB) $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(CFLAGS) $(KIOSK_CFLAGS) -Ikiosk -Itests/unit $(LDFLAGS) -o $@ $< $(KIOSK_LIB) $(LIBHF) $(KIOSK_LIBS) $(PKG_LIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,6 +137,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIBHF)
 	@$(if $(Q),echo "  TEST    $@")
 	$(Q)$(CC) $(CFLAGS) -Icore -Itests/unit $(LDFLAGS) -o $@ $< $(LIBHF) $(PKG_LIBS)
 
+$(BUILD)/bench/kbench_%: tests/bench/kbench_%.c $(KIOSK_LIB) $(LIBHF)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  BENCH   $@")
+	$(Q)$(CC) $(CFLAGS) $(KIOSK_CFLAGS) -Ikiosk $(LDFLAGS) -o $@ $< $(KIOSK_LIB) $(LIBHF) $(KIOSK_LIBS) $(PKG_LIBS)
+
 $(BUILD)/bench/%: tests/bench/%.c $(CORE_LIB) $(LIBHF)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  BENCH   $@")
@@ -129,7 +165,7 @@ bench: deps
 clean:
 	rm -rf build
 
--include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(PAYSIM_BIN).d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CORE_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(KIOSK_OBJ:.o=.d) $(PAYSIM_BIN).d $(UNIT_BIN:=.d) $(BENCH_BIN:=.d)
 
 # ---- fuzzing (tests/fuzz/) ----------------------------------------------------------------------------
 #   make fuzz [FUZZ_SECONDS=30] [FUZZ_TARGETS="json_body config"]

@@ -14,6 +14,7 @@ PACKAGES=(
 	mariadb-server mariadb-client
 	wrk python3 python3-cryptography curl ca-certificates
 	kannel kannel-extras libsmpp34-dev
+	libfprint-2-dev libglib2.0-dev libgpiod-dev chromium fonts-dejavu-core nodejs
 	"$@"
 )
 
@@ -25,6 +26,8 @@ for p in "${PACKAGES[@]}"; do
 		missing+=("$p")
 	fi
 done
+# npm comes with nodejs from some sources (NodeSource) and as its own Debian package otherwise.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 echo "deps: installing ${missing[*]}" >&2
