@@ -333,11 +333,15 @@ static char *state_text(struct flow *f)
 	json_t *choices = json_array();
 	for (size_t i = 0; i < f->nlangs; i++)
 		json_array_append_new(choices, json_pack("{s:s, s:s}", "code", f->langs[i].code, "name", f->langs[i].name));
-	json_t *st = json_pack("{s:I, s:s, s:s, s:O, s:O, s:{s:b, s:s, s:b, s:I, s:b}, s:i, s:o}", "seq",
+	/* Whether the reader is waiting for a finger now (and how many times it asked): the page's "place your
+	 * finger" cue, and what a demo or test feeder of the virtual reader waits for. */
+	uint64_t asked = 0;
+	bool needed = f->deps.reader && reader_finger_needed(f->deps.reader, &asked);
+	json_t *st = json_pack("{s:I, s:s, s:s, s:O, s:O, s:{s:b, s:s, s:b, s:I, s:b, s:b, s:I}, s:i, s:o}", "seq",
 			       (json_int_t)f->seq, "screen", f->screen, "lang", l->code, "texts", l->texts, "data",
 			       f->data, "status", "online", f->online, "reader", f->reader_txt, "locked", f->locked,
-			       "queue", (json_int_t)f->queue_depth, "enrolment", f->cfg.enrolment, "idle_ms",
-			       f->cfg.idle_ms, "languages", choices);
+			       "queue", (json_int_t)f->queue_depth, "enrolment", f->cfg.enrolment, "finger_needed", needed,
+			       "finger_requests", (json_int_t)asked, "idle_ms", f->cfg.idle_ms, "languages", choices);
 	char *text = st ? json_dumps(st, JSON_COMPACT) : NULL;
 	json_decref(st);
 	return text;
@@ -1762,6 +1766,7 @@ static void *bg_main(void *arg)
 	struct kclient *k = kclient_new(&f->deps.id);
 	HF_ASSERT(k);
 	int64_t next_beat = 0;
+	int misses = 0;
 	bool keys = false;
 	char last_reader[12] = "";
 	while (!f->stop) {
@@ -1803,7 +1808,10 @@ static void *bg_main(void *arg)
 					pthread_mutex_unlock(&f->mu);
 				}
 			}
-			next_beat = hf_mono_ms() + (int64_t)f->cfg.heartbeat_s * 1000;
+			/* Offline, core is tried less often (up to 4 periods apart): each failed try is a log line. */
+			int64_t period = (int64_t)f->cfg.heartbeat_s * 1000;
+			misses = flow_online(f) ? 0 : misses < 2 ? misses + 1 : 2;
+			next_beat = hf_mono_ms() + (period << misses);
 		}
 		pthread_mutex_lock(&f->mu);
 		if (!f->ready) {

@@ -9,7 +9,12 @@
  *                                        "GET <name>\n"            asks for an output's value
  *                        kiosk -> test:  "OUT <name> 0|1\n"        every output change, as it happens
  *                                        "VAL <name> 0|1\n"        the answer to GET
- *                      Several test connections may be open; each gets every OUT line.
+ *                      Several test connections may be open (at most 8); each gets every OUT line, from
+ *                      the moment it connected (connections waiting to be accepted are taken before each
+ *                      OUT). Values are logical (1 = active): the fake stands for the board and its wiring,
+ *                      so the map's active-low flags apply to the real backend only. Lines longer than 64
+ *                      bytes, unknown commands and unknown or unmapped names are ignored; a connection that
+ *                      does not read its OUT lines is dropped rather than allowed to stall the kiosk.
  * Line names: outputs lamp_green, lamp_red, lamp_fault, buzzer, drawer; inputs tamper, door, help.
  * The line map (offset and active level per name) comes from the config; unmapped names are ignored
  * (a kiosk without a drawer simply has none).
@@ -49,11 +54,13 @@ HF_MUST_CHECK hf_err gpio_open(const char *backend, const struct gpio_line_map *
 			       size_t msg_cap);
 void gpio_close(struct gpio *g);
 
+/* An unmapped output is accepted and does nothing. HF_EDEVICE when the line cannot be driven. */
 HF_MUST_CHECK hf_err gpio_set(struct gpio *g, enum gpio_out o, bool on);
 /* Drives o active for ms milliseconds, then inactive (blocks for ms; pulses are short: drawer 200 ms,
- * beep 100 ms). */
+ * beep 100 ms). HF_EINVAL unless 0 < ms <= 5000. */
 HF_MUST_CHECK hf_err gpio_pulse(struct gpio *g, enum gpio_out o, int ms);
-/* Current level of an input (true = active). */
+/* Debounced level of an input (true = active): the level at open, then as last reported through
+ * gpio_read_event. An unmapped input reads inactive. */
 HF_MUST_CHECK hf_err gpio_get(struct gpio *g, enum gpio_in i, bool *active);
 
 /* Readable when an input changed (and, for the fake backend, when a test connection has a line to read:

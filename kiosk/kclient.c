@@ -40,7 +40,10 @@ void kclient_free(struct kclient *k)
 
 const char *kclient_reason(const json_t *resp)
 {
-	const char *r = json_string_value(json_object_get(json_object_get(resp, "error"), "reason"));
+	json_t *e = json_object_get(resp, "error");
+	const char *r = json_string_value(json_object_get(e, "reason")); /* what a terminal acts on */
+	if (!r)
+		r = json_string_value(json_object_get(e, "code"));
 	return r ? r : "";
 }
 

@@ -41,7 +41,8 @@ HF_MUST_CHECK hf_err kclient_call(struct kclient *k, const char *method, const c
 HF_MUST_CHECK hf_err kclient_post_unsigned(struct kclient *k, const char *path, json_t *body, long *status,
 					   json_t **out);
 
-/* The error reason of a core error body ({"error": {"reason": ...}}), "" when none. */
+/* What a core error body says went wrong: its "reason" when it has one (already_collected, ...), else its
+ * "code" (invalid, locked, ...); "" when none. */
 const char *kclient_reason(const json_t *resp);
 
 #endif

@@ -29,11 +29,14 @@ struct receipt {
 };
 
 /* Appends the ESC/POS bytes of r (init, centred title, lines, QR, feed and cut) to out. HF_EINVAL when a
- * field is missing or not printable ASCII, HF_ETOOBIG when out's cap is hit. */
+ * field is missing, empty, longer than 128 characters (the QR payload: 256) or not printable ASCII (a control
+ * byte would be a printer command); HF_ETOOBIG when out's cap is hit. On error out is left as it was. */
 HF_MUST_CHECK hf_err receipt_escpos(const struct receipt *r, struct hf_buf *out);
 
-/* Writes the bytes to the printer device or file (appending; O_APPEND, one write, fsync). HF_EDEVICE when
- * the printer is absent or the write fails (msg says why, e.g. "printer not found"). */
+/* Writes the bytes to the printer device or file (appending; O_APPEND, one write, fsync). The path must
+ * exist (it is never created: a missing /dev/usb/lp0 is reported, not replaced by a file). HF_EDEVICE when
+ * the printer is absent or the write fails (msg says why, e.g. "printer not found"); HF_EINVAL for no
+ * bytes or more than 64 KiB. The write blocks while a printer device holds it back (paper out). */
 HF_MUST_CHECK hf_err receipt_print(const char *printer_path, const struct hf_buf *bytes, char *msg, size_t msg_cap);
 
 /* Extracts, from ESC/POS bytes written by receipt_escpos, the text lines and the QR payload (tests and
