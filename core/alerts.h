@@ -21,6 +21,10 @@
 #define ALERT_STATEMENT_MISMATCH "statement_mismatch" /* reconciliation found differences */
 #define ALERT_BAD_CALLBACK "bad_callback"             /* a callback failed its signature or was malformed */
 #define ALERT_CONFLICTING_RESULT "conflicting_result" /* a result contradicting a settled payment */
+#define ALERT_KIOSK_TAMPER "kiosk_tamper"             /* a kiosk reported tamper or its door open: locked */
+#define ALERT_OFFLINE_CONFLICT "offline_conflict"     /* an offline collection replayed that cannot be booked */
+#define ALERT_KIOSK_DISPENSE "kiosk_dispense_unknown" /* a collection recorded, the cash drawer maybe not opened */
+#define ALERT_KIOSK_OVERRIDE "kiosk_override"         /* a PIN + staff override replaced a fingerprint */
 
 /* Raises an alert inside the caller's transaction unless one with the same rule and subject exists
  * (dedupe key "<rule>:<subject>"); *raised says which. severity: info, warning, critical. details: JSON

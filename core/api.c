@@ -5,14 +5,17 @@
 #include "audit.h"
 #include "auth.h"
 #include "alerts.h"
+#include "biometric.h"
 #include "cases.h"
 #include "disburse.h"
 #include "notices.h"
+#include "outbox.h"
 #include "payments.h"
 #include "recon.h"
 #include "db.h"
 #include "hf_crypto.h"
 #include "kiosk.h"
+#include "kiosk_ops.h"
 #include "ledger.h"
 #include "hf_json.h"
 #include "hf_log.h"
@@ -55,6 +58,7 @@ struct call {
 	int retry_after_s;
 	const struct route *route;
 	int status_override; /* a success other than the route's usual status (202 pending, 200 linked) */
+	const char *reason;  /* a refusal's machine-readable reason for the error body (kiosk routes), NULL: none */
 };
 
 typedef hf_err (*route_fn)(struct call *c, json_t **out);
@@ -82,6 +86,8 @@ static void write_error(struct call *c, hf_err e, const char *detail)
 				detail && detail[0] ? detail : hf_err_message(e), "request_id", c->req->request_id);
 	if (e == HF_EINVAL && c->fe.list && hf_ferrs_any(&c->fe))
 		json_object_set(err, "fields", c->fe.list);
+	if (c->reason)
+		json_object_set_new(err, "reason", json_string(c->reason));
 	json_t *root = json_pack("{s:o}", "error", err);
 	hf_buf_reset(&resp->body);
 	if (hf_json_dump(root, &resp->body))
@@ -293,11 +299,6 @@ static hf_err r_kiosk_revoke(struct call *c, json_t **out)
 {
 	return kiosk_revoke(c->rq.db, &c->p.audit, c->seg[1], c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
 }
-static hf_err r_kiosk_me(struct call *c, json_t **out)
-{
-	*out = json_pack("{s:s, s:s}", "kiosk_no", c->p.name, "pay_point", c->p.pay_point);
-	return HF_OK;
-}
 static hf_err r_audit(struct call *c, json_t **out)
 {
 	struct audit_query q = {.actor = arg(c, "actor"), .entity = arg(c, "entity"), .record = arg(c, "record"),
@@ -454,7 +455,54 @@ static hf_err r_kiosk_payments(struct call *c, json_t **out)
 {
 	return payments_kiosk_available(SVC(c), c->seg[2], out);
 }
-static hf_err r_kiosk_collect(struct call *c, json_t **out) { return payments_collect(SVC(c), c->body, out); }
+static hf_err r_kiosk_collect(struct call *c, json_t **out)
+{
+	return payments_collect(SVC(c), c->body, out, &c->reason);
+}
+/* ---- kiosk keys, fingerprint templates, verification (core/biometric.h) ---- */
+static hf_err r_kiosk_me(struct call *c, json_t **out) { return biometric_kiosk_me(SVC(c), out); }
+static hf_err r_kiosk_collection_get(struct call *c, json_t **out)
+{
+	return payments_collection_get(SVC(c), c->seg[2], out);
+}
+static hf_err r_bio_enrol(struct call *c, json_t **out) { return biometric_enrol(SVC(c), c->body, out); }
+static hf_err r_bio_templates(struct call *c, json_t **out) { return biometric_templates_get(SVC(c), c->seg[2], out); }
+static hf_err r_bio_verify(struct call *c, json_t **out)
+{
+	struct svc_call sc = svc_call_of(c);
+	return svc_done(c, &sc, biometric_verify(&sc, c->body, out, &c->reason));
+}
+static hf_err r_bio_override(struct call *c, json_t **out)
+{
+	return biometric_override(SVC(c), c->body, out, &c->reason);
+}
+/* ---- kiosks in operation: health and lock, self-service, offline (core/kiosk_ops.h) ---- */
+static hf_err r_kiosk_update(struct call *c, json_t **out)
+{
+	return kiosk_update(c->rq.db, &c->p.audit, c->seg[1], c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_unlock(struct call *c, json_t **out)
+{
+	return kiosk_unlock(c->rq.db, &c->p.audit, c->seg[1], c->body, &c->fe, c->rq.msg, sizeof(c->rq.msg), out);
+}
+static hf_err r_kiosk_heartbeat(struct call *c, json_t **out) { return kiosk_ops_heartbeat(SVC(c), c->body, out); }
+static hf_err r_kiosk_event(struct call *c, json_t **out) { return kiosk_ops_event(SVC(c), c->body, out); }
+static hf_err r_kiosk_status(struct call *c, json_t **out) { return kiosk_ops_status(SVC(c), c->seg[2], out); }
+static hf_err r_kiosk_grievance(struct call *c, json_t **out)
+{
+	struct svc_call sc = svc_call_of(c);
+	return svc_done(c, &sc, kiosk_ops_grievance(&sc, c->body, out));
+}
+static hf_err r_kiosk_allowance(struct call *c, json_t **out) { return kiosk_ops_allowance(SVC(c), out); }
+static hf_err r_kiosk_offline(struct call *c, json_t **out)
+{
+	if (c->req->body.len > KIOSK_OPS_OFFLINE_MAX_BODY) {
+		snprintf(c->rq.msg, sizeof(c->rq.msg), "At most %d bytes of offline events per request; send fewer.",
+			 KIOSK_OPS_OFFLINE_MAX_BODY);
+		return HF_ETOOBIG;
+	}
+	return kiosk_ops_offline_events(SVC(c), c->body, out);
+}
 static hf_err r_funding(struct call *c, json_t **out)
 {
 	struct svc_call sc = svc_call_of(c);
@@ -525,6 +573,7 @@ static hf_err r_outbox_status(struct call *c, json_t **out)
 {
 	return notices_outbox_report(SVC(c), c->seg[1], c->body, out);
 }
+static hf_err r_outbox_status_batch(struct call *c, json_t **out) { return outbox_report_batch(SVC(c), c->body, out); }
 
 /* ---- the channels' view of a phone (the gateway) ---- */
 static hf_err r_sub_get(struct call *c, json_t **out) { return subscriber_get(SVC(c), c->seg[1], out); }
@@ -580,6 +629,14 @@ static const struct route routes[] = {
 	{"POST", "kiosks/enrol", r_kiosk_enrol, 200, A_PUBLIC, "kiosk.enrol", "kiosk", false, false},
 	{"POST", "kiosks/*/revoke", r_kiosk_revoke, 200, A_ADM | A_PAY, "kiosk.revoke", "kiosk", false, false},
 	{"GET", "kiosk/me", r_kiosk_me, 200, A_KIOSK, "kiosk.me", "kiosk", false, false},
+	{"PATCH", "kiosks/*", r_kiosk_update, 200, A_ADM | A_PAY, "kiosk.update", "kiosk", false, false},
+	{"POST", "kiosks/*/unlock", r_kiosk_unlock, 200, A_ADM | A_PAY, "kiosk.unlock", "kiosk", false, false},
+	{"POST", "kiosk/heartbeat", r_kiosk_heartbeat, 200, A_KIOSK, "kiosk.heartbeat", "kiosk", false, false},
+	{"POST", "kiosk/events", r_kiosk_event, 201, A_KIOSK, "kiosk.event", "kiosk", false, false},
+	{"GET", "kiosk/beneficiaries/*/status", r_kiosk_status, 200, A_KIOSK, "kiosk.status", "individual", false, false},
+	{"POST", "kiosk/grievances", r_kiosk_grievance, 201, A_KIOSK, "case.create", "case", false, false},
+	{"GET", "kiosk/allowance", r_kiosk_allowance, 200, A_KIOSK, "kiosk.allowance", "kiosk", false, false},
+	{"POST", "kiosk/offline-events", r_kiosk_offline, 200, A_KIOSK, "kiosk.offline_events", "kiosk", false, false},
 	{"GET", "audit", r_audit, 200, A_AUD, "audit.search", "audit", false, false},
 	{"GET", "programmes", r_prog_list, 200, A_STAFF | A_GW | A_KIOSK, "programme.list", "programme", false, false},
 	{"POST", "programmes", r_prog_create, 201, A_ADM, "programme.create", "programme", false, false},
@@ -639,6 +696,11 @@ static const struct route routes[] = {
 	{"GET", "beneficiaries/*/payments", r_ben_payments, 200, A_GW | A_KIOSK, "payment.status", "payment", false, false},
 	{"GET", "kiosk/beneficiaries/*/payments", r_kiosk_payments, 200, A_KIOSK, "payment.kiosk_list", "payment", false, false},
 	{"POST", "kiosk/collections", r_kiosk_collect, 201, A_KIOSK, "payment.collect", "payment", false, false},
+	{"GET", "kiosk/collections/*", r_kiosk_collection_get, 200, A_KIOSK, "payment.collect_status", "payment", false, false},
+	{"POST", "kiosk/templates", r_bio_enrol, 201, A_KIOSK, "biometric.enrol", "individual", false, false},
+	{"GET", "kiosk/beneficiaries/*/templates", r_bio_templates, 200, A_KIOSK, "biometric.read", "individual", false, false},
+	{"POST", "kiosk/verifications", r_bio_verify, 200, A_KIOSK, "kiosk.verify", "individual", false, false},
+	{"POST", "kiosk/overrides", r_bio_override, 201, A_KIOSK, "kiosk.override", "individual", false, false},
 	{"GET", "subscribers/*", r_sub_get, 200, A_GW, "subscriber.read", "phone", false, false},
 	{"POST", "subscribers/*/pin", r_sub_pin, 201, A_GW, "subscriber.pin_set", "phone", false, false},
 	{"POST", "subscribers/*/pin/verify", r_sub_pin_verify, 200, A_GW, "subscriber.pin_verify", "phone", false, false},
@@ -651,6 +713,7 @@ static const struct route routes[] = {
 	{"POST", "individuals/*/pin/unlock", r_pin_unlock, 200, A_REG | A_CW | A_SUP, "subscriber.pin_unlock", "individual", false, false},
 	{"POST", "outbox/claim", r_outbox_claim, 200, A_GW, "outbox.claim", "outbox", false, false},
 	{"POST", "outbox/*/status", r_outbox_status, 200, A_GW, "outbox.status", "outbox", false, false},
+	{"POST", "outbox/status", r_outbox_status_batch, 200, A_GW, "outbox.status", "outbox", false, false},
 };
 
 /* Splits "/api/v1/a/b" into segments after the prefix; false when a segment is empty or too long. */
@@ -937,6 +1000,37 @@ static void handle_metrics(struct hf_http_resp *resp)
 		    (long long)((hf_now_ms() - m_started_ms) / 1000));
 }
 
+/* GET /r/{receipt}?c={check}: the public check a kiosk receipt's QR code points at (payments.h). No
+ * credential; the check code keeps receipts from being enumerated. */
+static void handle_receipt(struct call *c)
+{
+	const struct hf_http_req *req = c->req;
+	c->resp->log_route = "/r/{receipt}";
+	if (strcmp(req->method, "GET") != 0) {
+		hf_http_resp_header(c->resp, "Allow", "GET");
+		write_error(c, HF_EMETHOD, "use GET");
+		return;
+	}
+	const char *receipt = req->path + 3;
+	if (!receipt[0] || strchr(receipt, '/') || strlen(receipt) > 64) {
+		write_error(c, HF_ENOTFOUND, "no such resource");
+		return;
+	}
+	const char *accept = hf_http_header(req, "Accept");
+	hf_err err = db_acquire(&c->rq.db);
+	if (!err)
+		err = payments_receipt_page(c->rq.db, receipt, hf_http_query(req, "c"),
+					    accept && strstr(accept, "application/json"), &c->resp->body,
+					    &c->resp->content_type);
+	if (err) {
+		hf_buf_reset(&c->resp->body);
+		c->resp->content_type = "application/json";
+		write_error(c, err, NULL);
+		return;
+	}
+	c->resp->status = 200;
+}
+
 static void dispatch(struct call *c)
 {
 	const struct hf_http_req *req = c->req;
@@ -954,6 +1048,10 @@ static void dispatch(struct call *c)
 			handle_health(c->resp);
 		else
 			handle_metrics(c->resp);
+		return;
+	}
+	if (strncmp(req->path, "/r/", 3) == 0) {
+		handle_receipt(c);
 		return;
 	}
 	if (!split(req->path, buf, all, &n) || n < 3 || strcmp(all[0], "api") || strcmp(all[1], "v1")) {
@@ -1030,7 +1128,7 @@ static void dispatch(struct call *c)
 	if (err) {
 		json_decref(out);
 		if (err != HF_EINVAL && err != HF_ENOTFOUND && err != HF_ECONFLICT && err != HF_EAUTH &&
-		    err != HF_EFORBIDDEN && err != HF_ERATELIMIT)
+		    err != HF_EFORBIDDEN && err != HF_ERATELIMIT && err != HF_ELOCKED)
 			hf_log(HF_LOG_WARN, "core.api", "msg=\"request failed\" method=%s route=%s err=%s", req->method,
 			       hit->pattern, hf_err_name(err));
 		if (err == HF_ERATELIMIT) {

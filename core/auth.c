@@ -518,6 +518,124 @@ hf_err auth_login(struct db *db, const char *source, const char *request_id, jso
 	return HF_OK;
 }
 
+/* ------------------------------------------------------------------ a credential typed at a kiosk */
+
+struct staffcheck_tx {
+	const char *username, *totp;
+	const struct audit_actor *who;
+	bool password_ok;
+	const char *denied; /* why it was refused (audit detail), NULL when it was not */
+	bool locked_now;
+	int role;
+};
+
+/* Like login_body without a session: the second factor, and the failure counted on the locked user row so
+ * that an override at a kiosk and a login at the office share one lockout. Refusals commit (HF_OK with
+ * t->denied set). */
+static hf_err staffcheck_body(struct db *db, void *ctx)
+{
+	struct staffcheck_tx *t = ctx;
+	t->denied = NULL;
+	t->locked_now = false;
+	struct user_row u;
+	hf_err err = user_load(db, t->username, true, &u);
+	if (err)
+		return err;
+	int64_t step = u.mfa_last_step;
+	if (u.locked) {
+		t->denied = "locked";
+	} else if (!t->password_ok) {
+		t->denied = "bad_password";
+	} else if (u.disabled) {
+		t->denied = "disabled";
+	} else if (!u.mfa_active) {
+		t->denied = "mfa_not_enrolled"; /* such an account may only enrol an authenticator */
+	} else if (!t->totp) {
+		t->denied = "totp_missing";
+	} else {
+		uint8_t key[TOTP_SECRET_BYTES];
+		err = mfa_secret_open(u.id, u.mfa_sealed, u.mfa_sealed_len, key);
+		if (err)
+			return err;
+		int64_t got = 0;
+		/* A code that is not 6 digits cannot match: it counts as a wrong one. */
+		bool ok = totp_shape_ok(t->totp) &&
+			  hf_totp_match(key, sizeof(key), t->totp, hf_now_ms() / 1000, u.mfa_last_step, &got);
+		sodium_memzero(key, sizeof(key));
+		if (ok)
+			step = got;
+		else
+			t->denied = "bad_totp";
+	}
+	bool counts = t->denied && (strcmp(t->denied, "bad_password") == 0 || strcmp(t->denied, "bad_totp") == 0);
+	if (counts) {
+		unsigned failed = u.failed + 1;
+		t->locked_now = (int)failed >= A.max_failures;
+		struct db_val v[] = {DB_I64(t->locked_now ? 0 : failed), DB_I64(t->locked_now ? 1 : 0), DB_I64(A.lockout_s),
+				     DB_I64(u.id)};
+		err = db_exec(db,
+			      "UPDATE staff_users SET failed_logins = ?, locked_until = IF(?, UTC_TIMESTAMP(3) + INTERVAL ?"
+			      " SECOND, locked_until) WHERE id = ?",
+			      v, HF_ARRAY_LEN(v), NULL);
+	} else if (!t->denied) {
+		struct db_val v[] = {DB_I64(step), DB_I64(u.id)};
+		err = db_exec(db, "UPDATE staff_users SET failed_logins = 0, mfa_last_step = ? WHERE id = ?", v, 2, NULL);
+		t->role = u.role;
+	}
+	if (err)
+		return err;
+	json_t *d = t->denied ? json_pack("{s:s, s:b}", "reason", t->denied, "locked", t->locked_now)
+			      : json_pack("{s:s}", "factor", "totp");
+	struct audit_event ev = {"auth.staff_check", "staff_user", t->username, t->denied ? "denied" : "ok", NULL, NULL,
+				 d};
+	err = audit_append(db, t->who, &ev);
+	json_decref(d);
+	return err;
+}
+
+hf_err auth_check_staff(struct db *db, const struct audit_actor *who, const char *username, const char *password,
+			const char *totp, int *role_out, int *retry_after_s)
+{
+	/* Rate limits first, as for a login: each refused attempt below costs an Argon2id. */
+	char key[96];
+	bool first = false;
+	int wait = 0;
+	snprintf(key, sizeof(key), "u:%s", username);
+	if (!ratelimit_take(A.by_account, key, hf_mono_us() / 1000, &first, &wait)) {
+		if (first)
+			audit_refusal(db, who, "auth.staff_check", "", "rate_limited_account");
+		*retry_after_s = wait;
+		return HF_ERATELIMIT;
+	}
+	struct user_row u;
+	hf_err err = username_ok(username) ? user_load(db, username, false, &u) : HF_ENOTFOUND;
+	if (err == HF_ENOTFOUND) {
+		(void)hf_password_verify(A.dummy_hash, password); /* same time as a wrong password */
+		audit_refusal(db, who, "auth.staff_check", "", "unknown_user");
+		return HF_EAUTH;
+	}
+	if (err)
+		return err;
+	if (u.locked) {
+		audit_refusal(db, who, "auth.staff_check", username, "locked");
+		*retry_after_s = A.lockout_s;
+		return HF_ERATELIMIT;
+	}
+	struct staffcheck_tx t = {.username = username, .totp = totp, .who = who};
+	t.password_ok = hf_password_verify(u.pw_hash, password);
+	err = db_tx(db, staffcheck_body, &t);
+	if (err)
+		return err;
+	if (t.denied && strcmp(t.denied, "locked") == 0) {
+		*retry_after_s = A.lockout_s;
+		return HF_ERATELIMIT;
+	}
+	if (t.denied)
+		return HF_EAUTH;
+	*role_out = t.role;
+	return HF_OK;
+}
+
 hf_err auth_throttle_address(const char *source, int *retry_after_s, bool *first_refusal)
 {
 	char key[96];

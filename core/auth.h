@@ -67,6 +67,15 @@ bool auth_refusal_audit_budget(const char *source, bool *first_over);
 /* POST /auth/login. On HF_ERATELIMIT *retry_after_s is set. */
 HF_MUST_CHECK hf_err auth_login(struct db *db, const char *source, const char *request_id, json_t *body,
 				struct hf_ferrs *fe, char *msg, size_t msg_cap, int *retry_after_s, json_t **out);
+/* A staff credential typed at a kiosk to authorise a fallback (docs/kiosk-api.md, POST kiosk/overrides):
+ * username, password and, for an account with an authenticator, its current code (accounts still without
+ * one are refused). No session is made. The same per-account rate limit, failure counting and lockout as a
+ * login, on the same row: guesses at a kiosk and at the office add up. Every attempt is audited
+ * (auth.staff_check, with who = the kiosk). HF_OK with *role_out; HF_EAUTH for an unknown account, a
+ * wrong password or code, a missing code or a disabled account (which one is in the audit trail only);
+ * HF_ERATELIMIT with *retry_after_s when the account is locked or rate-limited. Costs one Argon2id. */
+HF_MUST_CHECK hf_err auth_check_staff(struct db *db, const struct audit_actor *who, const char *username,
+				      const char *password, const char *totp, int *role_out, int *retry_after_s);
 /* Resolves "Authorization: Bearer <token>" into p (HF_EAUTH with msg when expired, ended or unknown). */
 HF_MUST_CHECK hf_err auth_session(struct db *db, const char *token, struct principal *p, char *msg, size_t msg_cap);
 /* The gateway's service credential (X-Hifadhi-Service-Key), compared in constant time. */

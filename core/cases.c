@@ -826,9 +826,10 @@ hf_err cases_create(struct svc_call *c, json_t *body, json_t **out)
 		t.channel = "kiosk";
 	else if (!t.channel)
 		t.channel = c->p->kind == PRINCIPAL_STAFF ? "staff" : "api";
-	/* Anonymous grievances come by USSD or SMS from phones the programme does not know; everything else
-	 * from the channels names the beneficiary. */
-	bool anonymous_ok = c->p->kind == PRINCIPAL_SERVICE && t.type && strcmp(t.type, "grievance") == 0;
+	/* Anonymous grievances come by USSD or SMS from phones the programme does not know, or from a person
+	 * without a beneficiary number at a kiosk; everything else from the channels names the beneficiary. */
+	bool anonymous_ok = (c->p->kind == PRINCIPAL_SERVICE || c->p->kind == PRINCIPAL_KIOSK) && t.type &&
+			    strcmp(t.type, "grievance") == 0;
 	if (c->p->kind != PRINCIPAL_STAFF && !ben_no && !anonymous_ok)
 		hf_ferrs_add(c->fe, "ben_no", "required", "the gateway and kiosks lodge cases for a beneficiary (ben_no)");
 	/* The channels lodge grievances and feedback; the gateway also a beneficiary's new phone number. */

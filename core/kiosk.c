@@ -18,8 +18,12 @@
 #include "hf_crypto.h"
 #include "hf_log.h"
 #include "hf_reqsign.h"
+#include "kiosk_ops.h"
 
 #define TS_FMT "'%Y-%m-%dT%H:%i:%s.%fZ'"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define ONLINE_S STR(KIOSK_OPS_ONLINE_S)
 #define LIST_MAX 1000
 #define GENERATED_TRIES 5
 
@@ -82,9 +86,13 @@ static void key_fingerprint(const void *pk, char out[17])
 	hf_hex(d, 8, out);
 }
 
+/* Columns 8-17: what the terminal is for, its last heartbeat (online = seen in the last
+ * KIOSK_OPS_ONLINE_S), its lock and its offline allowance settings (sql/0007, sql/0008). */
 #define KIOSK_COLS                                                                                          \
 	"id, kiosk_no, pay_point, status, public_key, DATE_FORMAT(created_at, " TS_FMT "), DATE_FORMAT(enrolled_at, " \
-	TS_FMT "), DATE_FORMAT(revoked_at, " TS_FMT ")"
+	TS_FMT "), DATE_FORMAT(revoked_at, " TS_FMT "), mode, DATE_FORMAT(last_seen_at, " TS_FMT "),"              \
+	" COALESCE(last_seen_at > UTC_TIMESTAMP(3) - INTERVAL " ONLINE_S " SECOND, 0), health, DATE_FORMAT(locked_at, "       \
+	TS_FMT "), lock_reason, offline_cap, offline_currency, offline_max_collections, offline_hours"
 
 static const char *opt_str(const struct db_rows *r, size_t col)
 {
@@ -100,9 +108,25 @@ static json_t *kiosk_json(const struct db_rows *r)
 	bool has_fp = pk && pk_len == HF_REQSIGN_PK_LEN;
 	if (has_fp)
 		key_fingerprint(pk, fp);
-	return json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "kiosk_no", db_rows_str(r, 1), "pay_point",
-			 db_rows_str(r, 2), "status", db_rows_str(r, 3), "created_at", opt_str(r, 5), "enrolled_at",
-			 opt_str(r, 6), "revoked_at", opt_str(r, 7), "public_key_fingerprint", has_fp ? fp : NULL);
+	/* The health is what the terminal sent, validated on the way in (kiosk_ops_heartbeat); a row that does
+	 * not parse is shown as no health rather than failing the whole list. */
+	json_t *health = db_rows_null(r, 11) ? NULL : json_loads(db_rows_str(r, 11), JSON_REJECT_DUPLICATES, NULL);
+	if (health && !json_is_object(health)) {
+		json_decref(health);
+		health = NULL;
+	}
+	json_t *offline = NULL;
+	if (!db_rows_null(r, 14))
+		offline = json_pack("{s:{s:I, s:s}, s:I, s:I}", "cap", "amount", (json_int_t)db_rows_i64(r, 14), "currency",
+				    db_rows_str(r, 15), "max_collections", (json_int_t)db_rows_i64(r, 16), "hours",
+				    (json_int_t)db_rows_i64(r, 17));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?, s:b, s:o, s:b, s:s?, s:s?, s:o}", "kiosk_no",
+			 db_rows_str(r, 1), "pay_point", db_rows_str(r, 2), "status", db_rows_str(r, 3), "mode",
+			 db_rows_str(r, 8), "created_at", opt_str(r, 5), "enrolled_at", opt_str(r, 6), "revoked_at",
+			 opt_str(r, 7), "public_key_fingerprint", has_fp ? fp : NULL, "last_seen_at", opt_str(r, 9),
+			 "online", db_rows_i64(r, 10) != 0, "health", health ? health : json_null(), "locked",
+			 !db_rows_null(r, 12), "locked_at", opt_str(r, 12), "lock_reason", opt_str(r, 13), "offline",
+			 offline ? offline : json_null());
 }
 
 /* Loads one terminal by number; HF_ENOTFOUND when there is none. On success *out is on its row. */
@@ -443,6 +467,217 @@ hf_err kiosk_revoke(struct db *db, const struct audit_actor *who, const char *ki
 		return err;
 	}
 	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal revoked\" kiosk_no=%s", kiosk_no);
+	*out = t.result;
+	return HF_OK;
+}
+
+/* ------------------------------------------------------------------ settings, unlock */
+
+static const char *const MODES[] = {"pay_point", "enrolment", NULL};
+
+struct update_tx {
+	const struct audit_actor *who;
+	const char *kiosk_no;
+	const char *mode;   /* NULL: unchanged */
+	bool set_offline;   /* "offline" was given: its values below, or cap NULL to switch it off */
+	bool offline_on;
+	int64_t cap, max_collections, hours;
+	const char *currency;
+	json_t *fields; /* names of the fields given (audit detail) */
+	json_t *result;
+};
+
+static hf_err update_tx_fn(struct db *db, void *vctx)
+{
+	struct update_tx *t = vctx;
+	struct db_rows *r = NULL;
+	json_t *before = NULL, *after = NULL;
+	json_decref(t->result);
+	t->result = NULL;
+	hf_err err = kiosk_load(db, t->kiosk_no, true, &r);
+	if (err)
+		return err;
+	int64_t id = db_rows_i64(r, 0);
+	before = kiosk_json(r);
+	db_rows_free(r);
+	r = NULL;
+	struct db_val m[] = {db_str(t->mode), DB_I64(id)};
+	err = db_exec(db, "UPDATE kiosks SET mode = COALESCE(?, mode), version = version + 1 WHERE id = ?", m,
+		      HF_ARRAY_LEN(m), NULL);
+	struct db_val o[] = {t->offline_on ? DB_I64(t->cap) : DB_NULLV, t->offline_on ? db_str(t->currency) : DB_NULLV,
+			     t->offline_on ? DB_I64(t->max_collections) : DB_NULLV,
+			     DB_I64(t->offline_on ? t->hours : KIOSK_OPS_ALLOWANCE_DEFAULT_S / 3600), DB_I64(id)};
+	if (!err && t->set_offline)
+		err = db_exec(db,
+			      "UPDATE kiosks SET offline_cap = ?, offline_currency = ?, offline_max_collections = ?,"
+			      " offline_hours = ? WHERE id = ?",
+			      o, HF_ARRAY_LEN(o), NULL);
+	if (!err)
+		err = kiosk_load(db, t->kiosk_no, false, &r);
+	if (err)
+		goto out_json;
+	after = kiosk_json(r);
+	db_rows_free(r);
+	json_t *detail = json_pack("{s:O}", "fields", t->fields);
+	struct audit_event ev = {.action = "kiosk.update", .entity = "kiosk", .record = t->kiosk_no, .outcome = "ok",
+				 .before = before, .after = after, .detail = detail};
+	err = audit_append(db, t->who, &ev);
+	json_decref(detail);
+	if (!err) {
+		t->result = after;
+		after = NULL;
+	}
+out_json:
+	json_decref(before);
+	json_decref(after);
+	return err;
+}
+
+/* "offline": null switches offline collection off; an object sets the cap of every allowance. */
+static void offline_parse(json_t *o, struct update_tx *t, struct hf_ferrs *fe)
+{
+	t->set_offline = true;
+	if (json_is_null(o))
+		return;
+	if (!json_is_object(o)) {
+		hf_ferrs_add(fe, "offline", "wrong_type",
+			     "null, or {\"cap\": {\"amount\", \"currency\"}, \"max_collections\", \"hours\"}");
+		return;
+	}
+	static const char *const allowed[] = {"cap", "max_collections", "hours", NULL};
+	static const char *const cap_allowed[] = {"amount", "currency", NULL};
+	hf_json_only_fields(o, allowed, "offline", fe);
+	json_t *cap = json_object_get(o, "cap");
+	if (!json_is_object(cap)) {
+		hf_ferrs_add(fe, "offline.cap", "required", "{\"amount\": minor units, \"currency\": \"KES\"}");
+	} else {
+		hf_json_only_fields(cap, cap_allowed, "offline.cap", fe);
+		(void)hf_json_get_int(cap, "offline.cap", "amount", true, 1, 100000000000LL, fe, &t->cap);
+		if (hf_json_get_str(cap, "offline.cap", "currency", true, 3, 3, fe, &t->currency) &&
+		    strspn(t->currency, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
+			hf_ferrs_add(fe, "offline.cap.currency", "format", "an ISO 4217 code such as KES");
+	}
+	(void)hf_json_get_int(o, "offline", "max_collections", true, 1, 10000, fe, &t->max_collections);
+	t->hours = KIOSK_OPS_ALLOWANCE_DEFAULT_S / 3600;
+	(void)hf_json_get_int(o, "offline", "hours", false, 1, KIOSK_OPS_ALLOWANCE_MAX_S / 3600, fe, &t->hours);
+	t->offline_on = true;
+}
+
+hf_err kiosk_update(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
+		    struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out)
+{
+	static const char *const allowed[] = {"mode", "offline", NULL};
+	struct update_tx t = {.who = who, .kiosk_no = kiosk_no};
+	hf_json_only_fields(body, allowed, "", fe);
+	(void)hf_json_get_enum(body, "", "mode", false, MODES, fe, &t.mode);
+	json_t *off = json_object_get(body, "offline");
+	if (off)
+		offline_parse(off, &t, fe);
+	if (!json_object_get(body, "mode") && !off)
+		hf_ferrs_add(fe, "", "required", "send \"mode\" and/or \"offline\"");
+	if (hf_ferrs_any(fe))
+		return HF_EINVAL;
+	if (!kiosk_no || !kiosk_no_ok(kiosk_no)) {
+		say(msg, msg_cap, "no terminal with this number");
+		return HF_ENOTFOUND;
+	}
+	t.fields = json_array();
+	if (t.mode)
+		json_array_append_new(t.fields, json_string("mode"));
+	if (off)
+		json_array_append_new(t.fields, json_string("offline"));
+	hf_err err = db_tx(db, update_tx_fn, &t);
+	json_decref(t.fields);
+	if (err == HF_ENOTFOUND)
+		say(msg, msg_cap, "no terminal with this number");
+	if (err) {
+		json_decref(t.result);
+		return err;
+	}
+	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal settings changed\" kiosk_no=%s", kiosk_no);
+	*out = t.result;
+	return HF_OK;
+}
+
+struct unlock_tx {
+	const struct audit_actor *who;
+	const char *kiosk_no;
+	const char *reason;
+	json_t *result;
+};
+
+static hf_err unlock_tx_fn(struct db *db, void *vctx)
+{
+	struct unlock_tx *t = vctx;
+	struct db_rows *r = NULL;
+	json_t *before = NULL, *after = NULL, *detail = NULL;
+	char why[17], since[40];
+	json_decref(t->result);
+	t->result = NULL;
+	hf_err err = kiosk_load(db, t->kiosk_no, true, &r);
+	if (err)
+		return err;
+	int64_t id = db_rows_i64(r, 0);
+	bool locked = !db_rows_null(r, 12);
+	hf_strlcpy(why, db_rows_str(r, 13), sizeof(why));
+	hf_strlcpy(since, db_rows_str(r, 12), sizeof(since));
+	before = kiosk_json(r);
+	db_rows_free(r);
+	r = NULL;
+	/* Like revoking: unlocking an unlocked terminal is what staff asked for already; nothing is audited. */
+	if (!locked) {
+		t->result = before;
+		return HF_OK;
+	}
+	struct db_val v[] = {db_str(t->who->name), db_str(t->reason), DB_I64(id)};
+	err = db_exec(db,
+		      "UPDATE kiosks SET locked_at = NULL, lock_reason = NULL, lock_event_id = NULL, unlocked_at ="
+		      " UTC_TIMESTAMP(3), unlocked_by = ?, unlock_reason = ? WHERE id = ?",
+		      v, HF_ARRAY_LEN(v), NULL);
+	if (!err)
+		err = kiosk_load(db, t->kiosk_no, false, &r);
+	if (err)
+		goto out_json;
+	after = kiosk_json(r);
+	db_rows_free(r);
+	/* Staff's reason stays in kiosks.unlock_reason, never in the audit trail. */
+	detail = json_pack("{s:b, s:s, s:s}", "reason_given", true, "lock_reason", why, "locked_at", since);
+	struct audit_event ev = {.action = "kiosk.unlock", .entity = "kiosk", .record = t->kiosk_no, .outcome = "ok",
+				 .before = before, .after = after, .detail = detail};
+	err = audit_append(db, t->who, &ev);
+	if (!err) {
+		t->result = after;
+		after = NULL;
+	}
+out_json:
+	json_decref(before);
+	json_decref(after);
+	json_decref(detail);
+	return err;
+}
+
+hf_err kiosk_unlock(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
+		    struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out)
+{
+	static const char *const allowed[] = {"reason", NULL};
+	const char *reason = NULL;
+	hf_json_only_fields(body, allowed, "", fe);
+	hf_json_get_str(body, "", "reason", true, 3, 500, fe, &reason);
+	if (hf_ferrs_any(fe))
+		return HF_EINVAL;
+	if (!kiosk_no || !kiosk_no_ok(kiosk_no)) {
+		say(msg, msg_cap, "no terminal with this number");
+		return HF_ENOTFOUND;
+	}
+	struct unlock_tx t = {.who = who, .kiosk_no = kiosk_no, .reason = reason};
+	hf_err err = db_tx(db, unlock_tx_fn, &t);
+	if (err == HF_ENOTFOUND)
+		say(msg, msg_cap, "no terminal with this number");
+	if (err) {
+		json_decref(t.result);
+		return err;
+	}
+	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal unlocked\" kiosk_no=%s", kiosk_no);
 	*out = t.result;
 	return HF_OK;
 }

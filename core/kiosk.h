@@ -44,7 +44,17 @@ HF_MUST_CHECK hf_err kiosk_enrol(struct db *db, const struct audit_actor *who, j
 /* Staff: POST /kiosks/{kiosk_no}/revoke {"reason"} -> 200. */
 HF_MUST_CHECK hf_err kiosk_revoke(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
 				  struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out);
-/* Staff: GET /kiosks (no secrets in the answer). */
+/* Staff: PATCH /kiosks/{kiosk_no} {"mode"?: "pay_point"|"enrolment", "offline"?: null | {"cap": {"amount",
+ * "currency"}, "max_collections", "hours"?}} -> 200 with the terminal. "offline" sets what one offline
+ * allowance may pay out (null: nothing; the default). Audited (kiosk.update). */
+HF_MUST_CHECK hf_err kiosk_update(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
+				  struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out);
+/* Staff: POST /kiosks/{kiosk_no}/unlock {"reason"} -> 200: lifts the lock a tamper or door-open event set
+ * (core/kiosk_ops.h). Unlocking an unlocked terminal changes nothing. Audited (kiosk.unlock). */
+HF_MUST_CHECK hf_err kiosk_unlock(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
+				  struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out);
+/* Staff: GET /kiosks (no secrets in the answer): each terminal with its mode, last_seen_at, online (a
+ * heartbeat in the last 3 minutes), health (the last heartbeat), locked and the offline settings. */
 HF_MUST_CHECK hf_err kiosk_list(struct db *db, json_t **out);
 
 /* Checks a signed request. headers: the three or four X-Hifadhi-* values of hf_reqsign.h (NULL when

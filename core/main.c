@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "alert_rules.h"
+#include "biometric.h"
 #include "cases.h"
 #include "disburse.h"
 #include "hf_httpc.h"
@@ -188,6 +189,9 @@ static int cmd_serve(const struct hf_config *cfg)
 	struct hf_http_server *srv = NULL;
 	if (open_keys(cfg))
 		return 1;
+	/* Only the server uses the kiosk key (templates, allowances, receipt checks): CLI commands run without it. */
+	if (biometric_keys_load(hf_config_str(cfg, "crypto.key_dir")))
+		return 1;
 	if (db_conf_from(cfg, false, &c, &pw))
 		return 1;
 	hf_err err = db_global_init(&c);
@@ -314,7 +318,8 @@ static int with_cli_db(const struct hf_config *cfg, struct db **out)
 	return 0;
 }
 
-/* dir/name with 32 random bytes in hex (mode 0600) unless it exists: the gateway's service credential. */
+/* dir/name with 32 random bytes in hex (mode 0600) unless it exists: the gateway's service credential, the
+ * seed of core's kiosk keys. */
 static hf_err keygen_secret(const char *dir, const char *name)
 {
 	char path[1100];
@@ -1003,6 +1008,8 @@ int main(int argc, char **argv)
 			err = audit_keygen(hf_config_str(cfg, "crypto.key_dir"));
 		if (!err)
 			err = keygen_secret(hf_config_str(cfg, "crypto.key_dir"), "gateway.secret");
+		if (!err) /* the seed of core's kiosk keys (core/biometric.h) */
+			err = keygen_secret(hf_config_str(cfg, "crypto.key_dir"), BIOMETRIC_KEY_FILE);
 		if (err)
 			fprintf(stderr, "hifadhi-core: keygen: cannot write keys in %s\n", hf_config_str(cfg, "crypto.key_dir"));
 		rc = err ? 1 : 0;
@@ -1047,6 +1054,7 @@ int main(int argc, char **argv)
 		rc = 2;
 	}
 	audit_shutdown();
+	biometric_keys_free();
 	hf_keyring_free(g_app.keys);
 	hf_config_free(cfg);
 	return rc;

@@ -25,4 +25,13 @@ HF_MUST_CHECK hf_err outbox_open_phone(int64_t outbox_id, const void *sealed, si
 /* Seals a staff phone number for staff_users.phone_enc (AD "staff_users.phone:<id>"). */
 HF_MUST_CHECK hf_err outbox_seal_staff_phone(int64_t user_id, const char *phone, struct hf_buf *out);
 
+struct svc_call;
+#define OUTBOX_REPORT_MAX 500
+/* POST /outbox/status (the gateway): body {"items": [{"id", "status": sent|accepted|delivered|failed|released,
+ * "detail"?}, ...]}, 1 to OUTBOX_REPORT_MAX reports applied in their order, in one transaction, by the rules of
+ * POST /outbox/{id}/status. *out: {"items": [{"id", "result": changed|unchanged|conflict|not_found, "status"}]}
+ * in the same order ("status": the row's status once that report was applied; absent when not found).
+ * HF_EINVAL (field errors in c->fe) when any report is malformed: then none is applied. */
+HF_MUST_CHECK hf_err outbox_report_batch(struct svc_call *c, json_t *body, json_t **out);
+
 #endif

@@ -4,15 +4,19 @@
 #include "alerts.h"
 #include "app.h"
 #include "audit.h"
+#include "biometric.h"
 #include "hf_crypto.h"
 #include "hf_log.h"
+#include "hf_money.h"
 #include "kiosk.h"
 #include "ledger.h"
+#include "outbox.h"
 #include "validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_TOPUPS 8
 #define MAX_PAY_POINTS 200
@@ -24,7 +28,6 @@ static const char *const CYCLE_STATUSES[] = {"draft", "generated", "approval_req
 					     "cancelled", NULL};
 static const char *const PAY_STATUSES[] = {"scheduled", "approved", "sending", "pending", "paid", "failed",
 					   "reversed", "available", "collected", "expired", "cancelled", NULL};
-static const char *const VERIFICATIONS[] = {"fingerprint", "pin", "staff_witness", NULL};
 
 /* ------------------------------------------------------------------ entitlement rules */
 
@@ -1247,14 +1250,21 @@ hf_err payments_kiosk_available(struct svc_call *c, const char *ben_no, json_t *
 struct collect_tx {
 	struct svc_call *c;
 	int64_t payment_id, individual_id;
-	const char *verification;
+	const char *token;
+	char request_id[37];
+	char method[BIOMETRIC_METHOD_MAX];
+	int64_t verification_id;
+	int64_t replay_of; /* the payment an already recorded request_id collected (0: none) */
+	bool bad_token;
+	const char *reason; /* of a refusal, for the kiosk (docs/kiosk-api.md) */
 	char receipt[24], status[16], where[40], when[40], cycle[41];
 	int64_t amount;
 	char currency[4];
 };
 
-/* A receipt number a beneficiary can read out: R + 10 digits + a Damm check digit is overkill for paper;
- * 12 random digits keep it unguessable and unique enough (the payment id is the key anyway). */
+/* A receipt number a beneficiary can read out: R and 12 random digits. Unguessable; unique because
+ * kiosk_collection_requests.receipt is a unique key (a clash, likely after a million collections, is drawn
+ * again). */
 static void receipt_new(char out[24])
 {
 	uint8_t b[8];
@@ -1264,9 +1274,123 @@ static void receipt_new(char out[24])
 	snprintf(out, 24, "R%012llu", (unsigned long long)(x % 1000000000000ULL));
 }
 
+/* A request id as a kiosk sends it: a UUID (8-4-4-4-12 hex digits), kept in lower case. */
+static bool request_id_norm(const char *in, char out[37])
+{
+	if (!in || strlen(in) != 36)
+		return false;
+	for (size_t i = 0; i < 36; i++) {
+		char ch = in[i];
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		if (dash ? ch != '-' : !strchr("0123456789abcdefABCDEF", ch))
+			return false;
+		out[i] = (char)(ch >= 'A' && ch <= 'F' ? ch - 'A' + 'a' : ch);
+	}
+	out[36] = '\0';
+	return true;
+}
+
+/* The payment a request of this kiosk recorded (*payment_id 0 when none). */
+static hf_err request_find(struct db *db, int64_t kiosk_id, const char *request_id, int64_t *payment_id)
+{
+	struct db_val v[] = {DB_I64(kiosk_id), db_str(request_id)};
+	struct db_rows *r = NULL;
+	*payment_id = 0;
+	hf_err err = db_query(db, "SELECT payment_id FROM kiosk_collection_requests WHERE kiosk_id = ? AND request_id = ?",
+			      v, 2, &r);
+	if (!err && db_rows_next(r))
+		*payment_id = db_rows_i64(r, 0);
+	db_rows_free(r);
+	return err;
+}
+
+/* Records the request first thing under the payment's lock, so that its key decides: HF_OK with *recorded
+ * when this transaction holds the (kiosk, request_id) row now; HF_OK with t->replay_of when the same request
+ * committed before (a retry, another instance, or the first copy that held the lock we waited for: a
+ * duplicate key waits for the other transaction's outcome, so nothing slips between); HF_OK with neither
+ * when the payment already has its collection (another request: the state checks say collected). A receipt
+ * number that is taken is drawn again. */
+static hf_err request_record(struct db *db, struct collect_tx *t, bool *recorded)
+{
+	*recorded = false;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		receipt_new(t->receipt);
+		struct db_val q[] = {DB_I64(t->c->p->kiosk_id), db_str(t->request_id), DB_I64(t->payment_id),
+				     db_str(t->receipt)};
+		hf_err err = db_exec(db,
+				     "INSERT INTO kiosk_collection_requests (kiosk_id, request_id, payment_id, verification_id,"
+				     " receipt, created_at) VALUES (?, ?, ?, 0, ?, UTC_TIMESTAMP(3))",
+				     q, HF_ARRAY_LEN(q), NULL);
+		if (!err) {
+			*recorded = true;
+			return HF_OK;
+		}
+		if (err != HF_ECONFLICT)
+			return err;
+		const char *key = db_conflict_key(db);
+		if (strcmp(key, "PRIMARY") == 0)
+			return request_find(db, t->c->p->kiosk_id, t->request_id, &t->replay_of);
+		if (strcmp(key, "uq_kiosk_collection_requests_payment") == 0)
+			return HF_OK;
+		if (strcmp(key, "uq_kiosk_collection_requests_receipt") != 0)
+			return HF_EDB;
+	}
+	hf_log(HF_LOG_ERROR, "core.payments", "msg=\"no free receipt number in 5 draws\"");
+	return HF_EINTERNAL;
+}
+
+/* The answer to a recorded collection, the same every time it is asked for (POST replay, GET). */
+static hf_err collection_answer(struct svc_call *c, const char *request_id, json_t **out)
+{
+	struct db_val v[] = {DB_I64(c->p->kiosk_id), db_str(request_id)};
+	struct db_rows *r = NULL;
+	hf_err err = db_query(c->db,
+			      "SELECT p.id, i.ben_no, p.status, COALESCE(p.paid_amount, p.amount), p.currency, r.receipt,"
+			      " COALESCE(p.collected_kiosk, ''), DATE_FORMAT(p.settled_at, " DB_TS_FMT "), c.programme_code"
+			      " FROM kiosk_collection_requests r JOIN payments p ON p.id = r.payment_id JOIN payment_cycles c"
+			      " ON c.id = p.cycle_id JOIN individuals i ON i.id = p.individual_id WHERE r.kiosk_id = ? AND"
+			      " r.request_id = ?",
+			      v, 2, &r);
+	if (err)
+		return err;
+	if (!db_rows_next(r)) {
+		db_rows_free(r);
+		svc_say(c, "No collection was recorded for this request.");
+		return HF_ENOTFOUND;
+	}
+	char check[BIOMETRIC_RECEIPT_CHECK_LEN + 1];
+	biometric_receipt_check(db_rows_str(r, 5), check);
+	*out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "payment", db_rows_str(r, 0), "ben_no",
+			 db_rows_str(r, 1), "status", db_rows_str(r, 2), "amount", (json_int_t)db_rows_i64(r, 3),
+			 "currency", db_rows_str(r, 4), "receipt", db_rows_str(r, 5), "receipt_check", check, "kiosk",
+			 db_rows_str(r, 6), "collected_at", db_rows_str(r, 7), "programme", db_rows_str(r, 8));
+	db_rows_free(r);
+	return HF_OK;
+}
+
+/* The beneficiary's SMS receipt, queued in the collection's transaction: sent exactly when it committed. */
+static hf_err collect_sms(struct db *db, struct collect_tx *t)
+{
+	char money[HF_MONEY_STR_MAX], when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	HF_ASSERT(gmtime_r(&now, &tm) != NULL);
+	HF_ASSERT(strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm) > 0);
+	hf_money_display(t->amount, t->currency, money);
+	json_t *params = json_pack("{s:s, s:s, s:s, s:s, s:s}", "amount", money, "currency", t->currency, "receipt",
+				   t->receipt, "pay_point", t->c->p->pay_point, "time", when);
+	bool queued = false;
+	hf_err err = outbox_to_person(db, 0, t->individual_id, "kiosk_receipt", params, &queued);
+	json_decref(params);
+	return err;
+}
+
 static hf_err collect_body(struct db *db, void *vctx)
 {
 	struct collect_tx *t = vctx;
+	t->replay_of = 0;
+	t->bad_token = false;
+	t->reason = NULL;
 	struct db_val v[] = {DB_I64(t->payment_id)};
 	struct db_rows *r = NULL;
 	/* The row lock is the whole story of "exactly once": a second kiosk waits here, then sees collected. */
@@ -1284,6 +1408,14 @@ static hf_err collect_body(struct db *db, void *vctx)
 		snprintf(t->c->msg, t->c->msg_cap, "No such payment for this beneficiary.");
 		return HF_ENOTFOUND;
 	}
+	/* The same request sent again (a timeout, another core instance) while the first was in flight is
+	 * answered, not checked again: the request's key decides, before anything else. */
+	bool recorded = false;
+	err = request_record(db, t, &recorded);
+	if (err || t->replay_of) {
+		db_rows_free(r);
+		return err;
+	}
 	hf_strlcpy(t->status, db_rows_str(r, 0), sizeof(t->status));
 	hf_strlcpy(t->where, db_rows_str(r, 5), sizeof(t->where));
 	hf_strlcpy(t->when, db_rows_str(r, 6), sizeof(t->when));
@@ -1299,28 +1431,54 @@ static hf_err collect_body(struct db *db, void *vctx)
 	db_rows_free(r);
 	if (!here) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment is paid at another pay point.");
+		t->reason = "other_pay_point";
 		return HF_EFORBIDDEN;
 	}
+	/* Who is standing there is proven by a token this kiosk got for this person (biometric.c). */
+	err = biometric_token_check(db, t->c->p->kiosk_id, t->individual_id, t->token, &t->verification_id, t->method);
+	if (err == HF_EAUTH) {
+		t->bad_token = true;
+		t->reason = "verification_not_valid";
+		hf_ferrs_add(t->c->fe, "verification", "not_valid",
+			     "not a verification of this beneficiary at this terminal, or expired: verify again");
+		snprintf(t->c->msg, t->c->msg_cap, "The verification is not valid for this beneficiary here: verify again.");
+		return HF_EINVAL;
+	}
+	if (err)
+		return err;
 	if (strcmp(t->status, "collected") == 0) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment was collected already, at kiosk %s on %s.", t->where,
 			 t->when);
+		t->reason = "already_collected";
 		return HF_ECONFLICT;
 	}
 	if (strcmp(t->status, "available") != 0 || !open_cycle) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment cannot be collected: it is %s.", t->status);
+		t->reason = "not_collectable";
 		return HF_ECONFLICT;
 	}
 	if (strcmp(enrolment, "enrolled") != 0) {
 		/* Died, suspended or exited since the payroll was approved: held for a payment officer. */
 		snprintf(t->c->msg, t->c->msg_cap, "This payment is on hold: the beneficiary's enrolment is %s.", enrolment);
+		t->reason = "on_hold";
 		return HF_ECONFLICT;
 	}
 	if (!in_window) {
 		snprintf(t->c->msg, t->c->msg_cap, "This payment can be collected only between its pay dates.");
+		t->reason = "outside_pay_dates";
 		return HF_ECONFLICT;
 	}
-	receipt_new(t->receipt);
-	struct db_val w[] = {db_str(t->receipt), DB_I64(t->amount), db_str(t->c->p->name), db_str(t->verification),
+	if (!recorded) { /* the payment has a collection of another request, yet is not collected: our bug */
+		hf_log(HF_LOG_ERROR, "core.payments", "msg=\"collection request without a collected payment\" payment=%lld",
+		       (long long)t->payment_id);
+		return HF_EINTERNAL;
+	}
+	struct db_val q[] = {DB_I64(t->verification_id), DB_I64(t->c->p->kiosk_id), db_str(t->request_id)};
+	err = db_exec(db, "UPDATE kiosk_collection_requests SET verification_id = ? WHERE kiosk_id = ? AND request_id = ?",
+		      q, HF_ARRAY_LEN(q), NULL);
+	if (err)
+		return err;
+	struct db_val w[] = {db_str(t->receipt), DB_I64(t->amount), db_str(t->c->p->name), db_str(t->method),
 			     DB_I64(t->payment_id)};
 	uint64_t n = 0;
 	err = db_exec(db,
@@ -1342,43 +1500,65 @@ static hf_err collect_body(struct db *db, void *vctx)
 		err = ledger_post(db, &p, &posted);
 	if (!err && !posted)
 		err = HF_ECONFLICT;
-	char detail[120];
-	snprintf(detail, sizeof(detail), "kiosk %s, %s, receipt %s", t->c->p->name, t->verification, t->receipt);
+	char detail[160];
+	snprintf(detail, sizeof(detail), "kiosk %s, %s, receipt %s", t->c->p->name, t->method, t->receipt);
 	struct db_val e[] = {DB_I64(db_new_id()), DB_I64(t->payment_id), db_str(t->c->p->actor), db_str(detail)};
 	if (!err)
 		err = db_exec(db,
 			      "INSERT INTO payment_events (id, payment_id, from_status, to_status, at, actor, detail) VALUES"
 			      " (?, ?, 'available', 'collected', UTC_TIMESTAMP(3), ?, ?)",
 			      e, 4, NULL);
-	char rec[24];
+	char rec[24], vid[24];
 	snprintf(rec, sizeof(rec), "%lld", (long long)t->payment_id);
-	json_t *d = json_pack("{s:s, s:s, s:I}", "verification", t->verification, "receipt", t->receipt, "amount",
-			      (json_int_t)t->amount);
+	snprintf(vid, sizeof(vid), "%lld", (long long)t->verification_id);
+	json_t *d = json_pack("{s:s, s:s, s:I, s:s, s:s}", "verification", t->method, "receipt", t->receipt, "amount",
+			      (json_int_t)t->amount, "verification_id", vid, "request_id", t->request_id);
 	struct audit_event ev = {"payment.collect", "payment", rec, "ok", NULL, NULL, d};
 	if (!err)
 		err = audit_append(db, &t->c->p->audit, &ev);
 	json_decref(d);
+	if (!err)
+		err = collect_sms(db, t);
 	return err;
 }
 
-hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out)
+hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out, const char **reason)
 {
-	static const char *const allowed[] = {"payment", "ben_no", "verification", NULL};
+	static const char *const allowed[] = {"payment", "ben_no", "verification", "request_id", NULL};
 	hf_json_only_fields(body, allowed, "", c->fe);
 	struct collect_tx t = {.c = c};
-	const char *pid = NULL, *ben = NULL;
+	const char *pid = NULL, *ben = NULL, *rid = NULL;
 	if (hf_json_get_str(body, "", "payment", true, 1, 20, c->fe, &pid) && hf_parse_i64(pid, 1, INT64_MAX, &t.payment_id))
 		hf_ferrs_add(c->fe, "payment", "format", "a payment number");
 	(void)hf_json_get_str(body, "", "ben_no", true, BENNO_LEN, BENNO_LEN, c->fe, &ben);
-	(void)hf_json_get_enum(body, "", "verification", true, VERIFICATIONS, c->fe, &t.verification);
+	(void)hf_json_get_str(body, "", "verification", true, 1, 64, c->fe, &t.token);
+	if (hf_json_get_str(body, "", "request_id", true, 36, 36, c->fe, &rid) && !request_id_norm(rid, t.request_id))
+		hf_ferrs_add(c->fe, "request_id", "format", "a UUID (8-4-4-4-12 hexadecimal digits)");
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
-	hf_err err = svc_individual(c, ben, &t.individual_id);
+	hf_err err = biometric_pay_point_only(c);
+	if (err)
+		return err;
+	err = svc_individual(c, ben, &t.individual_id);
+	/* Asked before: the recorded answer, whatever happened since (nothing is done twice). */
+	int64_t done = 0;
 	if (!err)
+		err = request_find(c->db, c->p->kiosk_id, t.request_id, &done);
+	if (!err && !done)
 		err = db_tx(c->db, collect_body, &t);
-	if (err == HF_ECONFLICT || err == HF_EFORBIDDEN || err == HF_ENOTFOUND) {
+	if (!err && t.replay_of)
+		done = t.replay_of;
+	if (!err && done && done != t.payment_id) {
+		svc_say(c, "This request_id was used already, for another payment.");
+		t.reason = "request_id_reused";
+		err = HF_ECONFLICT;
+	}
+	if (err && t.reason)
+		*reason = t.reason;
+	if (err == HF_ECONFLICT || err == HF_EFORBIDDEN || err == HF_ENOTFOUND || (err == HF_EINVAL && t.bad_token)) {
 		/* A refused payout is worth a trace: who tried, where, and why (no personal data). */
-		json_t *d = json_pack("{s:s, s:s}", "reason", hf_err_name(err), "message", c->msg);
+		json_t *d = json_pack("{s:s, s:s}", "reason", t.bad_token ? "verification" : hf_err_name(err), "message",
+				      c->msg);
 		struct audit_event ev = {"payment.collect", "payment", pid, "denied", NULL, NULL, d};
 		if (audit_record(c->db, &c->p->audit, &ev) != HF_OK)
 			hf_log(HF_LOG_WARN, "core.payments", "msg=\"cannot audit a refused collection\"");
@@ -1386,9 +1566,122 @@ hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out)
 	}
 	if (err)
 		return err;
-	*out = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s}", "payment", pid, "ben_no", ben, "status", "collected",
-			 "amount", (json_int_t)t.amount, "currency", t.currency, "receipt", t.receipt, "kiosk", c->p->name);
-	return HF_OK;
+	return collection_answer(c, t.request_id, out);
+}
+
+hf_err payments_collection_get(struct svc_call *c, const char *request_id, json_t **out)
+{
+	char rid[37];
+	hf_err err = biometric_pay_point_only(c);
+	if (err)
+		return err;
+	if (!request_id_norm(request_id, rid)) {
+		svc_say(c, "No collection was recorded for this request.");
+		return HF_ENOTFOUND;
+	}
+	return collection_answer(c, rid, out);
+}
+
+/* ------------------------------------------------------------------ the public receipt check */
+
+static hf_err html_text(struct hf_buf *b, const char *s)
+{
+	hf_err err = HF_OK;
+	for (; *s && !err; s++) {
+		switch (*s) {
+		case '<': err = hf_buf_append_str(b, "&lt;"); break;
+		case '>': err = hf_buf_append_str(b, "&gt;"); break;
+		case '&': err = hf_buf_append_str(b, "&amp;"); break;
+		case '"': err = hf_buf_append_str(b, "&quot;"); break;
+		case '\'': err = hf_buf_append_str(b, "&#39;"); break;
+		default: err = hf_buf_append(b, s, 1);
+		}
+	}
+	return err;
+}
+
+static hf_err receipt_html(const json_t *v, struct hf_buf *b)
+{
+	bool valid = json_is_true(json_object_get(v, "valid"));
+	hf_err err = hf_buf_append_str(b, "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+					  "<meta name=\"viewport\" content=\"width=device-width\"><title>Hifadhi receipt"
+					  "</title></head><body>\n");
+	if (!err && !valid)
+		err = hf_buf_append_str(b, "<h1>Not a valid receipt</h1>\n<p>This receipt is not known to Hifadhi, or"
+					   " its check code does not match. Do not accept it as proof of payment.</p>\n");
+	if (!err && valid) {
+		static const char *const rows[][2] = {{"receipt", "Receipt"},	   {"amount_display", "Amount"},
+						      {"collected_at", "Collected"}, {"pay_point", "Pay point"},
+						      {"kiosk", "Kiosk"}};
+		err = hf_buf_append_str(b, "<h1>Valid receipt</h1>\n<p>Hifadhi recorded this payment.</p>\n<table>\n");
+		for (size_t i = 0; !err && i < HF_ARRAY_LEN(rows); i++) {
+			const char *val = json_string_value(json_object_get(v, rows[i][0]));
+			err = hf_buf_appendf(b, "<tr><th>%s</th><td>", rows[i][1]);
+			if (!err)
+				err = html_text(b, val ? val : "-");
+			if (!err)
+				err = hf_buf_append_str(b, "</td></tr>\n");
+		}
+		if (!err)
+			err = hf_buf_append_str(b, "</table>\n");
+	}
+	if (!err)
+		err = hf_buf_append_str(b, "</body></html>\n");
+	return err;
+}
+
+/* What may be a receipt number: our R + 12 digits, or an offline kiosk's K-<kiosk>-<n>. */
+static bool receipt_shape_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+			return false;
+	return true;
+}
+
+hf_err payments_receipt_page(struct db *db, const char *receipt, const char *check, bool as_json, struct hf_buf *body,
+			     const char **content_type)
+{
+	json_t *v = NULL;
+	hf_err err = HF_OK;
+	/* The check code is verified before the database is asked anything: guessing receipts costs nothing
+	 * but a MAC computation and learns nothing. */
+	if (receipt && check && receipt_shape_ok(receipt) && biometric_receipt_check_ok(receipt, check)) {
+		struct db_val q[] = {db_str(receipt)};
+		struct db_rows *r = NULL;
+		err = db_query(db,
+			       "SELECT COALESCE(p.paid_amount, p.amount), p.currency, DATE_FORMAT(p.settled_at, " DB_TS_FMT
+			       "), COALESCE(p.pay_point, ''), COALESCE(p.collected_kiosk, '') FROM payments p WHERE"
+			       " p.receipt = ? AND p.channel = 'kiosk' AND p.status = 'collected' LIMIT 2",
+			       q, 1, &r);
+		if (err)
+			return err;
+		if (db_rows_next(r) && db_rows_count(r) == 1) {
+			char money[HF_MONEY_STR_MAX], shown[HF_MONEY_STR_MAX + 8];
+			hf_money_display(db_rows_i64(r, 0), db_rows_str(r, 1), money);
+			snprintf(shown, sizeof(shown), "%s %s", db_rows_str(r, 1), money);
+			v = json_pack("{s:b, s:s, s:I, s:s, s:s, s:s, s:s, s:s}", "valid", 1, "receipt", receipt, "amount",
+				      (json_int_t)db_rows_i64(r, 0), "currency", db_rows_str(r, 1), "collected_at",
+				      db_rows_str(r, 2), "pay_point", db_rows_str(r, 3), "kiosk", db_rows_str(r, 4),
+				      "amount_display", shown);
+		}
+		db_rows_free(r);
+	}
+	if (!v)
+		v = json_pack("{s:b}", "valid", 0);
+	if (as_json) {
+		json_object_del(v, "amount_display");
+		*content_type = "application/json";
+		err = hf_json_dump(v, body);
+	} else {
+		*content_type = "text/html; charset=utf-8";
+		err = receipt_html(v, body);
+	}
+	json_decref(v);
+	return err;
 }
 
 /* ------------------------------------------------------------------ expiry */

@@ -33,9 +33,23 @@ HF_MUST_CHECK hf_err payments_get(struct svc_call *c, const char *id, json_t **o
  * last ones, without staff details. */
 HF_MUST_CHECK hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t **out);
 /* GET /kiosk/beneficiaries/{ben_no}/payments: payments the beneficiary can collect at this kiosk's pay point.
- * POST /kiosk/collections {payment, ben_no, verification}: collects one, exactly once. */
+ * POST /kiosk/collections {payment, ben_no, verification, request_id}: collects one, exactly once, with a
+ * verification token of biometric.h for this beneficiary at this kiosk. request_id (a UUID of the kiosk)
+ * makes it idempotent across retries, core instances and crashes: a request already recorded gets the
+ * recorded answer again and changes nothing. The beneficiary's SMS receipt (template kiosk_receipt) is
+ * queued in the same transaction. A refusal the kiosk acts on writes its reason to *reason (static, for
+ * the error body): already_collected, not_collectable, on_hold, outside_pay_dates, other_pay_point,
+ * verification_not_valid, request_id_reused. GET /kiosk/collections/{request_id}: that answer, or HF_ENOTFOUND when the
+ * request was not recorded (the kiosk asks after a timeout, before telling the person anything). */
 HF_MUST_CHECK hf_err payments_kiosk_available(struct svc_call *c, const char *ben_no, json_t **out);
-HF_MUST_CHECK hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out);
+HF_MUST_CHECK hf_err payments_collect(struct svc_call *c, json_t *body, json_t **out, const char **reason);
+HF_MUST_CHECK hf_err payments_collection_get(struct svc_call *c, const char *request_id, json_t **out);
+/* GET /r/{receipt}?c={check} (public): whether a kiosk receipt is real. The check code (biometric.h) is
+ * verified before the database is read. Writes an HTML page, or JSON when as_json, into body and its
+ * content type (a static string) into *content_type: {"valid": true, receipt, amount, currency,
+ * collected_at, pay_point, kiosk} or {"valid": false}; no personal data. */
+HF_MUST_CHECK hf_err payments_receipt_page(struct db *db, const char *receipt, const char *check, bool as_json,
+					   struct hf_buf *body, const char **content_type);
 /* POST /ledger/funding {programme, amount, currency, reference}: money into a programme's fund. */
 HF_MUST_CHECK hf_err payments_fund(struct svc_call *c, json_t *body, json_t **out);
 /* Expires kiosk payments past their cycle's pay_until (returned to the programme). */

@@ -31,7 +31,7 @@
 
 struct tmpl_spec {
 	const char *name;
-	const char *params[5]; /* NULL-terminated */
+	const char *params[6]; /* NULL-terminated */
 	bool payment;          /* a notice template (payment officers send these) */
 };
 
@@ -55,6 +55,7 @@ static const struct tmpl_spec SPECS[] = {
 	{"staff_cases_escalated", {"count", "role"}, false},
 	{"staff_payment_alert", {"rule", "severity", "cycle"}, false},
 	{"pin_reset_code", {"code", "minutes"}, false},
+	{"kiosk_receipt", {"amount", "currency", "receipt", "pay_point", "time"}, false},
 	{"sms_stopped", {NULL}, false},
 	{"sms_started", {NULL}, false},
 };
@@ -78,6 +79,8 @@ static const struct {
 	{"cycle", "XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX"}, /* payment_cycles.code: 40 */
 	{"code", "123456"},
 	{"minutes", "15"},
+	{"receipt", "K-XXXXXXXXXXXX-999999"}, /* R + 12 digits online; K-<kiosk>-<n> offline */
+	{"time", "2026-12-31 23:59 UTC"},
 };
 
 static const struct tmpl_spec *spec_find(const char *name)

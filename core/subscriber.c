@@ -430,6 +430,18 @@ hf_err subscriber_pin_unlock(struct svc_call *c, const char *ben_no, json_t **ou
 	return pin_run(c, &t, out);
 }
 
+hf_err subscriber_pin_check(struct svc_call *c, int64_t individual_id, const char *ben_no, const char *pin)
+{
+	struct pin_tx t = {.op = 1, .pin = pin};
+	t.w.id = individual_id;
+	hf_strlcpy(t.w.ben_no, ben_no, sizeof(t.w.ben_no));
+	t.w.registered = true;
+	json_t *ok = NULL;
+	hf_err err = pin_run(c, &t, &ok);
+	json_decref(ok);
+	return err;
+}
+
 struct lang_tx {
 	struct svc_call *c;
 	struct who w;

@@ -36,6 +36,12 @@ HF_MUST_CHECK hf_err subscriber_language(struct svc_call *c, const char *phone, 
 HF_MUST_CHECK hf_err subscriber_opt(struct svc_call *c, const char *phone, bool out_of, json_t *body, json_t **out);
 /* POST /individuals/{ben_no}/pin/unlock (staff): clears a lock and the failures. */
 HF_MUST_CHECK hf_err subscriber_pin_unlock(struct svc_call *c, const char *ben_no, json_t **out);
+/* The PIN of the kiosk fallback (docs/kiosk-api.md, POST kiosk/overrides), for a person known by id: the same
+ * keyed hash, failure count and lockout as POST /subscribers/{phone}/pin/verify, so guesses at a kiosk and
+ * on USSD add up. pin: 4 digits (the caller checked the shape). HF_OK when right; HF_EAUTH when wrong (the
+ * failure is committed and audited; c->msg says the tries left); HF_ECONFLICT when the PIN is locked;
+ * HF_ENOTFOUND when the person has no PIN. */
+HF_MUST_CHECK hf_err subscriber_pin_check(struct svc_call *c, int64_t individual_id, const char *ben_no, const char *pin);
 /* Whether a number (its blind index) opted out of SMS. */
 HF_MUST_CHECK hf_err subscriber_opted_out(struct db *db, const uint8_t bidx[16], bool *out);
 

@@ -12,7 +12,7 @@ PACKAGES=(
 	libmicrohttpd-dev libmariadb-dev libsodium-dev libjansson-dev libcurl4-openssl-dev libinih-dev libcsv-dev
 	libssl-dev libqrencode-dev libcrack2-dev cracklib-runtime
 	mariadb-server mariadb-client
-	wrk python3 python3-cryptography curl ca-certificates
+	wrk python3 python3-cryptography python3-nacl curl ca-certificates
 	kannel kannel-extras libsmpp34-dev
 	libfprint-2-dev libglib2.0-dev libgpiod-dev chromium fonts-dejavu-core nodejs
 	"$@"

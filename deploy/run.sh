@@ -6,15 +6,18 @@
 # var/run/core.conf, creates keys and applies migrations, starts the payment provider simulator and
 # hifadhi-core, loads demo data if the registry is empty, then the private Kannel (deploy/kannel.sh, run folder
 # var/kannel: bearerbox, fakesmsc as the operator, smsbox) and hifadhi-gateway (var/run/gateway.conf from
-# deploy/write-gateway-config.sh; USSD on 127.0.0.1:8081, SMS through Kannel), prints where everything is
-# with a demo beneficiary's phone number for deploy/phone.py, and waits. Ctrl-C (or SIGTERM) stops the
-# gateway, Kannel, core, the simulator, then MariaDB, and exits 0. Every step is idempotent, so running it
-# again keeps the data of the previous run. Only what this run started is stopped: a second `make run` that
-# finds the ports taken exits without touching the first one.
+# deploy/write-gateway-config.sh; USSD on 127.0.0.1:8081, SMS through Kannel), then one kiosk terminal in
+# simulation mode (hifadhi-kiosk: registered in core once by deploy/demo_kiosk.py, var/run/kiosk.conf from
+# deploy/write-kiosk-config.sh, touch page on 127.0.0.1:8082, libfprint's virtual reader, a fake GPIO board and
+# a file for a printer), prints where everything is with a demo beneficiary's phone number for deploy/phone.py
+# and how to present a demo finger, and waits. Ctrl-C (or SIGTERM) stops the kiosk, the gateway, Kannel,
+# core, the simulator, then MariaDB, and exits 0. Every step is idempotent, so running it again keeps the data
+# (and the registered kiosk, var/kiosk/) of the previous run. Only what this run started is stopped: a second
+# `make run` that finds the ports taken exits without touching the first one.
 #
-# Environment: HF_HTTP_PORT (default 8080), HF_GATEWAY_PORT (8081), HF_PAYSIM_PORT (8090), HF_DB_PORT (3307),
-# HF_DB_DIR (var/mariadb), HF_KEY_DIR (var/keys), HF_KANNEL_DIR (var/kannel) and the HF_KANNEL_*_PORT of
-# deploy/kannel.sh (13000, 13001, 13013, 13015).
+# Environment: HF_HTTP_PORT (default 8080), HF_GATEWAY_PORT (8081), HF_KIOSK_PORT (8082), HF_PAYSIM_PORT
+# (8090), HF_DB_PORT (3307), HF_DB_DIR (var/mariadb), HF_KEY_DIR (var/keys), HF_KANNEL_DIR (var/kannel) and the
+# HF_KANNEL_*_PORT of deploy/kannel.sh (13000, 13001, 13013, 13015).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -26,8 +29,10 @@ BUILD=$(cd "$1" && pwd)
 cd "$ROOT"
 CORE="$BUILD/bin/hifadhi-core"
 GATEWAY="$BUILD/bin/hifadhi-gateway"
+KIOSK="$BUILD/bin/hifadhi-kiosk"
 [ -x "$CORE" ] || { echo "run: $CORE not found; run make first" >&2; exit 1; }
 [ -x "$GATEWAY" ] || { echo "run: $GATEWAY not found; run make first" >&2; exit 1; }
+[ -x "$KIOSK" ] || { echo "run: $KIOSK not found; run make first" >&2; exit 1; }
 
 export HF_DB_PORT=${HF_DB_PORT:-3307}
 export HF_DB_DIR=${HF_DB_DIR:-var/mariadb}
@@ -35,6 +40,7 @@ export HF_KEY_DIR=${HF_KEY_DIR:-var/keys}
 export HF_KANNEL_DIR=${HF_KANNEL_DIR:-var/kannel}
 PORT=${HF_HTTP_PORT:-8080}
 GW_PORT=${HF_GATEWAY_PORT:-8081}
+K_PORT=${HF_KIOSK_PORT:-8082}
 SIM_PORT=${HF_PAYSIM_PORT:-8090}
 case "$HF_DB_DIR" in /*) db_dir_abs=$HF_DB_DIR ;; *) db_dir_abs=$ROOT/$HF_DB_DIR ;; esac
 case "$HF_KANNEL_DIR" in /*) kannel_dir_abs=$HF_KANNEL_DIR ;; *) kannel_dir_abs=$ROOT/$HF_KANNEL_DIR ;; esac
@@ -43,6 +49,11 @@ CONF="$RUN_DIR/core.conf"
 LOG="$RUN_DIR/core.log"
 GW_CONF="$RUN_DIR/gateway.conf"
 GW_LOG="$RUN_DIR/gateway.log"
+K_CONF="$RUN_DIR/kiosk.conf"
+K_LOG="$RUN_DIR/kiosk.log"
+K_BASE="http://127.0.0.1:$K_PORT"
+# The simulated terminal's pay point (a kiosk cycle maps households' locations to pay points: docs/kiosk.md).
+K_PAY_POINT=DEMO-1
 BASE="http://127.0.0.1:$PORT"
 GW_BASE="http://127.0.0.1:$GW_PORT"
 HEALTH_DEADLINE_S=20
@@ -55,6 +66,7 @@ port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 core_pid=""
 gw_pid=""
+kiosk_pid=""
 sim_pid=""
 db_started=false
 kannel_started=false
@@ -83,12 +95,14 @@ stop_child() {
 }
 stop_core() { stop_child hifadhi-core core_pid; }
 stop_gateway() { stop_child hifadhi-gateway gw_pid; }
-# The gateway first (it calls core and Kannel), then Kannel, then core, the simulator, MariaDB: each only if
-# this run started it.
+stop_kiosk() { stop_child hifadhi-kiosk kiosk_pid; }
+# The kiosk and the gateway first (they call core, the gateway also Kannel), then Kannel, then core, the
+# simulator, MariaDB: each only if this run started it.
 cleanup() {
 	$cleaned && return 0
 	cleaned=true
 	trap - INT TERM HUP
+	stop_kiosk
 	stop_gateway
 	if $kannel_started; then
 		"$ROOT/deploy/kannel.sh" stop >/dev/null || say "could not stop Kannel cleanly (deploy/kannel.sh status)"
@@ -101,7 +115,7 @@ cleanup() {
 }
 on_signal() {
 	echo
-	say "stopping hifadhi-gateway, Kannel, hifadhi-core and MariaDB"
+	say "stopping hifadhi-kiosk, hifadhi-gateway, Kannel, hifadhi-core and MariaDB"
 	cleanup
 	say "stopped"
 	exit 0
@@ -118,6 +132,7 @@ trap on_exit EXIT
 # anything starts, so that giving up here leaves the other run alone.
 port_taken "$PORT" && die "port $PORT on 127.0.0.1 is already in use (another make run?); set HF_HTTP_PORT"
 port_taken "$GW_PORT" && die "port $GW_PORT on 127.0.0.1 is already in use (another make run?); set HF_GATEWAY_PORT"
+port_taken "$K_PORT" && die "port $K_PORT on 127.0.0.1 is already in use (another make run?); set HF_KIOSK_PORT"
 port_taken "$SIM_PORT" && die "port $SIM_PORT on 127.0.0.1 is already in use; set HF_PAYSIM_PORT"
 # Kannel: deploy/kannel.sh start is idempotent for boxes of this run folder (left over from a run that was
 # killed); anything else on its ports is someone else's.
@@ -319,6 +334,37 @@ else
 	DEMO_PHONE="+2547..."
 	demo_who="no demo beneficiary with a phone and an enrolment found: take a phone from var/run/demo.csv"
 fi
+# ---- one kiosk terminal, simulated (docs/kiosk.md, "make run"): registered in core once and kept in var/kiosk/
+KIOSK_NO=$(HF_STAFF_TOKEN=$ADMIN_TOKEN python3 deploy/demo_kiosk.py ensure "$BASE" "$KIOSK" "$ROOT/var" "$K_PAY_POINT") ||
+	die "could not register the demo kiosk with core (above)"
+HF_CORE_URL=$BASE deploy/write-kiosk-config.sh "$K_CONF" "$ROOT/var" "$K_PORT" "$KIOSK_NO"
+say "starting hifadhi-kiosk $KIOSK_NO (simulated reader, GPIO and printer) on $K_BASE (log: var/run/kiosk.log)"
+(
+	for fd in "/proc/$BASHPID/fd/"*; do
+		fd=${fd##*/}
+		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+	done
+	exec setsid "$KIOSK" -c "$K_CONF" serve </dev/null >>"$K_LOG" 2>&1
+) &
+kiosk_pid=$!
+tries=$((HEALTH_DEADLINE_S * 20))
+until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$K_BASE/healthz" || true)" = 200 ]; do
+	if ! kill -0 "$kiosk_pid" 2>/dev/null; then
+		tail -n 20 "$K_LOG" >&2 || true
+		die "hifadhi-kiosk exited during startup; log: var/run/kiosk.log"
+	fi
+	((tries-- > 0)) || { tail -n 20 "$K_LOG" >&2 || true; die "no 200 from $K_BASE/healthz within ${HEALTH_DEADLINE_S}s"; }
+	sleep 0.05
+done
+KIOSK_BEN=$(HF_STAFF_TOKEN=$REG_TOKEN python3 deploy/demo_kiosk.py beneficiary "$BASE" || true)
+if [ -n "$KIOSK_BEN" ]; then
+	read -r KIOSK_BEN kiosk_prog kiosk_status <<<"$KIOSK_BEN"
+	kiosk_who="a demo beneficiary, $kiosk_status in $kiosk_prog"
+else
+	KIOSK_BEN="(a ben_no)"
+	kiosk_who="none with an enrolment found: take one from GET /api/v1/enrolments"
+fi
+
 USSD_CODE=$(sed -n 's/^ussd_code *= *\([^ ;]*\).*/\1/p' menus/ussd/menu.ini | head -n 1)
 KANNEL_ADMIN_PORT=$(sed -n 's/^ADMIN_PORT=//p' "$kannel_dir_abs/run.env" 2>/dev/null || echo 13000)
 KANNEL_SENDSMS_PORT=$(sed -n 's/^SENDSMS_PORT=//p' "$kannel_dir_abs/run.env" 2>/dev/null || echo 13013)
@@ -356,15 +402,34 @@ cat <<BANNER
                  receive are in fakesmsc.log): deploy/kannel.sh status; admin
                  http://127.0.0.1:$KANNEL_ADMIN_PORT/status.txt?password=\$(cat ${HF_KANNEL_DIR}/admin.password);
                  sendsms http://127.0.0.1:$KANNEL_SENDSMS_PORT/cgi-bin/sendsms; docs/kannel.md
+   kiosk         hifadhi-kiosk $KIOSK_NO, pay point $K_PAY_POINT, SIMULATED (virtual reader, fake GPIO
+                 board, receipts into a file): touch page $K_BASE/ (open it in a browser);
+                 config, log var/run/kiosk.conf, var/run/kiosk.log; the guide: docs/kiosk.md
+   at the kiosk  type $KIOSK_BEN under "My payments" or "Make a complaint"
+                   ($kiosk_who). Present a finger when the screen asks for one:
+                   deploy/finger.py var/run/kiosk-finger.sock arch
+                 Lamps, drawer, buzzer: deploy/gpio.py var/run/kiosk-gpio.sock watch
+                 Tamper switch: deploy/gpio.py var/run/kiosk-gpio.sock tamper 1 (locked; tamper 0, then
+                   staff unlock it: POST /api/v1/kiosks/$KIOSK_NO/unlock as demo.payment-officer)
+                 Receipts: deploy/receipt.py var/run/kiosk-receipts.bin --follow
+                 No demo beneficiary has a fingerprint enrolled or a kiosk payment yet: to collect
+                 cash, follow docs/kiosk.md "Try a collection" (a kiosk cycle for $K_PAY_POINT, then a
+                 finger enrolled, or the PIN + staff fallback).
    roles         docs/roles.md   security: docs/security.md
- Stop with Ctrl-C (stops hifadhi-gateway, Kannel, hifadhi-core, then MariaDB).
+ Stop with Ctrl-C (stops hifadhi-kiosk, hifadhi-gateway, Kannel, hifadhi-core, then MariaDB).
 ==================================================================================
 
 BANNER
 
 # Waits for Ctrl-C; a service that exits on its own stops everything.
 rc=0
-wait -n "$core_pid" "$gw_pid" || rc=$?
+wait -n "$core_pid" "$gw_pid" "$kiosk_pid" || rc=$?
+if ! kill -0 "$kiosk_pid" 2>/dev/null; then
+	wait "$kiosk_pid" 2>/dev/null || true
+	kiosk_pid=""
+	tail -n 20 "$K_LOG" >&2 || true
+	die "hifadhi-kiosk exited on its own (status $rc); log: var/run/kiosk.log"
+fi
 if ! kill -0 "$gw_pid" 2>/dev/null; then
 	wait "$gw_pid" 2>/dev/null || true
 	gw_pid=""

@@ -1,4 +1,22 @@
-/* dispatch.c - the outbound dispatcher (see dispatch.h). */
+/* dispatch.c - the outbound dispatcher (see dispatch.h).
+ *
+ * Three kinds of thread share one mutex (D.mu), each critical section a few list operations:
+ *   the feeder    claims batches from core, journals them (C) and queues them, keeping at most two batches
+ *                 claimed ahead of the senders, so a claim's round trip overlaps the sending;
+ *   the senders   (dispatch.senders of them) each take a message, wait for its slot of the link's rate,
+ *                 journal S, hand it to Kannel with its own kept-alive connection (retrying with backoff),
+ *                 journal the end (D, F, U) and queue its report;
+ *   the reporter  sends the queued reports to core many at a time (POST /outbox/status, one transaction),
+ *                 its own until core has them, and the delivery reports Kannel's callbacks wait on.
+ * Why several senders: smsbox answers a sendsms only after bearerbox has stored the message, and now and
+ * then only after a stall of about 40 ms (measured: docs/benchmarks.md, N); one request at a time, with a
+ * report to core after each, spent most of its time waiting. With a few in flight the waits overlap.
+ *
+ * Never twice, with several in flight: every message goes C, then S right before its sendsms, then an end;
+ * the journal is truncated only when core has acknowledged the end of every message in it (D.open is
+ * empty), so after a crash the journal holds every message whose fate core may not know. Recovery reads
+ * all of it: S without an end (at most one per sender) is reported sent and not resent; C or U released; D
+ * sent; F failed; then claiming starts only once core has all of those. */
 #include "hf_base.h"
 #include "dispatch.h"
 #include "core_client.h"
@@ -13,6 +31,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +40,70 @@
 #include <unistd.h>
 
 #define MAX_TRIES 5
-#define OUTBOX_BATCH_MAX 500 /* core's claim limit */
+#define ID_MAX 24                /* digits of an outbox id */
+#define OUTBOX_BATCH_MAX 500     /* core's claim limit */
+#define REPORT_BATCH_MAX 500     /* core's limit of POST /outbox/status */
+#define SENDERS_MAX 32
+#define OPEN_MAX 4000            /* unsettled messages at most: claiming waits beyond (core not taking reports) */
 #define JOURNAL_MAX (4 * 1024 * 1024)
+#define JOURNAL_READ_MAX (64 * 1024 * 1024) /* what recovery reads of a journal at most */
+#define REPORT_BACKOFF_MAX_MS 2000
+
+struct msg {
+	struct msg *next;
+	char id[ID_MAX + 1];
+	bool urgent;        /* a PIN reset code: goes in quiet hours too */
+	char *phone, *text; /* owned; the phone is wiped when freed */
+};
+
+/* A DLR callback waiting for core's answer to its report. */
+struct rep_wait {
+	bool done;
+	hf_err err;
+};
+
+enum rep_kind {
+	REP_OWN,      /* the end of a message claimed by this run (its id is in D.open): sent until core has it */
+	REP_RECOVERY, /* the end of a message of the journal of the last run (counted in D.recovering): the same */
+	REP_WAIT,     /* a delivery report whose callback waits for core's answer */
+};
+
+struct rep {
+	struct rep *next;
+	char id[ID_MAX + 1];
+	const char *status, *detail; /* static strings */
+	enum rep_kind kind;
+	struct rep_wait *wait;       /* REP_WAIT */
+	hf_err err;                  /* core's answer: HF_OK changed, HF_ECONFLICT unchanged or refused, HF_ENOTFOUND */
+};
 
 static struct {
 	struct dispatch_conf c;
 	char url[300], user[64], password[128], sender[24], smsc[24], dlr_base[200], journal[512];
 	atomic_bool stop;
-	pthread_t thread;
+	pthread_t feeder, reporter, senders[SENDERS_MAX];
+	int nsenders;
 	bool running;
 	int jfd;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work;  /* senders: a message is queued, or stop */
+	pthread_cond_t room;  /* the feeder: the queue has room, a message was settled, or stop */
+	pthread_cond_t rwork; /* the reporter: a report is queued, or it is to finish */
+	pthread_cond_t rdone; /* DLR callbacks: a batch of reports came back */
+	pthread_cond_t wake;  /* naps: stop */
+	struct msg *qhead, *qtail;
+	size_t queued;
+	int64_t *open; /* ids claimed by this run whose end core has not acknowledged */
+	size_t nopen;
+	size_t recovering; /* messages of the last run's journal whose end core has not acknowledged */
+	int64_t next_slot_us;
+	struct rep *rhead, *rtail;
+	bool reporter_running, reporter_finish;
+
 	_Atomic unsigned long long claimed, sent, failed, retried, in_doubt, dlr_delivered, dlr_failed, dlr_dup,
 		dlr_unknown;
-} D = {.jfd = -1};
+} D = {.jfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
 
 void dispatch_stats(struct dispatch_stats *o)
 {
@@ -48,16 +118,80 @@ void dispatch_stats(struct dispatch_stats *o)
 	o->dlr_unknown = D.dlr_unknown;
 }
 
-static void nap_ms(int ms)
+static bool id_valid(const char *id)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR && !atomic_load(&D.stop))
-		;
+	size_t n = id ? strlen(id) : 0;
+	return n > 0 && n <= ID_MAX && strspn(id, "0123456789") == n;
 }
 
-/* ---- reporting to core */
+static struct timespec deadline_in(int64_t ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += (time_t)(ms / 1000);
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
 
-static hf_err report(const char *id, const char *status, const char *detail)
+/* Sleeps ms, or less when the dispatcher stops. Called without D.mu. */
+static void nap_ms(int64_t ms)
+{
+	struct timespec until = deadline_in(ms);
+	pthread_mutex_lock(&D.mu);
+	while (!atomic_load(&D.stop) && pthread_cond_timedwait(&D.wake, &D.mu, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&D.mu);
+}
+
+/* ---- the journal */
+
+static void journal_write(const char *buf, size_t n)
+{
+	if (D.jfd >= 0 && write(D.jfd, buf, n) != (ssize_t)n)
+		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot write the journal\" errno=%d", errno);
+}
+
+static void journal_line(char kind, const char *id)
+{
+	char line[ID_MAX + 4];
+	int n = snprintf(line, sizeof(line), "%c %s\n", kind, id);
+	journal_write(line, (size_t)n);
+}
+
+/* ---- which messages are open (journaled, their end not yet acknowledged by core); under D.mu */
+
+static bool open_has(int64_t id)
+{
+	for (size_t i = 0; i < D.nopen; i++)
+		if (D.open[i] == id)
+			return true;
+	return false;
+}
+
+static void open_add(int64_t id)
+{
+	HF_ASSERT(D.nopen < OPEN_MAX + OUTBOX_BATCH_MAX);
+	D.open[D.nopen++] = id;
+}
+
+static void open_remove(int64_t id)
+{
+	for (size_t i = 0; i < D.nopen; i++)
+		if (D.open[i] == id) {
+			D.open[i] = D.open[--D.nopen];
+			return;
+		}
+}
+
+/* ---- reports to core */
+
+/* One report, one call (the route of one message): for DLRs while the reporter does not run, and for a
+ * core that refuses the batch route. */
+static hf_err report_one(const char *id, const char *status, const char *detail)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "outbox/%s/status", id);
@@ -74,95 +208,286 @@ static hf_err report(const char *id, const char *status, const char *detail)
 		return HF_ENOTFOUND;
 	if (st == 409)
 		return HF_ECONFLICT;
+	if (st >= 400 && st < 500 && st != 408 && st != 429)
+		return HF_EINVAL; /* refused for good: sending it again would not help */
 	if (st != 200)
 		return HF_EUPSTREAM;
 	return changed ? HF_OK : HF_ECONFLICT; /* unchanged: a repeat, harmless */
 }
 
-/* ---- the journal */
-
-static void journal_line(char kind, const char *id)
+static bool answered(hf_err err)
 {
-	char line[40];
-	int n = snprintf(line, sizeof(line), "%c %s\n", kind, id);
-	if (D.jfd >= 0 && write(D.jfd, line, (size_t)n) != n)
-		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot write the journal\" errno=%d", errno);
+	return err != HF_ETIMEOUT && err != HF_EUPSTREAM && err != HF_EINTERNAL;
 }
 
-/* After a crash, from the last claimed batch: a message written S without an end (D, F, U) may have reached
- * Kannel: reported sent, never resent. A message claimed (C) but not yet begun is given back to core at
- * once (released), instead of waiting for its lease to run out. Ended ones are reported again (a repeat
- * changes nothing in core). Then the journal starts empty. */
+/* Queues a report. false (nothing queued) for a REP_WAIT when the reporter does not run (any more). */
+static bool report_queue(const char *id, const char *status, const char *detail, enum rep_kind kind,
+			 struct rep_wait *wait)
+{
+	struct rep *r = hf_xcalloc(1, sizeof(*r));
+	hf_strlcpy(r->id, id, sizeof(r->id));
+	r->status = status;
+	r->detail = detail;
+	r->kind = kind;
+	r->wait = wait;
+	pthread_mutex_lock(&D.mu);
+	bool take = kind != REP_WAIT || (D.reporter_running && !D.reporter_finish);
+	if (take) {
+		if (D.rtail)
+			D.rtail->next = r;
+		else
+			D.rhead = r;
+		D.rtail = r;
+		pthread_cond_signal(&D.rwork);
+	}
+	pthread_mutex_unlock(&D.mu);
+	if (!take)
+		free(r);
+	return take;
+}
+
+static void report_end(const char *id, const char *status, const char *detail)
+{
+	(void)report_queue(id, status, detail, REP_OWN, NULL);
+}
+
+/* Sends n reports (a list) in one call and writes each one's err. false when core did not take them. */
+static bool report_send(struct rep *list, size_t n)
+{
+	json_t *items = json_array();
+	for (struct rep *r = list; r; r = r->next)
+		json_array_append_new(items, json_pack("{s:s, s:s, s:s?}", "id", r->id, "status", r->status, "detail",
+						       r->detail));
+	json_t *body = json_pack("{s:o}", "items", items);
+	long st = 0;
+	json_t *ans = NULL;
+	hf_err err = core_call("POST", "outbox/status", body, "outbox/status", &st, &ans);
+	json_decref(body);
+	bool ok = false;
+	if (!err && st == 200) {
+		json_t *res = json_object_get(ans, "items");
+		ok = json_array_size(res) == n;
+		size_t i = 0;
+		for (struct rep *r = list; r && ok; r = r->next, i++) {
+			json_t *one = json_array_get(res, i);
+			const char *rid = json_string_value(json_object_get(one, "id"));
+			const char *what = json_string_value(json_object_get(one, "result"));
+			if (!rid || !what || strcmp(rid, r->id) != 0) {
+				ok = false;
+				break;
+			}
+			r->err = strcmp(what, "changed") == 0 ? HF_OK : strcmp(what, "not_found") == 0 ? HF_ENOTFOUND : HF_ECONFLICT;
+		}
+		if (!ok)
+			hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"core's answer to a batch of reports does not match it\"");
+	} else if (!err && st >= 400 && st < 500 && st != 408 && st != 429) {
+		/* Refused as a batch (a core without the route, an id it cannot read): one by one. */
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core refused a batch of reports; sending them one by one\""
+		       " status=%ld", st);
+		ok = true;
+		for (struct rep *r = list; r && ok; r = r->next) {
+			r->err = report_one(r->id, r->status, r->detail);
+			ok = answered(r->err);
+		}
+	}
+	json_decref(ans);
+	return ok;
+}
+
+/* Core has the report: a waiting callback is told, the dispatcher's own message is settled. Under D.mu. */
+static void report_settled(struct rep *r)
+{
+	if (r->kind == REP_WAIT) {
+		r->wait->err = r->err;
+		r->wait->done = true;
+		return;
+	}
+	if (r->err == HF_ENOTFOUND)
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core does not know a message it gave us\" outbox=%s", r->id);
+	int64_t id = 0;
+	if (r->kind == REP_RECOVERY)
+		D.recovering--;
+	else if (hf_parse_i64(r->id, 0, INT64_MAX, &id) == HF_OK)
+		open_remove(id);
+}
+
+static void *reporter_main(void *arg)
+{
+	(void)arg;
+	int64_t backoff_ms = 200;
+	pthread_mutex_lock(&D.mu);
+	for (;;) {
+		while (!D.rhead && !D.reporter_finish)
+			pthread_cond_wait(&D.rwork, &D.mu);
+		if (!D.rhead)
+			break;
+		/* Take up to a batch off the queue; what comes later waits for the next round trip (so that callbacks
+		 * arriving meanwhile share one commit). */
+		struct rep *list = D.rhead, *last = D.rhead;
+		size_t n = 1;
+		while (last->next && n < REPORT_BATCH_MAX) {
+			last = last->next;
+			n++;
+		}
+		D.rhead = last->next;
+		if (!D.rhead)
+			D.rtail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&D.mu);
+		bool ok = report_send(list, n);
+		pthread_mutex_lock(&D.mu);
+		/* The dispatcher's own reports that core did not take go back to the head, in their order. */
+		struct rep *keep = NULL, *keep_tail = NULL;
+		for (struct rep *r = list, *next; r; r = next) {
+			next = r->next;
+			r->next = NULL;
+			if (ok || r->kind == REP_WAIT) {
+				if (!ok)
+					r->err = HF_EDB_RETRY;
+				report_settled(r);
+				free(r);
+				continue;
+			}
+			if (keep_tail)
+				keep_tail->next = r;
+			else
+				keep = r;
+			keep_tail = r;
+		}
+		if (keep) {
+			keep_tail->next = D.rhead;
+			D.rhead = keep;
+			if (!D.rtail)
+				D.rtail = keep_tail;
+		}
+		pthread_cond_broadcast(&D.rdone);
+		pthread_cond_broadcast(&D.room);
+		if (ok) {
+			backoff_ms = 200;
+			continue;
+		}
+		if (D.reporter_finish) {
+			/* Stopping and core does not answer: what is left stays in the journal for the next start. */
+			size_t left = 0;
+			for (struct rep *r = D.rhead; r; r = r->next)
+				left++;
+			hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core did not take the last reports; the journal keeps"
+			       " them for the next start\" reports=%zu", left);
+			break;
+		}
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core did not take a batch of reports; trying again\""
+		       " reports=%zu retry_ms=%lld", n, (long long)backoff_ms);
+		pthread_mutex_unlock(&D.mu);
+		nap_ms(backoff_ms);
+		backoff_ms = backoff_ms * 2 > REPORT_BACKOFF_MAX_MS ? REPORT_BACKOFF_MAX_MS : backoff_ms * 2;
+		pthread_mutex_lock(&D.mu);
+	}
+	while (D.rhead) { /* given up (only when stopping): the journal keeps them */
+		struct rep *r = D.rhead;
+		D.rhead = r->next;
+		if (r->kind == REP_WAIT) {
+			r->err = HF_EDB_RETRY;
+			report_settled(r);
+		}
+		free(r);
+	}
+	D.rtail = NULL;
+	D.reporter_running = false;
+	pthread_cond_broadcast(&D.rdone);
+	pthread_mutex_unlock(&D.mu);
+	return NULL;
+}
+
+/* ---- recovery after a crash */
+
 struct jentry {
-	char id[25];
-	char state; /* C, S, or the end: D, F, U */
+	int64_t id;
+	uint32_t seq;
+	char kind; /* C, S, or the end: D, F, U */
 };
 
-static void journal_settle(const struct jentry *e)
+static int cmp_jentry(const void *a, const void *b)
 {
-	hf_err r = HF_OK;
-	switch (e->state) {
-	case 'C':
-	case 'U':
-		r = report(e->id, "released", NULL);
-		break;
-	case 'S':
-		atomic_fetch_add(&D.in_doubt, 1);
-		hf_log(HF_LOG_WARN, "gateway.dispatch",
-		       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not resent\""
-		       " outbox=%s",
-		       e->id);
-		r = report(e->id, "sent", "in doubt after a restart");
-		break;
-	case 'D':
-		r = report(e->id, "sent", NULL);
-		break;
-	case 'F':
-		r = report(e->id, "failed", NULL);
-		break;
-	}
-	if (r != HF_OK && r != HF_ECONFLICT)
-		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot settle a journaled message\" outbox=%s", e->id);
+	const struct jentry *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+/* Reads the journal; queues a report settling every message in it by its last line, and marks them open.
+ * The journal stays as it is until core has all of them (the feeder truncates it then). */
 static void journal_recover(void)
 {
 	FILE *f = fopen(D.journal, "re");
 	if (f) {
-		struct jentry *batch = hf_xcalloc(OUTBOX_BATCH_MAX, sizeof(*batch));
-		size_t n = 0;
-		bool in_claim = false;
+		struct jentry *e = NULL;
+		size_t n = 0, cap = 0, bytes = 0;
 		char line[64];
-		while (fgets(line, sizeof(line), f)) {
+		while (bytes < JOURNAL_READ_MAX && fgets(line, sizeof(line), f)) {
+			bytes += strlen(line);
 			char kind = line[0];
 			char *id = line + 2;
 			id[strcspn(id, "\n")] = '\0';
-			if (strlen(id) == 0 || strlen(id) > 24 || strspn(id, "0123456789") != strlen(id))
+			int64_t v = 0;
+			if (line[1] != ' ' || !strchr("CSDFU", kind) || kind == '\0' || !id_valid(id) ||
+			    hf_parse_i64(id, 1, INT64_MAX, &v))
 				continue;
-			if (kind == 'C') {
-				if (!in_claim) { /* a new batch: the previous one was finished before it was claimed */
-					n = 0;
-					in_claim = true;
-				}
-				if (n < OUTBOX_BATCH_MAX) {
-					hf_strlcpy(batch[n].id, id, sizeof(batch[n].id));
-					batch[n++].state = 'C';
-				}
-				continue;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 1024;
+				e = hf_xrealloc(e, cap * sizeof(*e));
 			}
-			in_claim = false;
-			for (size_t i = 0; i < n; i++)
-				if (strcmp(batch[i].id, id) == 0)
-					batch[i].state = kind;
+			e[n] = (struct jentry){v, (uint32_t)n, kind};
+			n++;
 		}
 		fclose(f);
-		for (size_t i = 0; i < n; i++)
-			journal_settle(&batch[i]);
-		free(batch);
+		qsort(e, n, sizeof(*e), cmp_jentry);
+		size_t settled = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (i + 1 < n && e[i + 1].id == e[i].id)
+				continue; /* only the last line of a message counts */
+			char id[ID_MAX + 1];
+			snprintf(id, sizeof(id), "%lld", (long long)e[i].id);
+			const char *status = "failed", *detail = NULL;
+			if (e[i].kind == 'C' || e[i].kind == 'U') {
+				status = "released";
+			} else if (e[i].kind == 'S') {
+				atomic_fetch_add(&D.in_doubt, 1);
+				hf_log(HF_LOG_WARN, "gateway.dispatch",
+				       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not"
+				       " resent\" outbox=%s",
+				       id);
+				status = "sent";
+				detail = "in doubt after a restart";
+			} else if (e[i].kind == 'D') {
+				status = "sent";
+			}
+			pthread_mutex_lock(&D.mu);
+			D.recovering++;
+			pthread_mutex_unlock(&D.mu);
+			(void)report_queue(id, status, detail, REP_RECOVERY, NULL);
+			settled++;
+		}
+		free(e);
+		if (settled)
+			hf_log(HF_LOG_INFO, "gateway.dispatch", "msg=\"settling the journal of the last run\" messages=%zu",
+			       settled);
 	}
-	D.jfd = open(D.journal, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	D.jfd = open(D.journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (D.jfd < 0)
 		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot open the journal\" errno=%d", errno);
+}
+
+/* Waits until core has the end of every journaled message, then empties the journal. false: stopping. */
+static bool journal_settle_and_truncate(void)
+{
+	pthread_mutex_lock(&D.mu);
+	while ((D.nopen > 0 || D.recovering > 0) && !atomic_load(&D.stop))
+		pthread_cond_wait(&D.room, &D.mu);
+	bool done = D.nopen == 0 && D.recovering == 0;
+	pthread_mutex_unlock(&D.mu);
+	if (done && D.jfd >= 0 && ftruncate(D.jfd, 0) != 0)
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot truncate the journal\" errno=%d", errno);
+	return done;
 }
 
 /* ---- sending */
@@ -207,6 +532,7 @@ static hf_err sendsms(struct hf_httpc *hc, CURL *esc, const char *id, const char
 		err = hf_httpc_get(hc, hf_buf_cstr(&url), NULL, 10000, 4096, &resp);
 	else
 		resp.body = (struct hf_buf){0};
+	sodium_memzero(url.data, url.cap); /* it holds the number and the password */
 	hf_buf_release(&url);
 	if (err) {
 		hf_buf_release(&resp.body);
@@ -221,90 +547,208 @@ static hf_err sendsms(struct hf_httpc *hc, CURL *esc, const char *id, const char
 	return HF_EUPSTREAM;
 }
 
-static void *dispatch_main(void *arg)
+static void msg_free(struct msg *m)
+{
+	if (!m)
+		return;
+	if (m->phone)
+		sodium_memzero(m->phone, strlen(m->phone));
+	free(m->phone);
+	free(m->text);
+	free(m);
+}
+
+/* Not sent, nothing in doubt: given back to core (queued again at once). */
+static void give_back(const struct msg *m)
+{
+	journal_line('U', m->id);
+	report_end(m->id, "released", NULL);
+}
+
+static void send_one(struct hf_httpc *hc, CURL *esc, const struct msg *m)
+{
+	/* Quiet hours may have begun since the claim: only what someone is waiting for goes now. */
+	if (!m->urgent && quiet_now()) {
+		give_back(m);
+		return;
+	}
+	/* Throughput of the link: one message per slot, whichever sender sends it. */
+	if (D.c.rate_per_s > 0) {
+		int64_t interval_us = (int64_t)(1e6 / D.c.rate_per_s);
+		pthread_mutex_lock(&D.mu);
+		int64_t now = hf_mono_us();
+		int64_t slot = D.next_slot_us > now ? D.next_slot_us : now;
+		D.next_slot_us = slot + interval_us;
+		pthread_mutex_unlock(&D.mu);
+		if (slot > now)
+			nap_ms((slot - now + 999) / 1000);
+		if (atomic_load(&D.stop)) {
+			give_back(m);
+			return;
+		}
+	}
+	journal_line('S', m->id);
+	hf_err err = HF_EUPSTREAM;
+	for (int t = 0; t < MAX_TRIES && !atomic_load(&D.stop); t++) {
+		err = sendsms(hc, esc, m->id, m->phone, m->text);
+		if (err != HF_EUPSTREAM)
+			break;
+		atomic_fetch_add(&D.retried, 1);
+		nap_ms(200 << t);
+	}
+	if (err == HF_OK) {
+		journal_line('D', m->id);
+		atomic_fetch_add(&D.sent, 1);
+		report_end(m->id, "sent", NULL);
+	} else if (err == HF_EINVAL) {
+		journal_line('F', m->id);
+		atomic_fetch_add(&D.failed, 1);
+		report_end(m->id, "failed", "refused by Kannel");
+	} else {
+		/* Kannel unreachable after retries: not sent (U: nothing in doubt), given back for later. */
+		give_back(m);
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"Kannel did not take a message; given back for later\""
+		       " outbox=%s", m->id);
+	}
+}
+
+static void *sender_main(void *arg)
 {
 	(void)arg;
 	struct hf_httpc *hc = hf_httpc_new();
 	CURL *esc = curl_easy_init();
-	journal_recover();
-	double interval_ms = D.c.rate_per_s > 0 ? 1000.0 / D.c.rate_per_s : 0;
-	int64_t next_slot = hf_mono_us();
-	while (!atomic_load(&D.stop)) {
-		/* In quiet hours only what someone is waiting for right now goes: PIN reset codes. */
-		bool quiet = quiet_now();
-		char path[64];
-		snprintf(path, sizeof(path), "outbox/claim?limit=%d%s", D.c.batch, quiet ? "&urgent=1" : "");
-		long st = 0;
-		json_t *ans = NULL;
-		if (core_call("POST", path, NULL, "outbox/claim", &st, &ans) != HF_OK || st != 200) {
-			json_decref(ans);
-			nap_ms(D.c.idle_ms);
-			continue;
+	HF_ASSERT(hc && esc);
+	for (;;) {
+		pthread_mutex_lock(&D.mu);
+		while (!D.qhead && !atomic_load(&D.stop))
+			pthread_cond_wait(&D.work, &D.mu);
+		if (atomic_load(&D.stop)) { /* what is still queued is given back by dispatch_stop */
+			pthread_mutex_unlock(&D.mu);
+			break;
 		}
-		json_t *items = json_object_get(ans, "items");
-		size_t n = json_array_size(items);
-		atomic_fetch_add(&D.claimed, n);
-		size_t i;
-		json_t *it;
-		/* The claim first: after a crash, what was claimed and not begun goes back to core at once. */
-		json_array_foreach(items, i, it) {
-			const char *cid = json_string_value(json_object_get(it, "id"));
-			if (cid && strlen(cid) <= 24 && strspn(cid, "0123456789") == strlen(cid))
-				journal_line('C', cid);
-		}
-		json_array_foreach(items, i, it) {
-			const char *id = json_string_value(json_object_get(it, "id"));
-			const char *phone = json_string_value(json_object_get(it, "phone"));
-			const char *text = json_string_value(json_object_get(it, "text"));
-			if (!id || !phone || !text || strspn(id, "0123456789") != strlen(id) || strlen(id) > 24) {
-				if (id && strlen(id) <= 24)
-					(void)report(id, "failed", "unreadable message");
-				atomic_fetch_add(&D.failed, 1);
-				continue;
-			}
-			/* Throughput of the link: one message per slot. */
-			if (interval_ms > 0) {
-				int64_t now = hf_mono_us();
-				if (next_slot > now)
-					nap_ms((int)((next_slot - now) / 1000));
-				next_slot = (next_slot > now ? next_slot : now) + (int64_t)(interval_ms * 1000);
-			}
-			journal_line('S', id);
-			hf_err err = HF_EUPSTREAM;
-			for (int t = 0; t < MAX_TRIES && !atomic_load(&D.stop); t++) {
-				err = sendsms(hc, esc, id, phone, text);
-				if (err != HF_EUPSTREAM)
-					break;
-				atomic_fetch_add(&D.retried, 1);
-				nap_ms(200 << t);
-			}
-			if (err == HF_OK) {
-				journal_line('D', id);
-				atomic_fetch_add(&D.sent, 1);
-				hf_err r = report(id, "sent", NULL);
-				if (r != HF_OK && r != HF_ECONFLICT)
-					hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot report a sent message\" outbox=%s", id);
-			} else if (err == HF_EINVAL) {
-				journal_line('F', id);
-				atomic_fetch_add(&D.failed, 1);
-				(void)report(id, "failed", "refused by Kannel");
-			} else {
-				/* Kannel unreachable after retries: not sent (U: nothing in doubt); core's lease gives it
-				 * back later. */
-				journal_line('U', id);
-				(void)report(id, "released", NULL);
-				hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"Kannel did not take a message; given back for later\"");
-			}
-		}
-		json_decref(ans);
-		if (n == 0)
-			nap_ms(D.c.idle_ms);
-		else if (D.jfd >= 0 && lseek(D.jfd, 0, SEEK_END) > JOURNAL_MAX && ftruncate(D.jfd, 0) != 0)
-			hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot truncate the journal\" errno=%d", errno);
-		/* (truncated when long: everything in it is settled, a D follows every S) */
+		struct msg *m = D.qhead;
+		D.qhead = m->next;
+		if (!D.qhead)
+			D.qtail = NULL;
+		D.queued--;
+		pthread_cond_signal(&D.room);
+		pthread_mutex_unlock(&D.mu);
+		send_one(hc, esc, m);
+		msg_free(m);
 	}
 	curl_easy_cleanup(esc);
 	hf_httpc_free(hc);
+	return NULL;
+}
+
+/* ---- claiming */
+
+/* Claims one batch and queues it. Returns how many were claimed (0: nothing due or core unreachable). */
+static size_t claim_batch(void)
+{
+	/* In quiet hours only what someone is waiting for right now goes: PIN reset codes. */
+	bool quiet = quiet_now();
+	char path[64];
+	snprintf(path, sizeof(path), "outbox/claim?limit=%d%s", D.c.batch, quiet ? "&urgent=1" : "");
+	long st = 0;
+	json_t *ans = NULL;
+	if (core_call("POST", path, NULL, "outbox/claim", &st, &ans) != HF_OK || st != 200) {
+		json_decref(ans);
+		return 0;
+	}
+	json_t *items = json_object_get(ans, "items");
+	size_t n = json_array_size(items);
+	atomic_fetch_add(&D.claimed, n);
+	struct msg *head = NULL, *tail = NULL;
+	struct hf_buf jl;
+	hf_buf_init(&jl, (size_t)OUTBOX_BATCH_MAX * 2 * (ID_MAX + 3) + 1);
+	size_t i, nq = 0;
+	json_t *it;
+	json_array_foreach(items, i, it) {
+		const char *id = json_string_value(json_object_get(it, "id"));
+		const char *phone = json_string_value(json_object_get(it, "phone"));
+		const char *text = json_string_value(json_object_get(it, "text"));
+		const char *tmpl = json_string_value(json_object_get(it, "template"));
+		int64_t v = 0;
+		if (!id_valid(id) || hf_parse_i64(id, 1, INT64_MAX, &v)) {
+			hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"core gave a message without a usable id; skipped\"");
+			atomic_fetch_add(&D.failed, 1);
+			continue;
+		}
+		pthread_mutex_lock(&D.mu);
+		bool again = open_has(v);
+		if (!again)
+			open_add(v);
+		pthread_mutex_unlock(&D.mu);
+		if (again) {
+			/* Core handed out again a message whose end it has not heard of yet (its report is on its way):
+			 * that report settles it; sending it now could send it twice. */
+			hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core offered a message still being reported; not"
+			       " sent again\" outbox=%s", id);
+			continue;
+		}
+		/* The claim first: after a crash, what was claimed and not begun goes back to core at once. */
+		if (hf_buf_appendf(&jl, "C %s\n", id) != HF_OK) /* sized for a whole batch */
+			HF_ASSERT(!"journal buffer too small");
+		if (!phone || !text) {
+			if (hf_buf_appendf(&jl, "F %s\n", id) != HF_OK)
+				HF_ASSERT(!"journal buffer too small");
+			atomic_fetch_add(&D.failed, 1);
+			report_end(id, "failed", "unreadable message");
+			continue;
+		}
+		struct msg *m = hf_xcalloc(1, sizeof(*m));
+		hf_strlcpy(m->id, id, sizeof(m->id));
+		m->urgent = tmpl && strcmp(tmpl, "pin_reset_code") == 0;
+		m->phone = hf_xstrdup(phone);
+		m->text = hf_xstrdup(text);
+		if (tail)
+			tail->next = m;
+		else
+			head = m;
+		tail = m;
+		nq++;
+	}
+	json_decref(ans); /* the phones in it are jansson's: freed, not wiped, as before */
+	journal_write(jl.data, jl.len);
+	hf_buf_release(&jl);
+	if (head) {
+		pthread_mutex_lock(&D.mu);
+		if (D.qtail)
+			D.qtail->next = head;
+		else
+			D.qhead = head;
+		D.qtail = tail;
+		D.queued += nq;
+		pthread_cond_broadcast(&D.work);
+		pthread_mutex_unlock(&D.mu);
+	}
+	return n;
+}
+
+static void *feeder_main(void *arg)
+{
+	(void)arg;
+	journal_recover();
+	if (!journal_settle_and_truncate())
+		return NULL;
+	size_t batch = (size_t)D.c.batch;
+	while (!atomic_load(&D.stop)) {
+		/* At most two batches ahead of the senders, and not while core is not taking reports. */
+		pthread_mutex_lock(&D.mu);
+		while (!atomic_load(&D.stop) && (D.queued >= batch || D.nopen + batch > OPEN_MAX))
+			pthread_cond_wait(&D.room, &D.mu);
+		pthread_mutex_unlock(&D.mu);
+		if (atomic_load(&D.stop))
+			break;
+		if (claim_batch() == 0) {
+			nap_ms(D.c.idle_ms);
+			continue;
+		}
+		/* A long journal is emptied once every message in it is settled in core (a short pause in claiming). */
+		if (D.jfd >= 0 && lseek(D.jfd, 0, SEEK_END) > JOURNAL_MAX && !journal_settle_and_truncate())
+			break;
+	}
 	return NULL;
 }
 
@@ -316,11 +760,34 @@ hf_err dispatch_start(const struct dispatch_conf *c)
 	    !hf_strlcpy(D.sender, c->sender, sizeof(D.sender)) || !hf_strlcpy(D.smsc, c->smsc ? c->smsc : "", sizeof(D.smsc)) ||
 	    strspn(D.smsc, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(D.smsc) ||
 	    !hf_strlcpy(D.dlr_base, c->dlr_base, sizeof(D.dlr_base)) ||
-	    !hf_strlcpy(D.journal, c->journal, sizeof(D.journal)))
+	    !hf_strlcpy(D.journal, c->journal, sizeof(D.journal)) || c->batch < 1 || c->batch > OUTBOX_BATCH_MAX ||
+	    c->senders < 1 || c->senders > SENDERS_MAX)
 		return HF_EINVAL;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_t *conds[] = {&D.work, &D.room, &D.rwork, &D.rdone, &D.wake};
+	for (size_t i = 0; i < HF_ARRAY_LEN(conds); i++)
+		pthread_cond_init(conds[i], &ca);
+	pthread_condattr_destroy(&ca);
+	D.open = hf_xcalloc(OPEN_MAX + OUTBOX_BATCH_MAX, sizeof(*D.open));
 	atomic_store(&D.stop, false);
-	if (pthread_create(&D.thread, NULL, dispatch_main, NULL))
+	D.reporter_running = true;
+	D.reporter_finish = false;
+	if (pthread_create(&D.reporter, NULL, reporter_main, NULL)) {
+		D.reporter_running = false;
 		return HF_EINTERNAL;
+	}
+	D.nsenders = 0;
+	for (int i = 0; i < c->senders; i++) {
+		if (pthread_create(&D.senders[i], NULL, sender_main, NULL))
+			break;
+		D.nsenders++;
+	}
+	if (D.nsenders == 0 || pthread_create(&D.feeder, NULL, feeder_main, NULL)) {
+		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot start the dispatcher's threads\"");
+		abort(); /* threads half started: nothing sensible to undo; systemd restarts us */
+	}
 	D.running = true;
 	return HF_OK;
 }
@@ -329,19 +796,50 @@ void dispatch_stop(void)
 {
 	if (!D.running)
 		return;
+	pthread_mutex_lock(&D.mu);
 	atomic_store(&D.stop, true);
-	pthread_join(D.thread, NULL);
+	pthread_cond_broadcast(&D.work);
+	pthread_cond_broadcast(&D.room);
+	pthread_cond_broadcast(&D.wake);
+	pthread_mutex_unlock(&D.mu);
+	pthread_join(D.feeder, NULL);
+	for (int i = 0; i < D.nsenders; i++)
+		pthread_join(D.senders[i], NULL); /* each finishes the message it is handing to Kannel */
+	/* Claimed and not begun: given back to core now rather than after the claim's lease. */
+	pthread_mutex_lock(&D.mu);
+	struct msg *left = D.qhead;
+	D.qhead = D.qtail = NULL;
+	D.queued = 0;
+	pthread_mutex_unlock(&D.mu);
+	while (left) {
+		struct msg *next = left->next;
+		give_back(left);
+		msg_free(left);
+		left = next;
+	}
+	pthread_mutex_lock(&D.mu);
+	D.reporter_finish = true;
+	pthread_cond_signal(&D.rwork);
+	pthread_mutex_unlock(&D.mu);
+	pthread_join(D.reporter, NULL);
 	D.running = false;
+	/* Core has the end of everything journaled: nothing for the next start to settle. */
+	if (D.nopen == 0 && D.recovering == 0 && D.jfd >= 0 && ftruncate(D.jfd, 0) != 0)
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot truncate the journal\" errno=%d", errno);
+	free(D.open);
+	D.open = NULL;
+	D.nopen = 0;
 	if (D.jfd >= 0) {
 		(void)fsync(D.jfd);
 		close(D.jfd);
 		D.jfd = -1;
 	}
+	sodium_memzero(D.password, sizeof(D.password));
 }
 
 hf_err dispatch_dlr(const char *ref, int status)
 {
-	if (!ref || !*ref || strlen(ref) > 24 || strspn(ref, "0123456789") != strlen(ref)) {
+	if (!id_valid(ref)) {
 		atomic_fetch_add(&D.dlr_unknown, 1);
 		return HF_ENOTFOUND;
 	}
@@ -352,8 +850,21 @@ hf_err dispatch_dlr(const char *ref, int status)
 							 : NULL;
 	if (!to)
 		return HF_OK;
-	hf_err err = report(ref, to, status == 16 ? "rejected by the SMSC" : status == 2 ? "not delivered" : NULL);
-	if (err == HF_ETIMEOUT || err == HF_EUPSTREAM)
+	const char *detail = status == 16 ? "rejected by the SMSC" : status == 2 ? "not delivered" : NULL;
+	/* Through the reporter while it runs: the callbacks that arrive together share one transaction in core.
+	 * Kannel is answered only once core has the report (or could not take it: 503, Kannel sends it again). */
+	hf_err err;
+	struct rep_wait w = {.done = false};
+	if (report_queue(ref, to, detail, REP_WAIT, &w)) {
+		pthread_mutex_lock(&D.mu);
+		while (!w.done)
+			pthread_cond_wait(&D.rdone, &D.mu);
+		pthread_mutex_unlock(&D.mu);
+		err = w.err;
+	} else {
+		err = report_one(ref, to, detail);
+	}
+	if (!answered(err) || err == HF_EDB_RETRY)
 		return HF_EDB_RETRY; /* core unreachable: Kannel is told to try again */
 	if (err == HF_ENOTFOUND) {
 		atomic_fetch_add(&D.dlr_unknown, 1);

@@ -34,6 +34,7 @@
 #define REPLAY_BATCH 100
 #define CHECK_DEADLINE_MS 30000 /* how long a collection's outcome is asked for before staff are called */
 #define ALLOWANCE_MAX (4 * 1024 * 1024)
+#define AMOUNT_MAX (HF_MONEY_STR_MAX + 8) /* "KES 4,000.00" */
 #define ALLOWANCE_REFRESH_MS (10 * 60 * 1000)
 
 static const char *const CATEGORIES[] = {"payment_not_received", "amount_short", "agent_demanded_money",
@@ -93,6 +94,10 @@ struct flow {
 	char pin[PIN_MAX + 1];
 	char staff_user[STAFF_FIELD_MAX], staff_pass[STAFF_FIELD_MAX], staff_totp[12];
 	char category[40];
+	char fallback_why[16]; /* no_template, no_match, reader_fault */
+	bool printer_failed;	 /* the last receipt could not be printed */
+	bool help_pending;	 /* the help button was pressed: core is told by the background thread */
+	bool collecting;	 /* job_collect owns the collection journal now */
 	enum job job;
 
 	/* ---- the terminal */
@@ -147,11 +152,13 @@ static const char *str_or(const char *s, const char *dflt)
 	return s ? s : dflt;
 }
 
-static void amount_text(const json_t *p, char out[HF_MONEY_STR_MAX])
+static void amount_text(const json_t *p, char out[AMOUNT_MAX])
 {
 	const char *cur = json_string_value(json_object_get(p, "currency"));
 	json_int_t amt = json_integer_value(json_object_get(p, "amount"));
-	hf_money_display((int64_t)amt, cur ? cur : "KES", out);
+	char num[HF_MONEY_STR_MAX];
+	hf_money_display((int64_t)amt, cur ? cur : "KES", num);
+	snprintf(out, AMOUNT_MAX, "%s %s", cur ? cur : "", num); /* "KES 4,000.00": the currency said */
 }
 
 /* Writes text to path atomically and durably: temporary file, fsync, rename, fsync of the folder. */
@@ -303,6 +310,7 @@ static void session_reset(struct flow *f)
 	f->attempt = 0;
 	f->offline_session = false;
 	f->category[0] = '\0';
+	f->fallback_why[0] = '\0';
 	f->job = JOB_NONE;
 	if (f->deps.reader)
 		reader_cancel(f->deps.reader);
@@ -320,11 +328,18 @@ static void go_start(struct flow *f)
 		set_screen(f, "start", json_pack("{s:b}", "enrolment", f->cfg.enrolment));
 }
 
+/* The PIN + staff route, and why it is offered: core wants the same reason with the override. */
+static void offer_fallback(struct flow *f, const char *why)
+{
+	hf_strlcpy(f->fallback_why, why, sizeof(f->fallback_why));
+	set_screen(f, "fallback_offer", json_pack("{s:s}", "why", why));
+}
+
 static void post_job(struct flow *f, enum job j, const char *what)
 {
 	f->job = j;
 	set_screen(f, "working", json_pack("{s:s}", "what", what));
-	pthread_cond_signal(&f->work);
+	pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
 }
 
 static char *state_text(struct flow *f)
@@ -397,6 +412,18 @@ static void show_enter_ben(struct flow *f)
 		   json_pack("{s:s, s:s, s:i}", "purpose", f->purpose, "typed", f->typed, "max", BEN_LEN));
 }
 
+/* A payment's number as text: "payment" in allowance items, "id" in core's lists; a string or a number. */
+static void payment_id_text(const json_t *p, char out[32])
+{
+	json_t *v = json_object_get(p, "payment");
+	if (!v)
+		v = json_object_get(p, "id");
+	if (json_is_integer(v))
+		snprintf(out, 32, "%lld", (long long)json_integer_value(v));
+	else
+		hf_strlcpy(out, json_string_value(v) ? json_string_value(v) : "", 32);
+}
+
 static void show_payments(struct flow *f)
 {
 	json_t *items = json_array();
@@ -404,16 +431,12 @@ static void show_payments(struct flow *f)
 	json_t *p;
 	json_array_foreach(f->payments, i, p)
 	{
-		char amt[HF_MONEY_STR_MAX];
+		char amt[AMOUNT_MAX];
 		amount_text(p, amt);
 		const char *prog = json_string_value(json_object_get(p, "programme"));
 		const char *until = json_string_value(json_object_get(p, "pay_until"));
-		json_t *id = json_object_get(p, "payment");
 		char idtxt[32];
-		if (json_is_integer(id))
-			snprintf(idtxt, sizeof(idtxt), "%lld", (long long)json_integer_value(id));
-		else
-			hf_strlcpy(idtxt, json_string_value(id) ? json_string_value(id) : "", sizeof(idtxt));
+		payment_id_text(p, idtxt);
 		json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:s}", "payment", idtxt, "amount_text", amt,
 						       "programme", prog ? prog : "", "pay_until", until ? until : ""));
 	}
@@ -437,12 +460,8 @@ static json_t *payment_by_id(json_t *list, const char *id)
 	json_t *p;
 	json_array_foreach(list, i, p)
 	{
-		json_t *v = json_object_get(p, "payment");
 		char txt[32];
-		if (json_is_integer(v))
-			snprintf(txt, sizeof(txt), "%lld", (long long)json_integer_value(v));
-		else
-			hf_strlcpy(txt, json_string_value(v) ? json_string_value(v) : "", sizeof(txt));
+		payment_id_text(p, txt);
 		if (strcmp(txt, id) == 0)
 			return p;
 	}
@@ -480,8 +499,8 @@ static bool press(struct flow *f, const char *a, const char *v)
 		return true;
 	}
 	if (ON("start", "help")) {
-		if (f->deps.gpio)
-			hf_log(HF_LOG_INFO, PLACE, "help requested on the screen");
+		f->help_pending = true; /* staff see it in core; the background thread sends it */
+		pthread_cond_broadcast(&f->work);
 		message(f, "info", "help");
 		return true;
 	}
@@ -597,7 +616,7 @@ static bool press(struct flow *f, const char *a, const char *v)
 			return false;
 		json_decref(f->chosen);
 		f->chosen = json_incref(p);
-		char amt[HF_MONEY_STR_MAX];
+		char amt[AMOUNT_MAX];
 		amount_text(p, amt);
 		const char *prog = json_string_value(json_object_get(p, "programme"));
 		set_screen(f, "confirm", json_pack("{s:s, s:s}", "amount_text", amt, "programme", prog ? prog : ""));
@@ -791,8 +810,10 @@ static void offline_state_load(struct flow *f)
 		json_t *j = json_loads(hf_buf_cstr(&b), 0, &je);
 		const char *text = json_string_value(json_object_get(j, "allowance_text"));
 		const char *sig = json_string_value(json_object_get(j, "signature"));
-		if (!text || !sig || allowance_install(f, text, sig, true) != HF_OK)
-			hf_log(HF_LOG_WARN, PLACE, "the stored offline allowance does not verify; ignored");
+		hf_err err = text && sig ? allowance_install(f, text, sig, true) : HF_EINVAL;
+		if (err != HF_OK)
+			hf_log(HF_LOG_WARN, PLACE, "the stored offline allowance is not usable (%s%s); ignored", hf_err_name(err),
+			       f->have_core_keys ? "" : ", core's keys unknown");
 		json_decref(j);
 	}
 	hf_buf_reset(&b);
@@ -860,7 +881,11 @@ static hf_err report_event(struct flow *f, struct kclient *k, const char *type)
 	json_t *out = NULL;
 	hf_err err = core_call(f, k, "POST", "kiosk/events", body, &st, &out);
 	json_decref(out);
-	if (err != HF_OK || st >= 500) {
+	if (err == HF_OK && st >= 400 && st < 500) {
+		/* Refused, not lost on the way: queueing it would not help. The caller keeps what it was reporting. */
+		hf_log(HF_LOG_ERROR, PLACE, "core refused a %s event: %ld", type, st);
+		err = HF_EINVAL;
+	} else if (err != HF_OK || st >= 500) {
 		/* Offline: the event waits in the queue and is replayed when the link returns. */
 		char id[37];
 		uuid_new(id);
@@ -912,7 +937,7 @@ static void job_lookup(struct flow *f, struct kclient *k, unsigned long session)
 		}
 		if (status) {
 			json_t *first = json_array_get(items, 0);
-			char amt[HF_MONEY_STR_MAX];
+			char amt[AMOUNT_MAX];
 			amount_text(first, amt);
 			const char *until = json_string_value(json_object_get(first, "pay_until"));
 			set_screen(f, "status",
@@ -929,10 +954,14 @@ static void job_lookup(struct flow *f, struct kclient *k, unsigned long session)
 		json_decref(f->payments);
 		f->payments = items;
 		f->attempt = 0;
-		if (json_array_size(f->templates) == 0)
-			message(f, "error", "no_template");
-		else
+		if (json_array_size(f->templates) == 0 || !f->deps.reader) {
+			/* Offline there is no fallback: the PIN and the staff credential are checked by core. */
+			message(f, "error", "offline_no_finger");
+		} else {
 			show_scan(f, "place");
+			f->job = JOB_SCAN;
+			pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
+		}
 		goto cleanup;
 	}
 	if (st == 404 || st == 400) {
@@ -963,7 +992,7 @@ static void job_lookup(struct flow *f, struct kclient *k, unsigned long session)
 		}
 		json_t *np = json_object_get(out, "next_payment");
 		if (json_is_object(np)) {
-			char amt[HF_MONEY_STR_MAX];
+			char amt[AMOUNT_MAX];
 			amount_text(np, amt);
 			const char *date = json_string_value(json_object_get(np, "pay_from"));
 			if (!date)
@@ -988,16 +1017,16 @@ static void job_lookup(struct flow *f, struct kclient *k, unsigned long session)
 	f->attempt = 0;
 	if (json_array_size(f->templates) == 0) {
 		/* Never enrolled a finger (or it was removed): only the PIN + staff route is left. */
-		set_screen(f, "fallback_offer", json_pack("{s:s}", "why", "no_template"));
+		offer_fallback(f, "no_template");
 		goto cleanup;
 	}
 	if (!f->deps.reader) {
-		set_screen(f, "fallback_offer", json_pack("{s:s}", "why", "reader_fault"));
+		offer_fallback(f, "reader_fault");
 		goto cleanup;
 	}
 	show_scan(f, "place");
 	f->job = JOB_SCAN;
-	pthread_cond_signal(&f->work);
+	pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
 cleanup:
 	pthread_mutex_unlock(&f->mu);
 	json_decref(out);
@@ -1044,7 +1073,7 @@ static void verified(struct flow *f)
 	lamp(f, GPIO_LAMP_RED, false);
 	f->job = JOB_PAYMENTS;
 	set_screen(f, "working", json_pack("{s:s}", "what", "checking"));
-	pthread_cond_signal(&f->work);
+	pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
 }
 
 static void job_scan(struct flow *f, struct kclient *k, unsigned long session)
@@ -1071,7 +1100,7 @@ static void job_scan(struct flow *f, struct kclient *k, unsigned long session)
 		if (still(f, session)) {
 			show_scan(f, "retry");
 			f->job = JOB_SCAN;
-			pthread_cond_signal(&f->work);
+			pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
 		}
 		pthread_mutex_unlock(&f->mu);
 		return;
@@ -1096,7 +1125,7 @@ static void job_scan(struct flow *f, struct kclient *k, unsigned long session)
 	}
 	if (err == HF_EDEVICE || err == HF_ECONFLICT) {
 		hf_log(HF_LOG_WARN, PLACE, "reader failed during a scan: %s", msg);
-		set_screen(f, "fallback_offer", json_pack("{s:s}", "why", "reader_fault"));
+		offer_fallback(f, "reader_fault");
 		goto cleanup;
 	}
 	if (err == HF_EINVAL)
@@ -1123,12 +1152,12 @@ static void job_scan(struct flow *f, struct kclient *k, unsigned long session)
 		if (offline)
 			message(f, "error", "no_match_offline");
 		else
-			set_screen(f, "fallback_offer", json_pack("{s:s}", "why", err == HF_EINVAL ? "no_template" : "no_match"));
+			offer_fallback(f, err == HF_EINVAL ? "no_template" : "no_match");
 		goto cleanup;
 	}
 	show_scan(f, "no_match");
 	f->job = JOB_SCAN;
-	pthread_cond_signal(&f->work);
+	pthread_cond_broadcast(&f->work); /* the worker and the background thread both wait on it */
 cleanup:
 	pthread_mutex_unlock(&f->mu);
 	json_decref(out);
@@ -1139,7 +1168,9 @@ static void job_override(struct flow *f, struct kclient *k, unsigned long sessio
 	pthread_mutex_lock(&f->mu);
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ben_no", f->ben, "pin", f->pin, "staff_user", f->staff_user,
 				 "staff_password", f->staff_pass, "reason",
-				 json_array_size(f->templates) == 0 ? "no_template" : "fingerprint_unreadable");
+				 strcmp(f->fallback_why, "no_template") == 0	 ? "no_template"
+				 : strcmp(f->fallback_why, "reader_fault") == 0 ? "reader_fault"
+										 : "fingerprint_unreadable");
 	if (f->staff_totp[0])
 		json_object_set_new(body, "staff_totp", json_string(f->staff_totp));
 	bool offline = f->offline_session;
@@ -1210,6 +1241,9 @@ static bool print_receipt(struct flow *f, const char *receipt_no, const char *ch
 	hf_buf_release(&bytes);
 	if (err != HF_OK)
 		hf_log(HF_LOG_WARN, PLACE, "receipt not printed: %s", msg[0] ? msg : hf_err_name(err));
+	pthread_mutex_lock(&f->mu);
+	f->printer_failed = err != HF_OK;
+	pthread_mutex_unlock(&f->mu);
 	return err == HF_OK;
 }
 
@@ -1218,6 +1252,19 @@ static void dispense(struct flow *f)
 {
 	if (f->deps.gpio && gpio_pulse(f->deps.gpio, GPIO_DRAWER, 200) != HF_OK)
 		hf_log(HF_LOG_ERROR, PLACE, "the cash drawer line could not be pulsed");
+}
+
+/* The journal of the collection in progress (state_dir/collection.json): written before the request leaves,
+ * updated when core has recorded it and when the drawer has opened, removed after. At start a leftover is
+ * settled with core (see collection_recover). */
+static hf_err journal_put(struct flow *f, const char *request_id, const char *payment, const char *stage)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s}", "request_id", request_id, "payment", payment, "stage", stage);
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	hf_err err = text ? file_put(f->cfg.state_dir, "collection.json", text, strlen(text)) : HF_EINTERNAL;
+	free(text);
+	return err;
 }
 
 static void job_collect_offline(struct flow *f, unsigned long session)
@@ -1251,18 +1298,24 @@ static void job_collect_offline(struct flow *f, unsigned long session)
 		goto unlock;
 	}
 	f->queue_depth = queue_depth(f->deps.queue);
+	/* Between the record and the drawer a crash must be reported, as online (collection_recover). */
+	char pidtxt[32];
+	payment_id_text(f->chosen, pidtxt);
+	(void)journal_put(f, id, pidtxt, "recorded");
 	json_array_append(f->offline_done, json_object_get(f->chosen, "payment"));
 	f->offline_spent += amount;
 	f->offline_count++;
 	offline_done_save(f);
-	char amt[HF_MONEY_STR_MAX], ben[BEN_LEN + 1], prog[80];
+	char amt[AMOUNT_MAX], ben[BEN_LEN + 1], prog[80];
 	amount_text(f->chosen, amt);
 	hf_strlcpy(ben, f->ben, sizeof(ben));
 	hf_strlcpy(prog, str_or(json_string_value(json_object_get(f->chosen, "programme")), ""), sizeof(prog));
 	pthread_mutex_unlock(&f->mu);
 
 	dispense(f);
+	(void)journal_put(f, id, pidtxt, "dispensed");
 	bool printed = print_receipt(f, receipt_no, NULL, ben, amt, prog);
+	file_del(f->cfg.state_dir, "collection.json");
 	hf_log(HF_LOG_INFO, PLACE, "offline collection recorded in the queue (seq %llu)", (unsigned long long)seq);
 
 	pthread_mutex_lock(&f->mu);
@@ -1273,19 +1326,6 @@ static void job_collect_offline(struct flow *f, unsigned long session)
 	}
 unlock:
 	pthread_mutex_unlock(&f->mu);
-}
-
-/* The journal of the collection in progress (state_dir/collection.json): written before the request leaves,
- * updated when core has recorded it and when the drawer has opened, removed after. At start a leftover is
- * settled with core (see collection_recover). */
-static hf_err journal_put(struct flow *f, const char *request_id, const char *payment, const char *stage)
-{
-	json_t *j = json_pack("{s:s, s:s, s:s}", "request_id", request_id, "payment", payment, "stage", stage);
-	char *text = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	hf_err err = text ? file_put(f->cfg.state_dir, "collection.json", text, strlen(text)) : HF_EINTERNAL;
-	free(text);
-	return err;
 }
 
 /* Asks core for the outcome of a collection request until it answers or the deadline passes:
@@ -1316,16 +1356,17 @@ static void job_collect(struct flow *f, struct kclient *k, unsigned long session
 {
 	pthread_mutex_lock(&f->mu);
 	if (f->offline_session) {
+		f->collecting = true;
 		pthread_mutex_unlock(&f->mu);
 		job_collect_offline(f, session);
+		pthread_mutex_lock(&f->mu);
+		f->collecting = false;
+		pthread_mutex_unlock(&f->mu);
 		return;
 	}
 	char payment[32], request_id[37], ben[BEN_LEN + 1];
-	json_t *pid = json_object_get(f->chosen, "payment");
-	if (json_is_integer(pid))
-		snprintf(payment, sizeof(payment), "%lld", (long long)json_integer_value(pid));
-	else
-		hf_strlcpy(payment, json_string_value(pid) ? json_string_value(pid) : "", sizeof(payment));
+	payment_id_text(f->chosen, payment);
+	f->collecting = true; /* the background thread leaves the journal alone meanwhile */
 	uuid_new(request_id);
 	hf_strlcpy(ben, f->ben, sizeof(ben));
 	json_t *body = json_pack("{s:s, s:s, s:s, s:s}", "payment", payment, "ben_no", ben, "verification", f->token,
@@ -1339,6 +1380,7 @@ static void job_collect(struct flow *f, struct kclient *k, unsigned long session
 		hf_log(HF_LOG_ERROR, PLACE, "collection journal cannot be written: nothing sent");
 		json_decref(body);
 		pthread_mutex_lock(&f->mu);
+		f->collecting = false;
 		if (still(f, session))
 			message(f, "error", "kiosk_fault");
 		pthread_mutex_unlock(&f->mu);
@@ -1380,7 +1422,7 @@ static void job_collect(struct flow *f, struct kclient *k, unsigned long session
 		const char *receipt_no = json_string_value(json_object_get(out, "receipt"));
 		const char *check = json_string_value(json_object_get(out, "receipt_check"));
 		const char *prog = json_string_value(json_object_get(out, "programme"));
-		char amt[HF_MONEY_STR_MAX];
+		char amt[AMOUNT_MAX];
 		amount_text(out, amt);
 		bool printed = print_receipt(f, receipt_no ? receipt_no : "-", check, ben, amt, prog);
 		file_del(f->cfg.state_dir, "collection.json");
@@ -1406,10 +1448,17 @@ static void job_collect(struct flow *f, struct kclient *k, unsigned long session
 				: st == 423				 ? "locked"
 									 : "collect_refused");
 		pthread_mutex_unlock(&f->mu);
-		if (recorded == 0)
-			hf_log(HF_LOG_WARN, PLACE, "core refused a collection: %ld %s", st, reason);
+		if (recorded == 0) {
+			char fields[160];
+			kclient_fields(out, fields, sizeof(fields));
+			hf_log(HF_LOG_WARN, PLACE, "core refused a collection: %ld %s%s%s", st, reason, fields[0] ? " in " : "",
+			       fields);
+		}
 	}
 	json_decref(out);
+	pthread_mutex_lock(&f->mu);
+	f->collecting = false;
+	pthread_mutex_unlock(&f->mu);
 }
 
 /* A collection left in the journal by a crash or a lost link: settled with core, never paid out twice.
@@ -1715,7 +1764,7 @@ static void heartbeat(struct flow *f, struct kclient *k)
 	pthread_mutex_lock(&f->mu);
 	const char *reader = f->reader_txt;
 	json_t *body = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:I, s:I}", "version", f->cfg.version, "reader", reader,
-				 "printer", f->cfg.printer[0] ? "ok" : "absent", "tamper", f->tamper_active, "door_open",
+				 "printer", !f->cfg.printer[0] ? "absent" : f->printer_failed ? "failed" : "ok", "tamper", f->tamper_active, "door_open",
 				 f->door_active, "locked", f->locked, "queue_depth", (json_int_t)queue_depth(f->deps.queue),
 				 "queue_oldest_s", (json_int_t)queue_oldest_age_s(f->deps.queue));
 	pthread_mutex_unlock(&f->mu);
@@ -1726,6 +1775,9 @@ static void heartbeat(struct flow *f, struct kclient *k)
 	if (err == HF_OK && st == 200) {
 		json_t *lk = json_object_get(out, "locked");
 		pthread_mutex_lock(&f->mu);
+		/* Core says the allowance changed (a new cap, payments approved at this pay point): fetch it now. */
+		if (json_is_true(json_object_get(out, "allowance_refresh")))
+			f->allowance_fetched_ms = 0;
 		/* Staff unlock in core; the kiosk opens again only when its own switches are quiet too. */
 		if (json_is_boolean(lk) && !json_is_true(lk) && f->locked && !f->tamper_active && !f->door_active) {
 			f->locked = false;
@@ -1779,7 +1831,11 @@ static void *bg_main(void *arg)
 				   strcmp(f->screen, "working") != 0;
 		if (idle_screen && hf_mono_ms() - f->touched_ms > f->cfg.idle_ms)
 			go_start(f);
+		bool help = f->help_pending;
+		f->help_pending = false;
 		pthread_mutex_unlock(&f->mu);
+		if (help)
+			(void)report_event(f, k, "help");
 		if (reader_changed && next_beat != 0)
 			next_beat = 0; /* tell core about a reader change at once */
 		if (hf_mono_ms() >= next_beat) {
@@ -1789,7 +1845,11 @@ static void *bg_main(void *arg)
 				keys = f->have_core_keys && f->online;
 				pthread_mutex_unlock(&f->mu);
 			}
-			collection_recover(f, k);
+			pthread_mutex_lock(&f->mu);
+			bool collecting = f->collecting;
+			pthread_mutex_unlock(&f->mu);
+			if (!collecting)
+				collection_recover(f, k);
 			heartbeat(f, k);
 			if (flow_online(f)) {
 				replay(f, k);

@@ -107,6 +107,24 @@ static hf_err call(struct kclient *k, const char *method, const char *path, json
 	return err;
 }
 
+void kclient_fields(const json_t *resp, char *out, size_t cap)
+{
+	size_t used = 0;
+	size_t i;
+	json_t *fe;
+	out[0] = '\0';
+	json_array_foreach(json_object_get(json_object_get(resp, "error"), "fields"), i, fe)
+	{
+		const char *name = json_string_value(json_object_get(fe, "field"));
+		if (!name)
+			continue;
+		int n = snprintf(out + used, cap - used, "%s%s", used ? "," : "", name);
+		if (n < 0 || (size_t)n >= cap - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
 hf_err kclient_call(struct kclient *k, const char *method, const char *path, json_t *body, long *status, json_t **out,
 		    char **raw)
 {

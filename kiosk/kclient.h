@@ -45,4 +45,7 @@ HF_MUST_CHECK hf_err kclient_post_unsigned(struct kclient *k, const char *path, 
  * "code" (invalid, locked, ...); "" when none. */
 const char *kclient_reason(const json_t *resp);
 
+/* The names of the fields a 400 answer complains about, comma-separated (never their values), for logs. */
+void kclient_fields(const json_t *resp, char *out, size_t cap);
+
 #endif

@@ -23,6 +23,7 @@ static const struct {
 	[HF_EIO] = {"io", 500, "A local input/output operation failed."},
 	[HF_EMETHOD] = {"method", 405, "This method is not allowed on this resource."},
 	[HF_ERATELIMIT] = {"rate_limited", 429, "Too many attempts; wait a minute and try again."},
+	[HF_ELOCKED] = {"locked", 423, "Locked: staff must unlock it before it can be used again."},
 };
 
 const char *hf_err_name(hf_err e)

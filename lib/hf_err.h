@@ -24,6 +24,7 @@ typedef enum hf_err {
 	HF_EIO,       /* a local file or socket failed */
 	HF_EMETHOD,   /* the route exists but not for this method */
 	HF_ERATELIMIT,/* too many attempts: slow down (429 with Retry-After) */
+	HF_ELOCKED,   /* the resource is locked until staff unlock it (423): a kiosk after tamper */
 	HF_ERR_COUNT_
 } hf_err;
 

@@ -22,11 +22,21 @@
 #      core and MariaDB, 500 at once (tests/bench/ussd_load.c), vs bare_mhd hit by the same tool with the
 #      same requests: hops/s ratio, p99 per hop, complete sessions/s
 #   N  100,000 payment notices from core's outbox through the gateway's dispatcher and a private Kannel
-#      (fakesmsc, delivery reports on), vs a plain sendsms loop to the same Kannel: messages/s and the ratio
+#      (fakesmsc, delivery reports on), vs a plain sendsms loop to the same Kannel, one request at a time and
+#      on as many connections as the dispatcher uses: messages/s and the ratios
+#   O  kiosks (tests/bench/kiosk_load.c, kbench_queuefill.c, hifadhi-kiosk): 200 terminals at one pay point
+#      collecting at once (signed verification + collection each), p99 of each request, vs the same terminals
+#      doing signed GET kiosk/me; hifadhi-kiosk start to ready screen with libfprint's virtual reader vs
+#      without a reader; an offline queue of 1,000 events replayed once by the daemon vs the same events
+#      POSTed straight to core
+#   R  the kiosk's fingerprint reader (kiosk/reader.c) on libfprint's virtual_image driver: open, enrol and
+#      verify times (tests/bench/kbench_verify.c) vs the same operations made straight with libfprint in the
+#      same process; reported, no target
 #
 # Everything runs on loopback, out of var/bench/ (removed on exit, whatever happens): a private MariaDB
 # (deploy/mariadb.sh, 127.0.0.1:3327), hifadhi-core and bare_mhd on 127.0.0.1 (ports 18327/18328), the
-# payment simulator (18329), hifadhi-gateway (18330) and Kannel (deploy/kannel.sh, 18331-18334).
+# payment simulator (18329), hifadhi-gateway (18330), Kannel (deploy/kannel.sh, 18331-18334) and the touch UI
+# of hifadhi-kiosk (18335).
 # Results: the summary table on stdout and in build/bench/results.txt; raw wrk output, import summaries and
 # server logs in build/bench/logs/ (replaced by each run).
 # Exit status: 0 when every benchmark measured what it should, even if targets are missed (MISS);
@@ -38,14 +48,19 @@
 #   HF_BENCH_C_THREADS the same for C, where the lowest p99 is kept (default "4")
 #   HF_BENCH_DURATION  seconds of each measured wrk run (15);  HF_BENCH_WARMUP  seconds of warm-up (3)
 #   HF_BENCH_HH_A / HF_BENCH_HH_B / HF_BENCH_HH_C  households generated (20000 / 100000 / 250000)
-#   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABCDEFG)
+#   HF_BENCH_ONLY      a subset of benchmarks to run, e.g. "A" or "BC" (ABCDEFGHIJKLMNOR)
 #   HF_BENCH_AUDIT_N   audit entries for F (1000000);  HF_BENCH_CASES  open cases for H (1000000)
 #   HF_BENCH_USSD_HH   households generated for M (1000: ~4,000 people, ~2,400 phones with a PIN)
 #   HF_BENCH_USSD_SESSIONS  USSD sessions in flight at once in M (500);  HF_BENCH_USSD_THINK_MS  think time
 #                      of M's second run (600: ~200 sessions/s offered)
 #   HF_BENCH_ALERTS    payment notices sent through Kannel in N (100000)
+#   HF_BENCH_KIOSKS    simulated kiosks collecting at once in O (200);  HF_BENCH_KIOSK_HH  households generated
+#                      for O (8000: ~32,500 people, each with a kiosk payment)
+#   HF_BENCH_KIOSK_THINK_MS  think time before each collection in O's second run (1000)
+#   HF_BENCH_QUEUE_N   events in O's offline queue (1000: 4 collections to 1 grievance)
+#   HF_BENCH_READY_RUNS  kiosk starts timed in O, with the reader and without (5 each)
 #   HF_BENCH_PORT      HTTP port of hifadhi-core; bare_mhd uses the next one, the simulator +2, the gateway +3,
-#                      Kannel +4..+7 (18327)
+#                      Kannel +4..+7, hifadhi-kiosk's UI +8 (18327)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -75,13 +90,18 @@ WARMUP=${HF_BENCH_WARMUP:-3}
 HH_A=${HF_BENCH_HH_A:-20000}
 HH_B=${HF_BENCH_HH_B:-100000}
 HH_C=${HF_BENCH_HH_C:-250000}
-ONLY=${HF_BENCH_ONLY:-ABCDEFGHIJKLMN}
+ONLY=${HF_BENCH_ONLY:-ABCDEFGHIJKLMNOR}
 PAY_N=${HF_BENCH_PAY_N:-20000}      # payments disbursed in K (each of B2C and G2P)
 RECON_N=${HF_BENCH_RECON_N:-1000000} # statement lines in L
 USSD_HH=${HF_BENCH_USSD_HH:-1000}           # households of M's registry
 USSD_SESSIONS=${HF_BENCH_USSD_SESSIONS:-500} # sessions in flight at once in M
 USSD_THINK_MS=${HF_BENCH_USSD_THINK_MS:-600} # think time before each hop in M's second run
 ALERTS_N=${HF_BENCH_ALERTS:-100000}          # notices sent through Kannel in N
+KIOSKS_N=${HF_BENCH_KIOSKS:-200}             # simulated kiosks collecting at once in O
+KIOSK_HH=${HF_BENCH_KIOSK_HH:-8000}          # households of O's registry
+QUEUE_N=${HF_BENCH_QUEUE_N:-1000}            # events in O's offline queue
+READY_RUNS=${HF_BENCH_READY_RUNS:-5}         # kiosk starts timed in O, each way
+KIOSK_THINK_MS=${HF_BENCH_KIOSK_THINK_MS:-1000} # think time before each collection in O's second run
 CASES_N=${HF_BENCH_CASES:-1000000}
 PORT=${HF_BENCH_PORT:-18327}
 BARE_PORT=$((PORT + 1))
@@ -90,7 +110,8 @@ IMPORT_TIMEOUT_S=600  # an import that takes longer is stuck, not slow
 HEALTH_DEADLINE_S=30
 STOP_DEADLINE_S=15
 
-for v in DURATION WARMUP HH_A HH_B HH_C PORT USSD_HH USSD_SESSIONS USSD_THINK_MS ALERTS_N; do
+for v in DURATION WARMUP HH_A HH_B HH_C PORT USSD_HH USSD_SESSIONS USSD_THINK_MS ALERTS_N KIOSKS_N KIOSK_HH QUEUE_N \
+	READY_RUNS KIOSK_THINK_MS; do
 	case "${!v}" in '' | *[!0-9]*) echo "bench: $v must be a number, got '${!v}'" >&2; exit 2 ;; esac
 done
 for t in $THREADS_LIST $C_THREADS_LIST; do
@@ -126,6 +147,7 @@ bare_pid=""
 sim_pid=""
 gw_pid=""
 send_pid=""
+kiosk_pid=""
 kannel_started=false
 fg_pid=""
 db_started=false
@@ -173,6 +195,7 @@ cleanup() {
 	trap '' INT TERM HUP # a second Ctrl-C or TERM must not leave the servers running half-way through
 	stop_pid "$fg_pid" "the running command"
 	stop_pid "$send_pid" "the sendsms loop"
+	stop_pid "$kiosk_pid" hifadhi-kiosk
 	stop_gateway
 	stop_kannel
 	stop_core
@@ -1356,6 +1379,57 @@ kannel_dlr_queued() { # DLRs bearerbox still waits for (its status line "DLR: N 
 		sed -n 's/^DLR: \([0-9]*\) queued.*/\1/p'
 }
 
+N_CONNS=4 # the gateway's dispatch.senders (its shipped default): sendsms in flight at once
+
+# sendsms_loop NAME CONNS: ALERTS_N sendsms from CONNS copies of `ussd_load sendsms` at once (ALERTS_N/CONNS
+# each, one request after the other over its own kept-alive connection), DLRs to bare_mhd; timed from the
+# start until fakesmsc has printed them all, then until bearerbox's DLR queue is empty. Sets L_SENT
+# L_FAILED L_HANDED (the last copy done) L_RECV L_DLR (empty when never).
+sendsms_loop() {
+	local name=$1 conns=$2 i fk fk0 t0 last since m0 m1 cpu f v_sent v_failed v_secs
+	say "N: baseline $name: $(fmt_int "$ALERTS_N") sendsms requests over $conns connection(s), each one request after the other (ussd_load sendsms), DLRs to bare_mhd"
+	fk0=$(fake_count)
+	cpu_mark_n m0 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
+	t0=$(now)
+	(
+		trap 'kill $(jobs -p) 2>/dev/null; exit 143' TERM INT
+		for ((i = 0; i < conns; i++)); do
+			"$USSD_LOAD" sendsms "http://127.0.0.1:$K_SENDSMS_PORT/cgi-bin/sendsms" "$(cat "$KANNEL_DIR/sendsms.user")" \
+				"$KANNEL_DIR/sendsms.password" $((ALERTS_N / conns + (i < ALERTS_N % conns ? 1 : 0))) \
+				"http://127.0.0.1:$BARE_PORT" >"$LOGS/n-sendsms-$name-$i.txt" 2>&1 &
+		done
+		wait
+	) &
+	send_pid=$!
+	last=-1 since=$(date +%s) L_RECV="" L_DLR=""
+	while :; do
+		fk=$(($(fake_count) - fk0))
+		if [ -z "$L_RECV" ] && [ "$fk" -ge "$ALERTS_N" ]; then L_RECV=$(elapsed "$t0" "$(now)"); fi
+		if [ -n "$L_RECV" ] && ! kill -0 "$send_pid" 2>/dev/null && [ "$(kannel_dlr_queued)" = 0 ]; then
+			L_DLR=$(elapsed "$t0" "$(now)")
+			break
+		fi
+		if [ "$fk" != "$last" ]; then last=$fk since=$(date +%s); fi
+		[ $(($(date +%s) - since)) -lt 120 ] || break
+		sleep 0.5
+	done
+	wait "$send_pid" || true
+	send_pid=""
+	cpu_mark_n m1 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
+	cpu=$(cpu_report_n "$m0" "$m1" "${K_NAMES[@]}" bare_mhd)
+	NOISE+=("n-sendsms-$name: $cpu")
+	L_SENT=0 L_FAILED=0 L_HANDED=0
+	for ((i = 0; i < conns; i++)); do
+		f="$LOGS/n-sendsms-$name-$i.txt"
+		echo "# $cpu" >>"$f"
+		v_sent=$(wrk_val sent "$f") v_failed=$(wrk_val failed "$f") v_secs=$(wrk_val seconds "$f")
+		L_SENT=$((L_SENT + ${v_sent:-0})) L_FAILED=$((L_FAILED + ${v_failed:-1}))
+		L_HANDED=$(calc %.3f "${v_secs:-0} > $L_HANDED ? ${v_secs:-0} : $L_HANDED")
+	done
+	say "N: baseline $name: $L_SENT accepted by sendsms in ${L_HANDED} s, fakesmsc had them all after ${L_RECV:-never} s, DLRs done after ${L_DLR:-never} s"
+	say "  $cpu"
+}
+
 if [[ "$ONLY" == *N* ]]; then
 	CONF_N="$VAR/core-n.conf"
 	new_db hf_bench_n "$CONF_N"
@@ -1394,40 +1468,17 @@ if [[ "$ONLY" == *N* ]]; then
 	if [ -z "$bb_pid" ] || [ -z "$sb_pid" ] || [ -z "$fk_pid" ]; then die "N: Kannel's boxes are not all running"; fi
 	K_NAMES=(bearerbox smsbox fakesmsc)
 
-	# Baseline: the same number of messages straight into sendsms, dlr-mask 27, DLRs to bare_mhd (200 to all).
+	# Baselines: the same number of messages straight into sendsms, dlr-mask 27, DLRs to bare_mhd (200 to all):
+	# first one request after the other (the issue's "plain loop"), then over as many connections at once as
+	# the dispatcher keeps sendsms in flight (dispatch.senders), so that concurrency alone cannot make the
+	# dispatcher look good.
 	start_bare "$GW_THREADS"
-	say "N: baseline: $(fmt_int "$ALERTS_N") sendsms requests one after the other (ussd_load sendsms), DLRs to bare_mhd"
-	fk0=$(fake_count)
-	cpu_mark_n m0 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
-	t0=$(now)
-	"$USSD_LOAD" sendsms "http://127.0.0.1:$K_SENDSMS_PORT/cgi-bin/sendsms" "$(cat "$KANNEL_DIR/sendsms.user")" \
-		"$KANNEL_DIR/sendsms.password" "$ALERTS_N" "http://127.0.0.1:$BARE_PORT" >"$LOGS/n-sendsms.txt" 2>&1 &
-	send_pid=$!
-	last=-1 since=$(date +%s) b_recv="" b_dlr=""
-	while :; do
-		fk=$(($(fake_count) - fk0))
-		if [ -z "$b_recv" ] && [ "$fk" -ge "$ALERTS_N" ]; then b_recv=$(elapsed "$t0" "$(now)"); fi
-		if [ -n "$b_recv" ] && ! kill -0 "$send_pid" 2>/dev/null && [ "$(kannel_dlr_queued)" = 0 ]; then
-			b_dlr=$(elapsed "$t0" "$(now)")
-			break
-		fi
-		if [ "$fk" != "$last" ]; then last=$fk since=$(date +%s); fi
-		[ $(($(date +%s) - since)) -lt 120 ] || break
-		sleep 0.5
-	done
-	wait "$send_pid" || true
-	send_pid=""
-	cpu_mark_n m1 "$bb_pid" "$sb_pid" "$fk_pid" "$bare_pid"
-	cpu=$(cpu_report_n "$m0" "$m1" "${K_NAMES[@]}" bare_mhd)
-	echo "# $cpu" >>"$LOGS/n-sendsms.txt"
-	NOISE+=("n-sendsms-loop: $cpu")
-	b_sent=$(wrk_val sent "$LOGS/n-sendsms.txt")
-	b_failed=$(wrk_val failed "$LOGS/n-sendsms.txt")
-	b_handed=$(wrk_val seconds "$LOGS/n-sendsms.txt")
+	sendsms_loop serial 1
+	b_sent=$L_SENT b_failed=$L_FAILED b_handed=$L_HANDED b_recv=$L_RECV b_dlr=$L_DLR
+	sendsms_loop parallel "$N_CONNS"
+	p_sent=$L_SENT p_failed=$L_FAILED p_handed=$L_HANDED p_recv=$L_RECV p_dlr=$L_DLR
 	sleep 1 # smsbox's last DLR callbacks
 	stop_bare
-	say "N: baseline: $b_sent accepted by sendsms in ${b_handed} s, fakesmsc had them all after ${b_recv:-never} s, DLRs done after ${b_dlr:-never} s"
-	say "  $cpu"
 
 	# The real thing: the gateway starts with ALERTS_N notices waiting in the outbox.
 	write_gw_conf "$VAR/gateway-n.conf" kannel
@@ -1461,24 +1512,385 @@ if [[ "$ONLY" == *N* ]]; then
 	delivered_n=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_n.outbox WHERE status = 'delivered'")
 	say "N: gateway: all handed to Kannel after ${g_handed:-never} s, at fakesmsc after ${g_recv:-never} s, all delivered after ${g_dlr:-never} s ($delivered_n delivered in the outbox)"
 	say "  $cpu"
-	if [ "$b_sent" != "$ALERTS_N" ] || [ "$b_failed" != 0 ] || [ -z "$b_recv" ]; then
+	if [ "$b_sent" != "$ALERTS_N" ] || [ "$b_failed" != 0 ] || [ -z "$b_recv" ] || [ "$p_sent" != "$ALERTS_N" ] ||
+		[ "$p_failed" != 0 ] || [ -z "$p_recv" ]; then
 		INVALID=1
-		row "N sendsms loop baseline" "$b_sent accepted, $b_failed refused, fakesmsc: ${b_recv:-not all}" "" "INVALID"
+		row "N sendsms loop baselines" "$b_sent + $p_sent accepted, $b_failed + $p_failed refused" \
+			"fakesmsc: ${b_recv:-not all} / ${p_recv:-not all}" "INVALID"
 	elif [ -z "$g_recv" ] || [ "$delivered_n" != "$ALERTS_N" ] || [ "${g_failed:-1}" != 0 ]; then
 		INVALID=1
 		row "N notices through the gateway" "$delivered_n of $ALERTS_N delivered, $g_failed failed" "" "INVALID"
 	else
 		b_rate=$(calc %.1f "$ALERTS_N / $b_recv")
+		p_rate=$(calc %.1f "$ALERTS_N / $p_recv")
 		g_rate=$(calc %.1f "$ALERTS_N / $g_recv")
 		n_ratio=$(calc %.3f "$g_rate / $b_rate")
+		np_ratio=$(calc %.3f "$g_rate / $p_rate")
 		row "N $(fmt_int "$ALERTS_N") notices: outbox, gateway, Kannel" "$(fmt_int "$g_rate") SMS/s (${g_recv} s)" \
 			"sendsms loop $(fmt_int "$b_rate")/s (${b_recv} s)" ""
 		row "N   ratio gateway/sendsms loop" "$n_ratio" "target >= 0.80" "$(mark "$n_ratio >= 0.8")"
-		row "N   gateway: all handed / all delivered" "${g_handed} s / ${g_dlr} s" "loop: ${b_handed} s / ${b_dlr:-?} s" "(info)"
+		row "N   sendsms loops on $N_CONNS connections" "$(fmt_int "$p_rate")/s (${p_recv} s)" "(the dispatcher's concurrency)" "(info)"
+		row "N   ratio gateway/loops on $N_CONNS connections" "$np_ratio" "target >= 0.80" "$(mark "$np_ratio >= 0.8")"
+		row "N   gateway: all handed / all delivered" "${g_handed} s / ${g_dlr} s" "loops: ${b_handed} / ${b_dlr:-?}; ${p_handed} / ${p_dlr:-?} s" "(info)"
 		row "N   notices queued by core" "$(fmt_int "$ALERTS_N") in ${queue_s} s" "" "(info)"
 	fi
-	NOTES+=("N: $(fmt_int "$ALERTS_N") payees with a phone (of $(fmt_int "$rows_n") generated), a kiosk cycle, POST /cycles/BENCH-N/notices (payment_ready) with the gateway stopped; Kannel with fakesmsc, log-level 3, DLR mask 27 both ways. Gateway: claims of 100, one sendsms at a time, each reported sent to core, DLR 1 reported delivered (retries $g_retries, in doubt $g_doubt, duplicate DLRs $g_dups). Baseline: ussd_load sendsms, one request at a time over one kept-alive connection, DLRs to bare_mhd. Times from the start of the sender (gateway start included) to the last message printed by fakesmsc; the ratio is of those")
+	NOTES+=("N: $(fmt_int "$ALERTS_N") payees with a phone (of $(fmt_int "$rows_n") generated), a kiosk cycle, POST /cycles/BENCH-N/notices (payment_ready) with the gateway stopped; Kannel with fakesmsc, log-level 3, DLR mask 27 everywhere. Gateway: claims of 100 (two batches ahead at most), $N_CONNS sendsms in flight (dispatch.senders), every message journaled, its sent report and Kannel's delivery reports (8 accepted, 1 delivered) sent to core in batches (POST /outbox/status; retries $g_retries, in doubt $g_doubt, duplicate DLRs $g_dups). Baselines: ussd_load sendsms, one request at a time over one kept-alive connection, then $N_CONNS copies at once, DLRs to bare_mhd. Times from the start of the sender (gateway start included) to the last message printed by fakesmsc; the ratios are of those")
 	root_sql -e "DROP DATABASE hf_bench_n"
+fi
+
+# ---- O: kiosks: 200 terminals collecting at one pay point, a terminal's start, its offline queue replayed
+
+KIOSK_BIN="$BUILD/bin/hifadhi-kiosk"
+KIOSK_LOAD="$BUILD/bench/kiosk_load"
+QUEUEFILL="$BUILD/bench/kbench_queuefill"
+KIOSK_UI_PORT=$((PORT + 8))
+
+# write_kiosk_conf CONF KIOSK_NO DIR: a terminal's config with the keys tests/integration/kiosk_term.py writes:
+# keys and state under DIR, libfprint's virtual_image reader on DIR/finger.sock, the fake GPIO board, a file
+# as its printer. `serve -o reader.enabled=false` runs it without a reader.
+write_kiosk_conf() {
+	local conf=$1 kno=$2 dir=$3
+	mkdir -p "$dir"
+	chmod 0700 "$dir"
+	cat >"$conf" <<CONF
+# written by tests/bench/run.sh
+[kiosk]
+number = $kno
+[core]
+url = http://127.0.0.1:$PORT
+[key]
+dir = $dir/keys
+[state]
+dir = $dir/state
+[ui]
+port = $KIOSK_UI_PORT
+static_dir = $ROOT/kiosk/ui
+menus_dir = $ROOT/menus/kiosk
+languages = en,sw,fr
+[reader]
+simulate = image:$dir/finger.sock
+[gpio]
+backend = fake:$dir/gpio.sock
+lamp_green = 1
+lamp_red = 2
+lamp_fault = 3
+buzzer = 4
+drawer = 5
+tamper = 6
+door = 7
+help = 8
+[printer]
+path = $dir/receipts.bin
+[receipt]
+url = http://127.0.0.1:$PORT
+[log]
+level = info
+CONF
+}
+
+# Both print nothing (and succeed) when the kiosk does not answer yet, or not with that key.
+kiosk_get() { curl -s --max-time 2 "http://127.0.0.1:$KIOSK_UI_PORT/$1" || true; }
+# The value of KEY in the kiosk's state (screen; reader and queue of its status object: no nested braces).
+state_val() {
+	case "$1" in
+	screen) { grep -o '"screen":"[a-z_]*"' <<<"$2" || true; } | head -n 1 | cut -d'"' -f4 ;;
+	*) { grep -o '"status":{[^}]*}' <<<"$2" || true; } | { grep -o "\"$1\":[^,}]*" || true; } | head -n 1 | cut -d: -f2 | tr -d '"' ;;
+	esac
+}
+
+# kiosk_ready CONF LOG READER [-o ...]: starts hifadhi-kiosk serve and polls until /healthz answers 200 and
+# /api/state shows the start screen with the reader READER ("ok" or "absent"); sets READY_S (seconds from
+# the start) and leaves it running (kiosk_pid).
+kiosk_ready() {
+	local conf=$1 log=$2 want=$3 t0 st deadline
+	shift 3
+	port_busy "$KIOSK_UI_PORT" && die "O: port $KIOSK_UI_PORT is in use; set HF_BENCH_PORT"
+	deadline=$(($(date +%s) + HEALTH_DEADLINE_S))
+	t0=$(now)
+	"$KIOSK_BIN" -c "$conf" "$@" serve </dev/null >"$log" 2>&1 &
+	kiosk_pid=$!
+	while :; do
+		if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$KIOSK_UI_PORT/healthz")" = 200 ]; then
+			st=$(kiosk_get api/state)
+			[ "$(state_val screen "$st")" = start ] && [ "$(state_val reader "$st")" = "$want" ] && break
+		fi
+		kill -0 "$kiosk_pid" 2>/dev/null || { tail -n 20 "$log" >&2; kiosk_pid=""; die "hifadhi-kiosk serve exited; log: $log"; }
+		[ "$(date +%s)" -lt "$deadline" ] || { tail -n 20 "$log" >&2; die "hifadhi-kiosk was not ready (reader $want) within ${HEALTH_DEADLINE_S}s; last state: ${st:-none}"; }
+		sleep 0.01
+	done
+	READY_S=$(elapsed "$t0" "$(now)")
+}
+stop_kiosk() { stop_pid "$kiosk_pid" hifadhi-kiosk; kiosk_pid=""; }
+
+if [[ "$ONLY" == *O* ]]; then
+	for f in "$KIOSK_BIN" "$KIOSK_LOAD" "$QUEUEFILL"; do [ -x "$f" ] || die "$f not found; run make first"; done
+	if [ "$KIOSK_THINK_MS" -eq 0 ] || [ "$KIOSKS_N" -eq 0 ] || [ "$QUEUE_N" -lt 5 ] || [ "$READY_RUNS" -eq 0 ]; then
+		die "O: HF_BENCH_KIOSK_THINK_MS, HF_BENCH_KIOSKS and HF_BENCH_READY_RUNS must be above 0, HF_BENCH_QUEUE_N at least 5"
+	fi
+	CONF_O="$VAR/core-o.conf"
+	URL_O="http://127.0.0.1:$PORT"
+	KDIR="$VAR/kiosk"
+	new_db hf_bench_o "$CONF_O"
+	rows_o=$(gen_csv "$KIOSK_HH" 15 "$VAR/o.csv")
+	start_core "$CONF_O" "$BEST_THREADS" "$LOGS/core-o-setup.log"
+	create_programmes "$CONF_O"
+	stop_core
+	import_csv "$CONF_O" "$VAR/o.csv" o
+	rm -f "$VAR/o.csv"
+	root_sql hf_bench_o -e "DELETE FROM enrolments"
+	enrol_all hf_bench_o OPCT 0
+	start_core "$CONF_O" "$BEST_THREADS" "$LOGS/core-o.log"
+	# A kiosk cycle payable from today (a collection outside the pay dates is refused), every region at PP-O.
+	maker=$(bench_token "$CONF_O" payment_officer)
+	checker=$(bench_token "$CONF_O" payment_officer payment_checker)
+	today=$(date -u +%F)
+	pay_until=$(date -u -d '+30 days' +%F)
+	api "$maker" POST ledger/funding '{"programme":"OPCT","amount":1000000000000,"currency":"KES","reference":"FUND-BENCH-O"}' >/dev/null
+	pp=$(root_sql -e "SELECT CONCAT('{', GROUP_CONCAT(CONCAT('\"', name, '\":\"PP-O\"')), '}') FROM hf_bench_o.locations
+		WHERE level = 'region'")
+	api "$maker" POST cycles "{\"code\":\"BENCH-O\",\"programme\":\"OPCT\",\"rule\":{\"kind\":\"flat\",\"amount\":300000},\"cutoff_date\":\"$today\",\"pay_from\":\"$today\",\"pay_until\":\"$pay_until\",\"channel\":\"kiosk\",\"pay_points\":$pp}" >/dev/null
+	paid_o=$(api "$maker" POST cycles/BENCH-O/payroll '{}' | jget payroll_count)
+	api "$maker" POST cycles/BENCH-O/submit '{}' >/dev/null
+	api "$checker" POST cycles/BENCH-O/approve '{}' >/dev/null
+	# The offline part gets a pay point of its own, PP-Q (straight into the table): the payments of the
+	# queue's collections and of the baseline's, so that neither can meet the load's.
+	q_coll=$((QUEUE_N * 4 / 5))
+	q_griev=$((QUEUE_N - q_coll))
+	root_sql hf_bench_o -e "UPDATE payments SET pay_point = 'PP-Q' WHERE pay_point = 'PP-O' AND status = 'available'
+		ORDER BY id LIMIT $((2 * q_coll))"
+	root_sql -e "SELECT i.ben_no, p.id FROM hf_bench_o.payments p JOIN hf_bench_o.individuals i ON i.id = p.individual_id
+		WHERE p.pay_point = 'PP-O' AND p.status = 'available' ORDER BY RAND(15)" >"$VAR/o-items.txt"
+	items_o=$(wc -l <"$VAR/o-items.txt")
+	say "O: $(fmt_int "$rows_o") people, $(fmt_int "$paid_o") kiosk payments available from today: $(fmt_int "$items_o") at PP-O, $((2 * q_coll)) at PP-Q"
+	# A payment is collected once: the think-time run gets its own (what it can use, half again), the run
+	# without think time the rest; the kiosks of a run take them in turn from one pool, as people queue.
+	think_items=$(calc %.0f "$KIOSKS_N * (($DURATION + $WARMUP) * 1000 / $KIOSK_THINK_MS * 1.5 + 2)")
+	[ "$items_o" -ge $((think_items + KIOSKS_N * 20)) ] ||
+		die "O: only $items_o payments at PP-O for $KIOSKS_N kiosks; raise HF_BENCH_KIOSK_HH"
+	head -n "$think_items" "$VAR/o-items.txt" >"$VAR/o-items-think.txt"
+	tail -n +"$((think_items + 1))" "$VAR/o-items.txt" >"$VAR/o-items-loop.txt"
+
+	# -- collections by KIOSKS_N terminals at PP-O, each enrolled with its own key
+	say "O: registering and enrolling $KIOSKS_N kiosks at PP-O, and an enrolment station"
+	run_waited "$KIOSK_LOAD" register "$URL_O" "$maker" PP-O "$KIOSKS_N" "$VAR/o-kiosks.txt" >"$LOGS/o-register.txt" 2>&1 ||
+		{ cat "$LOGS/o-register.txt" >&2; die "O: registering the kiosks failed"; }
+	"$KIOSK_LOAD" register "$URL_O" "$maker" PP-O 1 "$VAR/o-station.txt" >>"$LOGS/o-register.txt" 2>&1 ||
+		{ cat "$LOGS/o-register.txt" >&2; die "O: registering the enrolment station failed"; }
+	api "$maker" PATCH "kiosks/$(cut -d' ' -f1 "$VAR/o-station.txt")" '{"mode":"enrolment"}' >/dev/null
+	# A match needs a template enrolled: one each, through the station (POST kiosk/templates, sealed to core).
+	cut -d"$(printf '\t')" -f1 "$VAR/o-items.txt" >"$VAR/o-bens.txt"
+	say "O: enrolling a template for each of the $(fmt_int "$items_o") payees at PP-O through the station"
+	run_waited "$KIOSK_LOAD" templates "$URL_O" "$VAR/o-station.txt" "$VAR/o-bens.txt" 4 >"$LOGS/o-templates.txt" 2>&1 ||
+		{ tail -n 5 "$LOGS/o-templates.txt" >&2; die "O: enrolling the templates failed"; }
+	say "O: $(grep '^BENCH' "$LOGS/o-templates.txt")"
+
+	say "O: baseline: the $KIOSKS_N kiosks at once, signed GET kiosk/me, ${DURATION}s after ${WARMUP}s of warm-up"
+	cpu_mark m0 "$core_pid"
+	run_waited "$KIOSK_LOAD" me "$URL_O" "$VAR/o-kiosks.txt" -d "$DURATION" -w "$WARMUP" >"$LOGS/o-me.txt" 2>&1 ||
+		{ tail -n 5 "$LOGS/o-me.txt" >&2; die "O: kiosk_load me failed"; }
+	cpu_mark m1 "$core_pid"
+	cpu=$(cpu_report "$m0" "$m1" hifadhi-core)
+	echo "# $cpu" >>"$LOGS/o-me.txt"
+	NOISE+=("o-kiosk-me: $cpu")
+	me_rps=$(wrk_val rps "$LOGS/o-me.txt")
+	me_fail=$(wrk_val failures "$LOGS/o-me.txt")
+	me_p50=$(calc %.2f "$(wrk_val p50_us "$LOGS/o-me.txt") / 1000")
+	me_p99=$(calc %.2f "$(wrk_val p99_us "$LOGS/o-me.txt") / 1000")
+	say "O: kiosk/me: $(fmt_int "$me_rps") req/s, p50 $me_p50 ms, p99 $me_p99 ms, $me_fail failures"
+	say "  $cpu"
+
+	say "O: the $KIOSKS_N kiosks at once, each verification (match) then collection, ${DURATION}s after ${WARMUP}s of warm-up"
+	cpu_mark m0 "$core_pid"
+	run_waited "$KIOSK_LOAD" collect "$URL_O" "$VAR/o-kiosks.txt" "$VAR/o-items-loop.txt" -d "$DURATION" -w "$WARMUP" \
+		>"$LOGS/o-collect.txt" 2>&1 || { tail -n 5 "$LOGS/o-collect.txt" >&2; die "O: kiosk_load collect failed"; }
+	cpu_mark m1 "$core_pid"
+	cpu=$(cpu_report "$m0" "$m1" hifadhi-core)
+	echo "# $cpu" >>"$LOGS/o-collect.txt"
+	NOISE+=("o-kiosk-collect: $cpu")
+	c_rate=$(wrk_val collections_per_s "$LOGS/o-collect.txt")
+	c_total=$(wrk_val collected_total "$LOGS/o-collect.txt")
+	c_fail=$(wrk_val failures "$LOGS/o-collect.txt")
+	c_exh=$(wrk_val exhausted "$LOGS/o-collect.txt")
+	c_p50=$(calc %.2f "$(wrk_val collect_p50_us "$LOGS/o-collect.txt") / 1000")
+	c_p99=$(calc %.2f "$(wrk_val collect_p99_us "$LOGS/o-collect.txt") / 1000")
+	v_p50=$(calc %.2f "$(wrk_val verify_p50_us "$LOGS/o-collect.txt") / 1000")
+	v_p99=$(calc %.2f "$(wrk_val verify_p99_us "$LOGS/o-collect.txt") / 1000")
+	say "O: $(fmt_int "$c_rate") collections/s; collection p50 $c_p50 ms, p99 $c_p99 ms; verification p50 $v_p50 ms, p99 $v_p99 ms; $c_fail failures, $c_exh kiosks found no payment left"
+	say "  $cpu"
+	say "O: the same with ${KIOSK_THINK_MS} ms of think time before each collection (random, 0.5-1.5 times it)"
+	cpu_mark m0 "$core_pid"
+	run_waited "$KIOSK_LOAD" collect "$URL_O" "$VAR/o-kiosks.txt" "$VAR/o-items-think.txt" -d "$DURATION" -w "$WARMUP" \
+		-k "$KIOSK_THINK_MS" >"$LOGS/o-collect-think.txt" 2>&1 ||
+		{ tail -n 5 "$LOGS/o-collect-think.txt" >&2; die "O: kiosk_load collect -k failed"; }
+	cpu_mark m1 "$core_pid"
+	cpu=$(cpu_report "$m0" "$m1" hifadhi-core)
+	echo "# $cpu" >>"$LOGS/o-collect-think.txt"
+	NOISE+=("o-kiosk-collect-think: $cpu")
+	t_rate=$(wrk_val collections_per_s "$LOGS/o-collect-think.txt")
+	t_total=$(wrk_val collected_total "$LOGS/o-collect-think.txt")
+	t_fail=$(wrk_val failures "$LOGS/o-collect-think.txt")
+	t_exh=$(wrk_val exhausted "$LOGS/o-collect-think.txt")
+	t_p50=$(calc %.2f "$(wrk_val collect_p50_us "$LOGS/o-collect-think.txt") / 1000")
+	t_p99=$(calc %.2f "$(wrk_val collect_p99_us "$LOGS/o-collect-think.txt") / 1000")
+	tv_p99=$(calc %.2f "$(wrk_val verify_p99_us "$LOGS/o-collect-think.txt") / 1000")
+	say "O: with think time: $(fmt_int "$t_rate") collections/s; collection p50 $t_p50 ms, p99 $t_p99 ms; verification p99 $tv_p99 ms; $t_fail failures, $t_exh kiosks found no payment left"
+	say "  $cpu"
+	c_all=$((c_total + t_total))
+	db_coll=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.payments WHERE pay_point = 'PP-O' AND status = 'collected'")
+	db_req=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.kiosk_collection_requests r JOIN hf_bench_o.payments p ON
+		p.id = r.payment_id WHERE p.pay_point = 'PP-O'")
+	"$CORE" -c "$CONF_O" ledger check >"$LOGS/o-ledger.json" 2>&1 && ledger_ok=true || ledger_ok=false
+	if [ -z "$me_rps" ] || [ -z "$c_rate" ] || [ -z "$t_rate" ] || [ "$me_fail" != 0 ] || [ "$c_fail" != 0 ] ||
+		[ "$c_exh" != 0 ] || [ "$t_fail" != 0 ] || [ "$t_exh" != 0 ] || [ "$db_coll" != "$c_all" ] ||
+		[ "$db_req" != "$c_all" ] || ! $ledger_ok; then
+		INVALID=1
+		row "O collections by $KIOSKS_N kiosks" "$((c_fail + t_fail)) failures, $((c_exh + t_exh)) ran out" \
+			"kiosk/me failures $me_fail; DB $db_coll of $c_all; ledger $ledger_ok" "INVALID"
+		say "INVALID O collections: first failure: $(sed -n 's/^first_failure: //p' "$LOGS/o-collect.txt" "$LOGS/o-collect-think.txt" "$LOGS/o-me.txt" | head -n 1)"
+	else
+		o_ratio=$(calc %.3f "$c_rate / $me_rps")
+		row "O collections, $KIOSKS_N kiosks at one pay point" "$(fmt_int "$c_rate") collections/s" \
+			"kiosk/me $(fmt_int "$me_rps") req/s, p99 $me_p99 ms" ""
+		row "O   ratio collections/kiosk-me requests" "$o_ratio" "(2 signed writes per collection)" "(info)"
+		row "O   collection request p50 / p99" "$c_p50 / $c_p99 ms" "target p99 <= 100 ms" "$(mark "$c_p99 <= 100")"
+		row "O   verification request p50 / p99" "$v_p50 / $v_p99 ms" "kiosk/me p50 $me_p50 ms" "(info)"
+		row "O   with ${KIOSK_THINK_MS} ms think time" "$(fmt_int "$t_rate")/s, collection p99 $t_p99 ms" \
+			"p50 $t_p50 ms; verification p99 $tv_p99" "(info)"
+	fi
+	NOTES+=("O: $KIOSKS_N kiosks registered at PP-O by a payment officer and enrolled with their own Ed25519 keys (kiosk_load register); $(fmt_int "$items_o") payees there with a template each (POST kiosk/templates by an enrolment station), taken in turn by whichever kiosk is free; each kiosk one thread and one kept-alive connection, one request after the other (no think time): POST kiosk/verifications {result: match} -> 201 token, POST kiosk/collections with it and a fresh request_id -> 201 collected. A second run with ${KIOSK_THINK_MS} ms of think time before each collection (other payments). Every answer checked; $(fmt_int "$c_all") collections in all (warm-ups included), as many collected payments and collection requests in the database; ledger check passed. kiosk/me also writes: the nonce of every signed request")
+
+	# -- a terminal's start: hifadhi-kiosk serve to the ready screen, with libfprint's virtual reader and without
+	mkdir -p "$KDIR"
+	chmod 0700 "$KDIR"
+	reg=$(api "$maker" POST kiosks '{"pay_point":"PP-Q"}')
+	c_no=$(jget kiosk_no <<<"$reg")
+	write_kiosk_conf "$KDIR/c.conf" "$c_no" "$KDIR/c"
+	"$KIOSK_BIN" -c "$KDIR/c.conf" register "$(jget enrolment_code <<<"$reg")" >>"$LOGS/o-kiosk-register.txt" 2>&1 ||
+		{ cat "$LOGS/o-kiosk-register.txt" >&2; die "O: hifadhi-kiosk register failed"; }
+	R_WITH=() R_WITHOUT=()
+	for ((i = 1; i <= READY_RUNS; i++)); do
+		kiosk_ready "$KDIR/c.conf" "$LOGS/o-kiosk-ready-reader-$i.log" ok
+		R_WITH+=("$READY_S")
+		stop_kiosk
+		kiosk_ready "$KDIR/c.conf" "$LOGS/o-kiosk-ready-noreader-$i.log" absent -o reader.enabled=false
+		R_WITHOUT+=("$READY_S")
+		stop_kiosk
+	done
+	say "O: kiosk start to ready screen, virtual reader: ${R_WITH[*]} s; no reader: ${R_WITHOUT[*]} s"
+	worst() { printf '%s\n' "$@" | sort -g | tail -n 1; }
+	median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+	r_worst=$(worst "${R_WITH[@]}") r_med=$(median "${R_WITH[@]}")
+	n_worst=$(worst "${R_WITHOUT[@]}") n_med=$(median "${R_WITHOUT[@]}")
+	row "O kiosk start to ready, virtual reader" "worst $r_worst s, median $r_med s" "target <= 3 s" "$(mark "$r_worst <= 3")"
+	row "O   the same without a reader" "worst $n_worst s, median $n_med s" "($READY_RUNS starts each)" "(info)"
+	NOTES+=("O: kiosk start: hifadhi-kiosk serve (registered with \`hifadhi-kiosk register CODE\`, fake GPIO board, a file as printer) until /healthz answers 200 and /api/state shows the start screen with the reader ok (libfprint virtual_image) or absent (reader.enabled = false); starts alternate, the first is the terminal's first (no core keys cached); each start's ready includes its first round with core (keys, heartbeat, queue replay, allowance)")
+
+	# -- the offline queue: kiosk A (the daemon) replays QUEUE_N events; kiosk B POSTs as many straight to core
+	reg=$(api "$maker" POST kiosks '{"pay_point":"PP-Q"}')
+	a_no=$(jget kiosk_no <<<"$reg")
+	write_kiosk_conf "$KDIR/a.conf" "$a_no" "$KDIR/a"
+	"$KIOSK_BIN" -c "$KDIR/a.conf" register "$(jget enrolment_code <<<"$reg")" >>"$LOGS/o-kiosk-register.txt" 2>&1 ||
+		{ cat "$LOGS/o-kiosk-register.txt" >&2; die "O: hifadhi-kiosk register failed"; }
+	printf '%s %s\n' "$a_no" "$(tr -d '\n' <"$KDIR/a/keys/kiosk.key")" >"$VAR/o-kiosk-a.txt"
+	"$KIOSK_LOAD" register "$URL_O" "$maker" PP-Q 1 "$VAR/o-kiosk-b.txt" >>"$LOGS/o-register.txt" 2>&1 ||
+		{ cat "$LOGS/o-register.txt" >&2; die "O: registering kiosk B failed"; }
+	b_no=$(cut -d' ' -f1 "$VAR/o-kiosk-b.txt")
+	for k in "$a_no" "$b_no"; do
+		api "$maker" PATCH "kiosks/$k" "{\"offline\":{\"cap\":{\"amount\":100000000000,\"currency\":\"KES\"},\"max_collections\":10000,\"hours\":24}}" >/dev/null
+	done
+	"$KIOSK_LOAD" events "$URL_O" "$VAR/o-kiosk-a.txt" "$q_coll" "$q_griev" 0 "$VAR/o-events-a.jsonl" >"$LOGS/o-events.txt" 2>&1 ||
+		{ cat "$LOGS/o-events.txt" >&2; die "O: making kiosk A's offline events failed"; }
+	"$KIOSK_LOAD" events "$URL_O" "$VAR/o-kiosk-b.txt" "$q_coll" "$q_griev" "$q_coll" "$VAR/o-events-b.jsonl" \
+		>>"$LOGS/o-events.txt" 2>&1 || { cat "$LOGS/o-events.txt" >&2; die "O: making kiosk B's offline events failed"; }
+	say "O: baseline: $QUEUE_N offline events ($q_coll collections, $q_griev grievances) POSTed straight to core by kiosk B, 100 a request"
+	cpu_mark m0 "$core_pid"
+	run_waited "$KIOSK_LOAD" offline "$URL_O" "$VAR/o-kiosk-b.txt" "$VAR/o-events-b.jsonl" applied >"$LOGS/o-offline-direct.txt" 2>&1 &&
+		direct_ok=true || direct_ok=false
+	cpu_mark m1 "$core_pid"
+	NOISE+=("o-offline-direct: $(cpu_report "$m0" "$m1" hifadhi-core)")
+	d_rate=$(wrk_val events_per_s "$LOGS/o-offline-direct.txt")
+	d_s=$(wrk_val seconds "$LOGS/o-offline-direct.txt")
+	say "O: direct: $(grep '^BENCH' "$LOGS/o-offline-direct.txt")"
+	# The daemon's queue, filled while it is stopped, through its own queue module and key (what a day
+	# without core leaves behind), then the daemon started with core up and timed until the queue is empty.
+	mkdir -p "$KDIR/a/state"
+	chmod 0700 "$KDIR/a/state"
+	"$QUEUEFILL" "$KDIR/a/keys/queue.key" "$KDIR/a/state/queue" "$VAR/o-events-a.jsonl" >"$LOGS/o-queuefill.txt" 2>&1 ||
+		{ cat "$LOGS/o-queuefill.txt" >&2; die "O: filling the kiosk's queue failed"; }
+	say "O: $(grep '^BENCH' "$LOGS/o-queuefill.txt"); starting kiosk A (no reader) with core up"
+	port_busy "$KIOSK_UI_PORT" && die "O: port $KIOSK_UI_PORT is in use; set HF_BENCH_PORT"
+	cpu_mark_n m0 0 "$core_pid"
+	t0=$(now)
+	"$KIOSK_BIN" -c "$KDIR/a.conf" -o reader.enabled=false serve </dev/null >"$LOGS/o-kiosk-replay.log" 2>&1 &
+	kiosk_pid=$!
+	deadline=$(($(date +%s) + 300)) q_left="" q_s=""
+	while :; do
+		q_left=$(state_val queue "$(kiosk_get api/state)")
+		if [ "$q_left" = 0 ]; then q_s=$(elapsed "$t0" "$(now)"); break; fi
+		kill -0 "$kiosk_pid" 2>/dev/null || { tail -n 20 "$LOGS/o-kiosk-replay.log" >&2; kiosk_pid=""; die "O: hifadhi-kiosk exited"; }
+		[ "$(date +%s)" -lt "$deadline" ] || break
+		sleep 0.02
+	done
+	cpu_mark_n m1 "$kiosk_pid" "$core_pid"
+	NOISE+=("o-queue-replay: $(cpu_report_n "$m0" "$m1" hifadhi-kiosk hifadhi-core)")
+	stop_kiosk
+	counts=$(root_sql -e "SELECT CONCAT(e.type, ':', e.status, '=', COUNT(*)) FROM hf_bench_o.kiosk_offline_events e JOIN
+		hf_bench_o.kiosks k ON k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no' GROUP BY e.type, e.status" | tr '\n' ' ')
+	applied=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.kiosk_offline_events e JOIN hf_bench_o.kiosks k ON
+		k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no' AND e.status = 'applied'")
+	all_ev=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.kiosk_offline_events e JOIN hf_bench_o.kiosks k ON
+		k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no'")
+	paid_q=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.payments WHERE status = 'collected' AND id IN (SELECT e.payment_id
+		FROM hf_bench_o.kiosk_offline_events e JOIN hf_bench_o.kiosks k ON k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no'
+		AND e.type = 'collection' AND e.status = 'applied')")
+	cases_q=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.kiosk_offline_events e JOIN hf_bench_o.kiosks k ON
+		k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no' AND e.type = 'grievance' AND e.status = 'applied' AND e.reference IS NOT NULL")
+	say "O: replay: queue ${q_left:-?} after ${q_s:-never} s; kiosk A's events in core: $counts"
+	# A second replay of the same events (what a lost acknowledgement would cause) must change nothing.
+	run_waited "$KIOSK_LOAD" offline "$URL_O" "$VAR/o-kiosk-a.txt" "$VAR/o-events-a.jsonl" duplicate \
+		>"$LOGS/o-offline-again.txt" 2>&1 && again_ok=true || again_ok=false
+	all_ev2=$(root_sql -e "SELECT COUNT(*) FROM hf_bench_o.kiosk_offline_events e JOIN hf_bench_o.kiosks k ON
+		k.id = e.kiosk_id WHERE k.kiosk_no = '$a_no'")
+	"$CORE" -c "$CONF_O" ledger check >"$LOGS/o-ledger-2.json" 2>&1 && ledger_ok=true || ledger_ok=false
+	say "O: the same events again: $(grep '^BENCH' "$LOGS/o-offline-again.txt")"
+	if ! $direct_ok || [ -z "$q_s" ] || [ "$applied" != "$QUEUE_N" ] || [ "$all_ev" != "$QUEUE_N" ] ||
+		[ "$paid_q" != "$q_coll" ] || [ "$cases_q" != "$q_griev" ] || ! $again_ok || [ "$all_ev2" != "$QUEUE_N" ] ||
+		! $ledger_ok; then
+		INVALID=1
+		row "O offline queue replay" "queue ${q_left:-?}, applied $applied of $QUEUE_N" \
+			"direct ok $direct_ok, again ok $again_ok, ledger $ledger_ok" "INVALID"
+		say "INVALID O offline: $(sed -n 's/^first_failure: //p' "$LOGS/o-offline-direct.txt" "$LOGS/o-offline-again.txt" | head -n 1)"
+	else
+		q_rate=$(calc %.1f "$QUEUE_N / $q_s")
+		q_ratio=$(calc %.3f "$q_rate / $d_rate")
+		row "O offline queue of $(fmt_int "$QUEUE_N") events, replayed" "$(fmt_int "$q_rate") events/s (${q_s} s)" \
+			"target >= 200 events/s" "$(mark "$q_rate >= 200")"
+		row "O   ratio replay/direct POSTs" "$q_ratio" "direct $(fmt_int "$d_rate")/s (${d_s} s)" "(info)"
+	fi
+	NOTES+=("O: offline queue: $q_coll collections under kiosk A's signed allowance and $q_griev anonymous grievances (kiosk/flow.c's shapes, kiosk_load events), appended to A's queue by kbench_queuefill (kiosk/queue.c, its key) while the daemon was stopped; timed from starting hifadhi-kiosk serve (core up, no reader) until /api/state says queue 0, the daemon's start included. Core then holds exactly $QUEUE_N applied events of A ($q_coll payments collected, $q_griev cases), the same events sent again are all answered duplicate and change nothing, ledger check passed. Baseline: kiosk B, another $q_coll collections and $q_griev grievances under its own allowance, POSTed by kiosk_load in requests of 100, one after the other")
+	stop_core
+	root_sql -e "DROP DATABASE hf_bench_o"
+fi
+
+# ---- R: the kiosk's fingerprint reader on libfprint's virtual_image driver, against libfprint used directly
+
+if [[ "$ONLY" == *R* ]]; then
+	KBENCH_VERIFY="$BUILD/bench/kbench_verify"
+	[ -x "$KBENCH_VERIFY" ] || die "R: $KBENCH_VERIFY not found; run make first"
+	say "R: fingerprint reader (virtual_image): open, enrol 4 NIST prints (5 impressions each), 50 verifications, 12 impostor checks; then the same straight with libfprint"
+	r_val() { sed -n "s/^$1=//p" "$LOGS/r-verify.txt" | head -n 1; }
+	if "$KBENCH_VERIFY" -n 50 >"$LOGS/r-verify.txt" 2>&1; then
+		row "R fingerprint verify (virtual_image)" "mean $(r_val reader_verify_mean_ms) ms, p99 $(r_val reader_verify_p99_ms) ms" \
+			"libfprint direct: mean $(r_val raw_verify_mean_ms) ms" "(info)"
+		row "R   ratio reader/libfprint direct" "$(r_val verify_ratio_reader_raw)" "" "(info)"
+		row "R   open / enrol (5 scans)" "$(r_val reader_open_ms) ms / $(r_val reader_enrol_mean_ms) ms" \
+			"direct: $(r_val raw_open_ms) ms / $(r_val raw_enrol_mean_ms) ms" "(info)"
+		row "R   impostor checks" "$(r_val reader_impostor_refused)/$(r_val reader_impostor_n) refused, mean $(r_val reader_impostor_mean_ms) ms" "" "(info)"
+		NOTES+=("R: tests/bench/kbench_verify.c: kiosk/reader.c's synchronous calls (its own thread, job hand-over, deadlines) vs fp_device_*_sync on the same virtual_image device, one process; host-side NBIS (mindtct + bozorth3) on generated impressions (rotations, shifts, crops) of the NIST prints; times include the feeder's reaction to the armed sensor (1 ms polling), not a person's press. virtual_image delays its open by 100 ms on purpose. Kiosk start to ready screen (target <= 3 s) is measured with the whole kiosk, not here")
+	else
+		INVALID=1
+		row "R fingerprint reader" "$(tail -n 1 "$LOGS/r-verify.txt")" "see build/bench/logs/r-verify.txt" "INVALID"
+	fi
 fi
 
 # ---- summary
@@ -1495,7 +1907,7 @@ FINISHED=$(date -u '+%Y-%m-%d %H:%M UTC')
 		printf '%s\n' "${NOTES[@]}"
 	fi
 	echo
-	echo "Where the CPU went during each measurement (client/tool = wrk, plain_insert, hifadhi-core import, ussd_load, N's polling):"
+	echo "Where the CPU went during each measurement (client/tool = wrk, plain_insert, hifadhi-core import, ussd_load, kiosk_load, N's and O's polling):"
 	printf '  %s\n' "${NOISE[@]}"
 	if [ "$INVALID" != 0 ]; then
 		echo

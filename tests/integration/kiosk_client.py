@@ -6,20 +6,31 @@ what a correct terminal sends, not merely what our own C code produces. The sign
 
     "hifadhi-kiosk-v1\\n" METHOD "\\n" PATH "\\n" TIMESTAMP "\\n" NONCE "\\n" KIOSK_NO "\\n" hex(SHA-256(body))
 
-Standard library and `cryptography` only.
+Biometric templates travel sealed (libsodium's crypto_box_seal): to core's seal_pk (GET kiosk/me) when a
+kiosk enrols one, and to the kiosk's own X25519 key (derived from its Ed25519 key) when core hands one to a
+pay point. seal_to() and KioskKey.open_sealed() do both ends with PyNaCl (Debian's python3-nacl), again
+independently of the C code.
+
+Standard library, `cryptography` and `nacl` only.
 
     key = KioskKey()
     enrol = {"kiosk_no": no, "enrolment_code": code, "public_key": key.public_b64}
     headers = signed_headers(key, no, "POST", "/api/v1/kiosk/ping", body_bytes)
+    k = Kiosk.register(core, "AHERO-1", as_="payment_officer")      # registered and enrolled
+    st, _, body = k.call("POST", "/api/v1/kiosk/verifications", {...})
 """
 
 import base64
 import hashlib
+import json
 import os
 import time
+import uuid
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.public import PublicKey, SealedBox
+from nacl.signing import SigningKey
 
 DOMAIN = "hifadhi-kiosk-v1"
 
@@ -51,6 +62,92 @@ class KioskKey:
 
     def sign(self, message):
         return self._sk.sign(message)
+
+    @property
+    def seed(self):
+        """The 32-byte Ed25519 seed (libsodium's secret key is seed || public key)."""
+        return self._sk.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                      serialization.NoEncryption())
+
+    def open_sealed(self, sealed_b64):
+        """Opens what core sealed to this kiosk: crypto_box_seal_open with the X25519 form of the key
+        (crypto_sign_ed25519_sk_to_curve25519). Raises nacl.exceptions.CryptoError when it was not for us."""
+        box = SealedBox(SigningKey(self.seed).to_curve25519_private_key())
+        return box.decrypt(base64.b64decode(sealed_b64, validate=True))
+
+
+def seal_to(pk_b64, data):
+    """crypto_box_seal(data, pk) as standard base64: how a kiosk sends a capture to core's seal_pk."""
+    return base64.b64encode(SealedBox(PublicKey(base64.b64decode(pk_b64))).encrypt(bytes(data))).decode("ascii")
+
+
+def fake_template(tag=b""):
+    """Bytes that look like a libfprint print to core (the "FP3" magic of fp_print_serialize, then data)."""
+    return b"FP3" + hashlib.sha256(tag or os.urandom(16)).digest() * 8 + bytes(tag)
+
+
+class Kiosk:
+    """An enrolled terminal of a Core: its number, key, and signed JSON requests."""
+
+    def __init__(self, core, key, kiosk_no, pay_point):
+        self.core, self.key, self.kiosk_no, self.pay_point = core, key, kiosk_no, pay_point
+
+    @classmethod
+    def register(cls, core, pay_point, as_="payment_officer", mode=None):
+        """Staff register a terminal for pay_point, it enrols a fresh key; mode "enrolment" makes it an
+        enrolment station (PATCH /kiosks/{no})."""
+        st, _, reg = core.post("/api/v1/kiosks", {"pay_point": pay_point}, as_=as_)
+        if st != 201:
+            raise AssertionError(f"kiosk registration: {st} {reg}")
+        key = KioskKey()
+        st, _, b = core.post("/api/v1/kiosks/enrol", {"kiosk_no": reg["kiosk_no"],
+                                                      "enrolment_code": reg["enrolment_code"],
+                                                      "public_key": key.public_b64}, as_=None)
+        if st != 200:
+            raise AssertionError(f"kiosk enrolment: {st} {b}")
+        if mode:
+            st, _, b = core.patch(f"/api/v1/kiosks/{reg['kiosk_no']}", {"mode": mode}, as_=as_)
+            if st != 200:
+                raise AssertionError(f"kiosk mode: {st} {b}")
+        return cls(core, key, reg["kiosk_no"], pay_point)
+
+    def call(self, method, path, body=None, core=None, timeout=30):
+        """A signed request (body: a JSON-able object, or bytes sent as they are); (status, headers, body)."""
+        raw = body if isinstance(body, (bytes, bytearray)) else (json.dumps(body).encode() if body is not None else b"")
+        hdrs = signed_headers(self.key, self.kiosk_no, method, path, raw)
+        if raw:
+            hdrs["Content-Type"] = "application/json"
+        return (core or self.core).request(method, path, raw_body=raw or None, headers=hdrs, as_=None,
+                                           timeout=timeout)
+
+    def enrol_template(self, ben_no, template, finger="right_thumb", seal_pk=None):
+        """POST kiosk/templates (an enrolment station): template sealed to core's seal_pk."""
+        if seal_pk is None:
+            seal_pk = self.call("GET", "/api/v1/kiosk/me")[2]["seal_pk"]
+        return self.call("POST", "/api/v1/kiosk/templates", {
+            "ben_no": ben_no, "finger": finger, "driver": "virtual_image", "device": "virtual_image-0",
+            "format": "fprint3", "sealed": seal_to(seal_pk, template)})
+
+    def verify(self, ben_no, result="match", attempt=1):
+        """POST kiosk/verifications; (status, body)."""
+        st, _, b = self.call("POST", "/api/v1/kiosk/verifications", {"ben_no": ben_no, "result": result,
+                                                                     "attempt": attempt, "driver": "virtual_image"})
+        return st, b
+
+    def token(self, ben_no):
+        """A fingerprint verification token for ben_no (the person has a template)."""
+        st, b = self.verify(ben_no)
+        if st != 201:
+            raise AssertionError(f"verification of {ben_no}: {st} {b}")
+        return b["verification"]
+
+    def collect(self, payment, ben_no, token, request_id=None, core=None, timeout=30):
+        """POST kiosk/collections with a fresh request id unless one is given; (status, body, request_id)."""
+        rid = request_id or str(uuid.uuid4())
+        st, _, b = self.call("POST", "/api/v1/kiosk/collections", {"payment": payment, "ben_no": ben_no,
+                                                                   "verification": token, "request_id": rid},
+                             core=core, timeout=timeout)
+        return st, b, rid
 
 
 def new_nonce():

@@ -13,6 +13,7 @@ the way an operator does it: staff POST /api/v1/kiosks, then `hifadhi-kiosk regi
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,7 +98,8 @@ class Terminal:
                 raise CoreError(f"enrolment mode refused: {st} {b}")
         self.enrolment = enrolment
         self.dir = suite.var / (name or self.kiosk_no.lower())
-        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.dir, ignore_errors=True)  # a terminal of an earlier run of this suite is gone
+        self.dir.mkdir(parents=True)
         self.conf = self.dir / "kiosk.conf"
         self.finger_sock = self.dir / "finger.sock"
         self.gpio_sock = self.dir / "gpio.sock"
@@ -107,6 +109,7 @@ class Terminal:
         self.ready_s = None
         self._impressions = {}
         suite.cores.append(self)  # stopped (and its clean exit checked) before the summary line
+        self.printer.touch()  # the printer is there (a device file in production; never created by the kiosk)
         self.write_config(free_port())
         r = self.cli("register", self.code)
         if r.returncode != 0:

@@ -12,8 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from harness import Suite, Core, Mariadb, PaySim, env, error_message as msg, error_fields as fields
-from kiosk_client import KioskKey, signed_headers
+from harness import Suite, Core, Mariadb, PaySim, env, record_pii, error_message as msg, error_fields as fields
+from kiosk_client import Kiosk, fake_template
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 LOC2 = {"region": "Kisumu", "district": "Muhoroni", "village": "Chemelil"}
@@ -350,32 +350,25 @@ with Suite() as s:
     s.check(st == 200 and statuses(C3) == ["available"] * 8, "approved kiosk payments are available for collection",
             f"{st} {statuses(C3)}")
 
-    def kiosk(pay_point):
-        st_, _, reg = core.post("/api/v1/kiosks", {"pay_point": pay_point}, as_=officer_a)
-        key = KioskKey()
-        core.post("/api/v1/kiosks/enrol", {"kiosk_no": reg["kiosk_no"], "enrolment_code": reg["enrolment_code"],
-                                           "public_key": key.public_b64}, as_=None)
-        return key, reg["kiosk_no"]
-
-    def kcall(k, method, path, body=None):
-        raw = json.dumps(body).encode() if body is not None else b""
-        hdrs = signed_headers(k[0], k[1], method, path, raw)
-        if raw:
-            hdrs["Content-Type"] = "application/json"
-        return core.request(method, path, raw_body=raw or None, headers=hdrs, as_=None)
-
-    k1, k2, k3 = kiosk("AHERO-1"), kiosk("AHERO-1"), kiosk("CHEMELIL-1")
-    st, _, av = kcall(k1, "GET", f"/api/v1/kiosk/beneficiaries/{bens[2]}/payments")
+    # Terminals: an enrolment station takes the payees' fingerprints; pay points verify them (a token each).
+    station = Kiosk.register(core, "AHERO-1", as_=officer_a, mode="enrolment")
+    seal_pk = station.call("GET", "/api/v1/kiosk/me")[2]["seal_pk"]
+    for b_ in (bens[2], bens[3], bens[4]):
+        st, _, b = station.enrol_template(b_, fake_template(b_.encode()), seal_pk=seal_pk)
+        assert st == 201, (st, b)
+    k1, k2, k3 = (Kiosk.register(core, pp, as_=officer_a) for pp in ("AHERO-1", "AHERO-1", "CHEMELIL-1"))
+    st, _, av = k1.call("GET", f"/api/v1/kiosk/beneficiaries/{bens[2]}/payments")
     s.check(st == 200 and len(av["items"]) == 1 and av["items"][0]["amount"] == 300000,
             "a kiosk lists the payment its beneficiary can collect there", f"{st} {av}")
     pid = av["items"][0]["id"]
-    body = {"payment": pid, "ben_no": bens[2], "verification": "fingerprint"}
+    tokens = {k1.kiosk_no: k1.token(bens[2]), k2.kiosk_no: k2.token(bens[2])}
+    record_pii(list(tokens.values()))
     results = []
     barrier = threading.Barrier(2)
 
     def collect(k):
         barrier.wait()
-        results.append(kcall(k, "POST", "/api/v1/kiosk/collections", body))
+        results.append(k.collect(pid, bens[2], tokens[k.kiosk_no]))
     threads = [threading.Thread(target=collect, args=(k,)) for k in (k1, k2)]
     for t in threads:
         t.start()
@@ -383,36 +376,37 @@ with Suite() as s:
         t.join()
     codes = sorted(r[0] for r in results)
     won = [r for r in results if r[0] == 201]
-    s.check(codes == [201, 409] and won[0][2]["receipt"].startswith("R"),
+    s.check(codes == [201, 409] and won[0][1]["receipt"].startswith("R"),
             "the same payment collected at two kiosks at the same moment: exactly one wins, with a receipt",
-            str([(r[0], r[2]) for r in results]))
+            str([(r[0], r[1]) for r in results]))
     lost = [r for r in results if r[0] == 409][0]
-    s.check("collected already" in msg(lost[2]), "the other is told it was collected already, where and when",
-            msg(lost[2]))
-    st, _, b = kcall(k3, "POST", "/api/v1/kiosk/collections",
-                     {"payment": [p for p in payments(C3) if p["ben_no"] == bens[3]][0]["id"], "ben_no": bens[3],
-                      "verification": "fingerprint"})
+    s.check("collected already" in msg(lost[1]), "the other is told it was collected already, where and when",
+            msg(lost[1]))
+    st, b, _ = k3.collect([p for p in payments(C3) if p["ben_no"] == bens[3]][0]["id"], bens[3], k3.token(bens[3]))
     s.check(st == 403 and "another pay point" in msg(b), "a kiosk at another pay point cannot pay it out", f"{st} {b}")
-    st, _, b = kcall(k1, "POST", "/api/v1/kiosk/collections", {"payment": pid, "ben_no": bens[3],
-                                                                "verification": "pin"})
+    st, b, _ = k1.collect(pid, bens[3], k1.token(bens[3]))
     s.check(st == 404, "a payment is collected only by its own beneficiary", f"{st} {b}")
-    st, _, b = kcall(k1, "POST", "/api/v1/kiosk/collections", {"payment": pid, "ben_no": bens[2],
-                                                                "verification": "face"})
-    s.check(st == 400 and "verification" in fields(b), "an unknown verification method is refused", f"{st} {b}")
-    st, _, b = core.post("/api/v1/kiosk/collections", body, as_=officer_a)
+    st, _, b = k1.call("POST", "/api/v1/kiosk/collections", {"payment": pid, "ben_no": bens[2],
+                                                              "verification": "fingerprint",
+                                                              "request_id": "0b7e6f4c-3c4a-4a39-9d6e-2f1a5b8c9d01"})
+    s.check(st == 400 and "verification" in fields(b), "a collection without a verification token is refused",
+            f"{st} {b}")
+    st, _, b = core.post("/api/v1/kiosk/collections", {"payment": pid, "ben_no": bens[2], "verification": "x" * 22,
+                                                       "request_id": "0b7e6f4c-3c4a-4a39-9d6e-2f1a5b8c9d02"},
+                         as_=officer_a)
     s.check(st == 403, "staff cannot record a collection as if they were a kiosk", f"{st}")
     # A payee who died after the approval: the payment is held and the payment officers are alerted.
+    tok4 = k1.token(bens[4])
     st, _, en = core.get(f"/api/v1/enrolments?ben_no={bens[4]}")
     opct = [e for e in en["items"] if e["programme"] == "OPCT"][0]
     st, _, b = core.request("PATCH", f"/api/v1/enrolments/{opct['id']}",
                             {"status": "deceased", "reason": "death reported by the chief", "version": opct["version"]})
     s.check(st == 200, "the registry records a death after the approval", f"{st} {b}")
     held = [p for p in payments(C3) if p["ben_no"] == bens[4]][0]
-    st, _, b = kcall(k1, "POST", "/api/v1/kiosk/collections", {"payment": held["id"], "ben_no": bens[4],
-                                                                "verification": "fingerprint"})
+    st, b, _ = k1.collect(held["id"], bens[4], tok4)
     s.check(st == 409 and "on hold" in msg(b), "a deceased payee's payment cannot be collected: it is on hold",
             f"{st} {b}")
-    st, _, av = kcall(k1, "GET", f"/api/v1/kiosk/beneficiaries/{bens[4]}/payments")
+    st, _, av = k1.call("GET", f"/api/v1/kiosk/beneficiaries/{bens[4]}/payments")
     st2, _, v = core.get(f"/api/v1/beneficiaries/{bens[4]}/payments", headers=gw, as_=None)
     s.check(st == 200 and av["items"] == [] and st2 == 200 and v["next"]["on_hold"] is True,
             "a held payment is not offered at the kiosk, and the beneficiary channels say it is on hold",
@@ -450,5 +444,6 @@ with Suite() as s:
     denied = [a for a in coll if a["outcome"] == "denied" and a["actor_type"] == "kiosk"]
     s.check(len(appr) == 3 and len(ok_coll) == 1 and ok_coll[0]["detail"]["verification"] == "fingerprint",
             "approvals and the collection are in the audit trail", f"{len(appr)} {ok_coll}")
-    s.check(len(denied) == 4 and {d["detail"]["reason"] for d in denied} == {"conflict", "forbidden", "not_found"},
+    s.check(len(denied) == 5 and {d["detail"]["reason"] for d in denied} == {"conflict", "forbidden", "not_found",
+                                                                               "verification"},
             "so is every refused collection attempt at a kiosk, with why", str(denied))

@@ -61,6 +61,7 @@ static void test_known_mappings(void)
 		{HF_EIO, "io", 500},
 		{HF_EMETHOD, "method", 405},
 		{HF_ERATELIMIT, "rate_limited", 429},
+		{HF_ELOCKED, "locked", 423},
 	};
 	HF_CHECK(HF_ARRAY_LEN(want) == HF_ERR_COUNT_);
 	for (size_t i = 0; i < HF_ARRAY_LEN(want); i++) {
