@@ -215,12 +215,17 @@ static void uuid_new(char out[37])
 		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* Now, UTC, to the millisecond: an offline collection made in the second its allowance arrived must still
+ * read as after it (core compares with the allowance's issued_at, which has milliseconds). */
 static void now_rfc3339(char out[32])
 {
-	time_t t = time(NULL);
+	int64_t ms = hf_now_ms();
+	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	char sec[24];
+	strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 32, "%s.%03dZ", sec, (int)(ms % 1000));
 }
 
 /* ------------------------------------------------------------------ texts */
@@ -1821,6 +1826,13 @@ static void *bg_main(void *arg)
 	int misses = 0;
 	bool keys = false;
 	char last_reader[12] = "";
+	reader_watch(f);
+	pthread_mutex_lock(&f->mu);
+	/* Ready means the start screen is served: it is, whether or not core answers (offline is a mode, not a
+	 * fault), so the first round with core (keys, heartbeat, replay) does not delay it. */
+	f->ready = true;
+	pthread_mutex_unlock(&f->mu);
+	hf_log(HF_LOG_INFO, PLACE, "ready");
 	while (!f->stop) {
 		reader_watch(f);
 		pthread_mutex_lock(&f->mu);
@@ -1874,10 +1886,6 @@ static void *bg_main(void *arg)
 			next_beat = hf_mono_ms() + (period << misses);
 		}
 		pthread_mutex_lock(&f->mu);
-		if (!f->ready) {
-			f->ready = true;
-			hf_log(HF_LOG_INFO, PLACE, "ready");
-		}
 		if (!f->stop) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);

@@ -415,7 +415,7 @@
 	/* ---- keypads and keyboard ---- */
 
 	/* The numeric keypad. onKey(kind, digit) for local input; without it every key is an action. */
-	function keypad(onKey, okKind) {
+	function keypad(onKey) {
 		const keys = ['1', '2', '3', '4', '5', '6', '7', '8', '9', 'erase', '0', 'ok'];
 		return el('div', { cls: 'keypad', testid: 'keypad' }, keys.map((k) => {
 			if (k === 'erase') {
@@ -426,7 +426,7 @@
 			if (k === 'ok') {
 				const c = [icon('ok'), txt('span', 'btn_ok', null, { cls: 'label' })];
 				return onKey ? localButton('key-ok', 'key key-ok btn-go', c, () => onKey('ok'))
-					: actionButton('ok', { testid: 'key-ok', cls: 'key key-ok', kind: okKind || 'go', content: c });
+					: actionButton('ok', { testid: 'key-ok', cls: 'key key-ok', kind: 'go', content: c });
 			}
 			const c = [el('span', { cls: 'digit', text: k })];
 			return onKey ? localButton('key-' + k, 'key key-digit', c, () => onKey('digit', k), { char: k })
@@ -488,6 +488,7 @@
 	function redraw() {
 		const main = $('screen');
 		main.replaceChildren(...(SCREENS[state.screen] || drawUnknown)(dataOf(state), state));
+		if (pending) for (const b of main.querySelectorAll('button')) b.disabled = true;
 	}
 
 	/* ---- the screens (kiosk/ui.h) ---- */
