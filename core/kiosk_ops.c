@@ -24,7 +24,9 @@
 #include "cases.h"
 #include "hf_crypto.h"
 #include "hf_log.h"
+#include "hf_money.h"
 #include "ledger.h"
+#include "outbox.h"
 #include "payments.h"
 #include "validate.h"
 
@@ -786,6 +788,33 @@ static hf_err conflict_alert(struct db *db, const struct offline_tx *t)
 	return err;
 }
 
+/* The beneficiary's SMS receipt of an offline collection, queued in the transaction that applies it: as
+ * online, any deduction by an agent shows against what the person was told (the time is the kiosk's). */
+static hf_err offline_receipt_sms(struct db *db, struct svc_call *c, const struct collect_in *in, const char *currency)
+{
+	struct db_val k[] = {DB_I64(in->payment_id)};
+	struct db_rows *r = NULL;
+	hf_err err = db_query(db, "SELECT individual_id FROM payments WHERE id = ?", k, 1, &r);
+	if (err)
+		return err;
+	int64_t person = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
+	db_rows_free(r);
+	if (person == 0)
+		return HF_EINTERNAL;
+	char money[HF_MONEY_STR_MAX], when[32];
+	time_t at = (time_t)(in->at_ms / 1000);
+	struct tm tm;
+	HF_ASSERT(gmtime_r(&at, &tm) != NULL);
+	HF_ASSERT(strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", &tm) > 0);
+	hf_money_display(in->amount, currency, money);
+	json_t *params = json_pack("{s:s, s:s, s:s, s:s, s:s}", "amount", money, "currency", currency, "receipt",
+				   in->receipt, "pay_point", c->p->pay_point, "time", when);
+	bool queued = false;
+	err = outbox_to_person(db, 0, person, "kiosk_receipt", params, &queued);
+	json_decref(params);
+	return err;
+}
+
 /* Applies the collection under the payment's row lock, the same rules as payments_collect: a payment is
  * collected once, from 'available', with its ledger posting, its event and its audit entry. */
 static hf_err collection_apply(struct db *db, struct offline_tx *t, int64_t cycle_id, const char *cycle,
@@ -838,6 +867,8 @@ static hf_err collection_apply(struct db *db, struct offline_tx *t, int64_t cycl
 			      "UPDATE kiosk_allowances SET used_amount = used_amount + ?, used_count = used_count + 1 WHERE"
 			      " id = ?",
 			      u, HF_ARRAY_LEN(u), NULL);
+	if (!err)
+		err = offline_receipt_sms(db, c, in, currency);
 	if (!err) {
 		t->res.status = "applied";
 		hf_strlcpy(t->res.receipt, in->receipt, sizeof(t->res.receipt));

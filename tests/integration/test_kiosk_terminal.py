@@ -285,6 +285,7 @@ with Suite() as s:
             "the kiosk fetches a signed allowance listing the payments it may pay offline", str(allowance_items()))
     wait_for(lambda: (term.dir / "state" / "allowance.json").exists(), timeout=10)
     s.check((term.dir / "state" / "allowance.json").exists(), "the kiosk holds a signed offline allowance", "")
+    receipts_before = int(sql("SELECT COUNT(*) FROM outbox WHERE template = 'kiosk_receipt'").strip().split()[-1])
     core.proc.send_signal(signal.SIGSTOP)  # the link is down: core answers nothing (timeouts, not refusals)
     s.check(wait_for(lambda: not term.state()["status"]["online"], timeout=15), "the kiosk notices core is gone", "")
     term.act("collect")
@@ -305,6 +306,9 @@ with Suite() as s:
     s.check(wait_for(lambda: term.state()["status"]["queue"] == 0, timeout=30), "the queue is replayed when core is back", "")
     p3 = payment_of(bens[3])
     s.check(p3["status"] == "collected", "and core records the offline collection once", str(p3))
+    receipts_after = int(sql("SELECT COUNT(*) FROM outbox WHERE template = 'kiosk_receipt'").strip().split()[-1])
+    s.check(receipts_after == receipts_before + 1, "the replayed collection sends the person an SMS receipt too",
+            f"{receipts_before} -> {receipts_after}")
 
     # kill -9 of the kiosk while its collection request is in flight (core frozen): after the restart the kiosk
     # asks core, finds the collection recorded, and reports that the cash may not have left; it never opens the
@@ -333,7 +337,9 @@ with Suite() as s:
                      .strip().split()[-1] != "0", timeout=10)
     s.check(alert, "and reports that the cash may not have left (a critical alert for staff)", "")
     s.check(term.gpio.count("drawer") == 0 and sum(1 for n, v, _ in gpio_before if n == "drawer" and v == "1") ==
-            drawer_before, "the drawer is not opened for it, before or after the crash", str(term.gpio.outs[-5:]))
+            drawer_before, "the drawer is not opened for it, before or after the crash",
+            f"{drawer_before} before, {[o for o in gpio_before if o[0] == 'drawer']} on the old board, "
+            f"{term.gpio.outs[-5:]} since")
     posts = sql(f"SELECT COUNT(*) FROM ledger_entries e JOIN ledger_postings p ON p.id = e.posting_id "
                 f"WHERE p.payment_id = {payment_of(bens[4])['id']}")
     r = term.wait_screen("start", timeout=10)
