@@ -1952,6 +1952,17 @@ hf_err flow_start(struct flow *f)
 	return HF_OK;
 }
 
+void flow_shutdown(struct flow *f)
+{
+	if (!f)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_cond_broadcast(&f->changed);
+	pthread_cond_broadcast(&f->work);
+	pthread_mutex_unlock(&f->mu);
+}
+
 void flow_free(struct flow *f)
 {
 	if (!f)

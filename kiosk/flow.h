@@ -51,6 +51,8 @@ HF_MUST_CHECK hf_err flow_new(const struct flow_config *cfg, const struct flow_d
 /* Starts the worker and the background thread (heartbeat, allowance, replay, idle timeout). */
 HF_MUST_CHECK hf_err flow_start(struct flow *f);
 void flow_free(struct flow *f); /* stops the threads first */
+/* Ends every waiting long poll at once (before the UI server is stopped, so it does not wait for them). */
+void flow_shutdown(struct flow *f);
 
 /* The state as JSON text (ui.h), malloc'd. after >= 0: waits up to wait_ms for a seq greater than after. */
 char *flow_state_json(struct flow *f, long long after, int wait_ms);

@@ -358,6 +358,7 @@ static int serve(const struct hf_config *cfg)
 	rc = 0;
 cleanup:
 	sodium_memzero(sk, sizeof(sk));
+	flow_shutdown(flow);
 	ui_stop(ui);
 	flow_free(flow);
 	reader_close(reader);

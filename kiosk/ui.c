@@ -161,7 +161,10 @@ hf_err ui_start(const char *addr, int port, const char *static_dir, struct flow 
 				 .conn_timeout_s = 60,
 				 .max_conns = 64,
 				 .log_place = "kiosk.ui",
-				 .access_log = false};
+				 .access_log = false,
+				 /* The page long-polls /api/state: in a pool, a waiting poll would hold up the presses of
+				  * other connections served by the same thread (Chromium reuses them). */
+				 .thread_per_connection = true};
 	hf_err err = hf_http_start(&o, handle, u, &u->srv);
 	if (err != HF_OK) {
 		free(u);

@@ -54,6 +54,10 @@ struct hf_http_opts {
 	int max_conns;
 	const char *log_place; /* e.g. "core.http" */
 	bool access_log;
+	/* One thread per connection instead of the pool (threads is then ignored; max_conns bounds the threads):
+	 * for a server whose handlers wait long on purpose (long polls), which in the pool would hold up every
+	 * other connection served by the same pool thread. */
+	bool thread_per_connection;
 };
 
 struct hf_http_server;

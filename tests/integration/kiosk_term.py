@@ -265,3 +265,57 @@ class Terminal:
 
     def receipts(self):
         return self.printer.read_bytes() if self.printer.exists() else b""
+
+
+def paying_registry(core, maker, checker, names, location, pay_point, programme="OPCT", amount=400000):
+    """Older persons with phones in one village, enrolled in a programme, and an approved kiosk cycle paying each
+    of them `amount` at pay_point from today. Returns (ben_nos, phones, payment_of(ben) -> the payment)."""
+    from datetime import date, timedelta
+    day = lambda n: (date.today() + timedelta(days=n)).isoformat()
+    core.post("/api/v1/programmes", {"code": programme, "name": "Older Persons Cash Transfer", "target": "individual",
+                                     "currency": "KES"}, as_="admin")
+    bens, phones = [], []
+    for i, name in enumerate(names):
+        phone = f"+2547120034{i:02d}"
+        st, _, hh = core.post("/api/v1/households", {"location": location, "members": [
+            {"given_name": name, "family_name": "Ouko", "sex": "female", "date_of_birth": "1948-02-01",
+             "relationship": "head", "language": "sw" if i % 2 else "en", "phone": phone}]})
+        assert st == 201, (st, hh)
+        bens.append(hh["members"][0]["ben_no"])
+        phones.append(phone)
+        st, _, en = core.post("/api/v1/enrolments", {"programme": programme, "ben_no": bens[-1], "status": "enrolled"})
+        assert st == 201, (st, en)
+    core.post("/api/v1/ledger/funding", {"programme": programme, "amount": 50_000_000, "currency": "KES",
+                                         "reference": f"TREASURY-{programme}-KIOSK"}, as_=maker)
+    cyc = f"{programme}-KIOSK-T"
+    district = f"{location['region']}/{location['district']}"
+    st, _, c = core.post("/api/v1/cycles", {"code": cyc, "programme": programme,
+                                            "rule": {"kind": "flat", "amount": amount}, "cutoff_date": day(0),
+                                            "pay_from": day(0), "pay_until": day(5), "channel": "kiosk",
+                                            "pay_points": {district: pay_point}}, as_=maker)
+    assert st == 201, (st, c)
+    core.post(f"/api/v1/cycles/{cyc}/payroll", {}, as_=maker)
+    core.post(f"/api/v1/cycles/{cyc}/submit", {}, as_=maker)
+    st, _, b = core.post(f"/api/v1/cycles/{cyc}/approve", {}, as_=checker)
+    assert st == 200, (st, b)
+
+    def payment_of(ben):
+        st_, _, b_ = core.get(f"/api/v1/cycles/{cyc}/payments?limit=100", as_=maker)
+        return [p for p in b_["items"] if p["ben_no"] == ben][0]
+
+    return bens, phones, payment_of
+
+
+def enrol_finger(station, ben, finger, rotations=(-8, -4, 0, 4, 8)):
+    """At an enrolment station: the registrar starts an enrolment for ben, the person presses 5 times.
+    Returns the screen state it ends on (enrol_done when it worked)."""
+    station.wait_screen("start")
+    station.act("enrol")
+    station.type_ben(ben)
+    station.wait_screen("enrol_scan")
+    for rot in rotations:
+        req = station.finger(finger, rotate=rot)
+        station.wait_finger_taken(req)
+    done = station.wait_screen("enrol_done", "message", timeout=20)
+    station.act("finish")
+    return done

@@ -12,17 +12,12 @@ import re
 import signal
 import time
 import urllib.request
-from datetime import date, timedelta
 
 from harness import Suite, Core, Mariadb, record_pii
-from kiosk_term import Terminal
+from kiosk_term import Terminal, paying_registry, enrol_finger
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 PAY_POINT = "AHERO-1"
-
-
-def day(offset):
-    return (date.today() + timedelta(days=offset)).isoformat()
 
 
 def wait_for(pred, timeout=30.0, step=0.1):
@@ -54,36 +49,11 @@ with Suite() as s:
     officer_b = core.staff("payment_officer", "pay.bakari")
     sql = lambda q: Mariadb.sql(q, db=core.db)
 
-    # ---- a registry: four older persons in Ahero, enrolled, with phones; a kiosk cycle paying them at AHERO-1
-    core.post("/api/v1/programmes", {"code": "OPCT", "name": "Older Persons Cash Transfer", "target": "individual",
-                                     "currency": "KES"}, as_="admin")
-    bens, phones = [], []
-    for i, name in enumerate(["Akoth", "Barasa", "Chelimo", "Dede", "Ekirapa", "Fatuma"]):
-        phone = f"+25471200340{i}"
-        st, _, hh = core.post("/api/v1/households", {"location": LOC, "members": [
-            {"given_name": name, "family_name": "Ouko", "sex": "female", "date_of_birth": "1948-02-01",
-             "relationship": "head", "language": "sw" if i % 2 else "en", "phone": phone}]})
-        assert st == 201, (st, hh)
-        bens.append(hh["members"][0]["ben_no"])
-        phones.append(phone)
-        st, _, en = core.post("/api/v1/enrolments", {"programme": "OPCT", "ben_no": bens[-1], "status": "enrolled"})
-        assert st == 201, (st, en)
+    # ---- a registry: six older persons in Ahero, enrolled, with phones; a kiosk cycle paying them at AHERO-1
+    bens, phones, payment_of = paying_registry(core, officer_a, officer_b,
+                                               ["Akoth", "Barasa", "Chelimo", "Dede", "Ekirapa", "Fatuma"],
+                                               LOC, PAY_POINT)
     record_pii(bens + phones)
-    core.post("/api/v1/ledger/funding", {"programme": "OPCT", "amount": 50_000_000, "currency": "KES",
-                                         "reference": "TREASURY-KIOSK-1"}, as_=officer_a)
-    CYC = "OPCT-KIOSK-T"
-    st, _, c = core.post("/api/v1/cycles", {"code": CYC, "programme": "OPCT", "rule": {"kind": "flat", "amount": 400000},
-                         "cutoff_date": day(0), "pay_from": day(0), "pay_until": day(5), "channel": "kiosk",
-                         "pay_points": {"Kisumu/Nyando": PAY_POINT}}, as_=officer_a)
-    assert st == 201, (st, c)
-    core.post(f"/api/v1/cycles/{CYC}/payroll", {}, as_=officer_a)
-    core.post(f"/api/v1/cycles/{CYC}/submit", {}, as_=officer_a)
-    st, _, b = core.post(f"/api/v1/cycles/{CYC}/approve", {}, as_=officer_b)
-    assert st == 200, (st, b)
-
-    def payment_of(ben):
-        st, _, b = core.get(f"/api/v1/cycles/{CYC}/payments?limit=100", as_=officer_a)
-        return [p for p in b["items"] if p["ben_no"] == ben][0]
 
     # ---- enrolment station: a registrar captures each person's finger (5 impressions, rotated in the test)
     FINGER = {bens[0]: "arch", bens[1]: "loop-right", bens[2]: "tented_arch", bens[3]: "whorl", bens[4]: "arch"}
@@ -91,17 +61,9 @@ with Suite() as s:
     s.check(station.wait_screen("start")["data"].get("enrolment") is True,
             "an enrolment station starts on its own start screen", "")
     for ben in bens[:5]:
-        station.wait_screen("start")
-        station.act("enrol")
-        station.type_ben(ben)
-        station.wait_screen("enrol_scan")
-        for rot in (-8, -4, 0, 4, 8):
-            req = station.finger(FINGER[ben], rotate=rot)
-            station.wait_finger_taken(req)
-        done = station.wait_screen("enrol_done", "message", timeout=20)
+        done = enrol_finger(station, ben, FINGER[ben])
         s.check(done["screen"] == "enrol_done", f"a finger is enrolled at the station in 5 impressions ({FINGER[ben]})",
                 json.dumps(done.get("data")))
-        station.act("finish")
     rows = sql("SELECT COUNT(*) FROM biometric_templates")
     s.check(rows.strip().endswith("5"), "core holds the five templates", rows)
     station.stop()

@@ -5,20 +5,7 @@ named and nothing stored; a good one gets typeable numbers; it can be found agai
 ID, phone, name and place; a change needs a reason, refuses a stale edit and keeps the old version.
 """
 
-from harness import Core, Suite
-
-DAMM = [[0, 3, 1, 7, 5, 9, 8, 6, 4, 2], [7, 0, 9, 2, 1, 5, 4, 8, 6, 3], [4, 2, 0, 6, 8, 7, 1, 3, 5, 9],
-        [1, 7, 5, 0, 9, 8, 3, 4, 2, 6], [6, 1, 2, 3, 0, 4, 5, 9, 7, 8], [3, 6, 7, 4, 2, 0, 9, 5, 8, 1],
-        [5, 8, 6, 9, 7, 2, 0, 1, 3, 4], [8, 9, 4, 5, 3, 6, 2, 0, 1, 7], [9, 4, 3, 8, 6, 1, 7, 2, 0, 5],
-        [2, 5, 8, 1, 4, 3, 6, 7, 9, 0]]
-
-
-def damm_ok(s):
-    i = 0
-    for ch in s:
-        i = DAMM[i][int(ch)]
-    return i == 0
-
+from harness import Core, Suite, DAMM, damm_ok
 
 def luhn(payload):
     total = 0
