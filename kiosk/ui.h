@@ -12,31 +12,37 @@
  *                                 (double tap, a screen that changed meanwhile) is ignored and the current
  *                                 state returned, so nothing happens twice.
  *
- * A state: {"seq": n, "screen": NAME, "lang": "en"|"sw"|"fr", "texts": {KEY: TEXT, ...} (every text the
- * screen shows, already in the person's language, from menus/kiosk/LANG.ini), "data": {...} (per screen,
- * below), "status": {"online": bool, "reader": "ok"|"absent"|"failed", "locked": bool, "queue": n},
- * "idle_ms": n (the screen returns to start after this much inactivity; the daemon enforces it)}.
+ * A state: {"seq": n, "screen": NAME, "lang": "en"|"sw"|"fr", "texts": {KEY: TEXT, ...} (every text of the
+ * person's language, from menus/kiosk/LANG.ini; docs/kiosk-ui.md lists the keys), "data": {...} (per screen,
+ * below), "status": {"online": bool, "reader": "ok"|"absent"|"failed", "locked": bool, "queue": n,
+ * "enrolment": bool (an enrolment station), "finger_needed": bool (the reader waits for a finger now),
+ * "finger_requests": n}, "languages": [{"code","name"}] (what the language screen offers), "idle_ms": n (the
+ * screen returns to start after this much inactivity; the daemon enforces it)}.
  *
  * Screens (NAME: data; actions accepted):
- *   start:            {}; "collect", "status", "grievance", "language", "help"
- *   language:         {"choices": [{"code","name"}]}; "choose" value=code, "back"
- *   enter_ben:        {"purpose": "collect"|"status"|"grievance", "typed": "digits so far", "max": n};
- *                     "digit" value="0".."9", "erase", "ok", "back"
+ *   start:            {"enrolment": bool}; "collect" (a pay point) or "enrol" (an enrolment station), "status",
+ *                     "grievance", "language", "help"
+ *   language:         {} (the choices are the state's "languages"); "choose" value=code, "back"
+ *   enter_ben:        {"purpose": "collect"|"status"|"grievance"|"enrol", "typed": "digits so far", "max": n};
+ *                     "digit" value="0".."9", "erase", "ok" (with no digits for a grievance: anonymous), "back"
+ *   enrol_scan:       {"stage": done so far, "stages": n, "phase": "place"|"again"}; "cancel"
+ *   enrol_done:       {"replaced": bool}; "finish"
  *   scan:             {"attempt": 1-3, "attempts": 3, "phase": "place"|"reading"|"retry"|"no_match"};
  *                     "cancel" (the finger itself advances the flow)
- *   fallback_offer:   {}; "fallback" (PIN + staff), "cancel"
+ *   fallback_offer:   {"why": "no_match"|"no_template"|"reader_fault"}; "fallback" (PIN + staff), "cancel"
  *   fallback_pin:     {"typed": n (count of digits, never the digits)}; "digit", "erase", "ok", "cancel"
  *   fallback_staff:   {"field": "user"|"password"|"totp", "typed_user": text}; "text" value=TEXT (the
  *                     staff member types on the on-screen keyboard; the page sends the whole field), "ok",
  *                     "cancel"
- *   payments:         {"items": [{"payment","amount_text","programme","pay_until"}]}; "choose" value=payment, "cancel"
+ *   payments:         {"items": [{"payment","amount_text","programme","pay_until"}], "offline": bool};
+ *                     "choose" value=payment, "cancel"
  *   confirm:          {"amount_text", "programme"}; "confirm", "cancel"
- *   working:          {"what": "verifying"|"collecting"|"checking"}; no actions
- *   done:             {"amount_text", "receipt", "printed": bool, "sms": bool}; "finish"
- *   status:           {"enrolments": [{"programme","status_text"}], "next": {"amount_text","date","place"}|null};
- *                     "finish"
- *   grievance_category: {"choices": [{"code","text"}]}; "choose" value=code, "back"
- *   grievance_done:   {"reference"}; "finish"
+ *   working:          {"what": "verifying"|"collecting"|"checking"|"enrolling"|"sending"}; no actions
+ *   done:             {"amount_text", "receipt", "printed": bool, "sms": bool, "offline": bool}; "finish"
+ *   status:           {"enrolments": [{"programme","status"}], "next": {"amount_text","date","place"}|null,
+ *                     "offline": bool}; "finish"
+ *   grievance_category: {} (one choice per category text cat_CODE); "choose" value=code, "back"
+ *   grievance_done:   {"reference" ("" when queued offline), "queued": bool}; "finish"
  *   message:          {"kind": "error"|"info", "code": "unknown_ben"|"no_payments"|"no_match"|"reader_absent"|
  *                     "core_down"|"offline_limit"|"locked_out"|..., "text" is in texts}; "finish"
  *   locked:           {"why": "tamper"|"door"|"staff"}; no actions (staff unlock it from the console)
