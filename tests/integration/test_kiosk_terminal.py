@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 from harness import Suite, Core, Mariadb, record_pii
-from kiosk_term import Terminal, paying_registry, enrol_finger
+from kiosk_term import Terminal, paying_registry, enrol_finger, fingerlib
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 PAY_POINT = "AHERO-1"
@@ -179,6 +179,28 @@ with Suite() as s:
     ov = sql("SELECT COUNT(*) FROM payment_alerts WHERE rule = 'kiosk_override'")
     s.check(not ov.strip().endswith(" 0") and ov.strip() != "0", "the override is flagged for review", ov)
     term.act("finish")
+
+    # the reader unplugged in the middle of a scan: said on screen, fault lamp, told to core, back by itself
+    term.act("collect")
+    term.type_ben(bens[2])
+    term.wait_screen("scan")
+    wait_for(lambda: term.state()["status"].get("finger_needed"), timeout=10)
+    faults_before = term.gpio.count("lamp_fault")
+    fingerlib.send(str(term.finger_sock), (-5, 0))  # virtual_image: unplug
+    r = term.wait_screen("fallback_offer", "message", timeout=20)
+    s.check(r["screen"] == "fallback_offer" and r["data"].get("why") == "reader_fault",
+            "a reader unplugged mid-scan: the screen says the reader failed and offers the fallback", json.dumps(r["data"]))
+    s.check(wait_for(lambda: term.gpio.count("lamp_fault") > faults_before, timeout=10), "the fault lamp lights", "")
+    def core_reader():
+        st_, _, ks = core.get("/api/v1/kiosks", as_="admin")
+        k = [x for x in ks["items"] if x["kiosk_no"] == term.kiosk_no]
+        return (k[0].get("health") or {}).get("reader") if k else None
+    s.check(wait_for(lambda: term.state()["status"]["reader"] == "ok", timeout=15) and
+            wait_for(lambda: term.gpio.count("lamp_fault", "0") >= 1, timeout=5),
+            "the reader comes back by itself and the fault lamp goes out", str(term.state()["status"]))
+    s.check(wait_for(lambda: core_reader() == "ok", timeout=15),
+            "core's kiosk list shows the reader's health (reported by the heartbeat)", str(core_reader()))
+    term.act("cancel")
 
     # the idle timeout forgets the person
     term.stop()
