@@ -6,17 +6,22 @@
  *   the senders   (dispatch.senders of them) each take a message, wait for its slot of the link's rate,
  *                 journal S, hand it to Kannel with its own kept-alive connection (retrying with backoff),
  *                 journal the end (D, F, U) and queue its report;
- *   the reporter  sends the queued reports to core many at a time (POST /outbox/status, one transaction),
- *                 its own until core has them, and the delivery reports Kannel's callbacks wait on.
+ *   the reporter  sends the queued reports to core many at a time (POST /outbox/status, one transaction for
+ *                 up to 500; it lets them gather for REPORT_LINGER_MS), each until core has it.
  * Why several senders: smsbox answers a sendsms only after bearerbox has stored the message, and now and
  * then only after a stall of about 40 ms (measured: docs/benchmarks.md, N); one request at a time, with a
  * report to core after each, spent most of its time waiting. With a few in flight the waits overlap.
  *
  * Never twice, with several in flight: every message goes C, then S right before its sendsms, then an end;
- * the journal is truncated only when core has acknowledged the end of every message in it (D.open is
- * empty), so after a crash the journal holds every message whose fate core may not know. Recovery reads
+ * the journal is truncated only when core has acknowledged every report of what it holds (D.open empty,
+ * nothing pending), so after a crash the journal holds every message whose fate core may not know. Recovery reads
  * all of it: S without an end (at most one per sender) is reported sent and not resent; C or U released; D
- * sent; F failed; then claiming starts only once core has all of those. */
+ * sent; F failed; then claiming starts only once core has all of those.
+ *
+ * Delivery reports are journaled too (A accepted, Y delivered, N not delivered) and Kannel is answered at
+ * once: the journal, not core's answer, is what makes them safe, so a callback never holds one of the HTTP
+ * threads while core commits, and reports from many callbacks share one commit. (Lost, an "accepted"
+ * would let core offer the message again a minute later.) */
 #include "hf_base.h"
 #include "dispatch.h"
 #include "core_client.h"
@@ -48,6 +53,8 @@
 #define JOURNAL_MAX (4 * 1024 * 1024)
 #define JOURNAL_READ_MAX (64 * 1024 * 1024) /* what recovery reads of a journal at most */
 #define REPORT_BACKOFF_MAX_MS 2000
+#define REPORT_LINGER_MS 50      /* reports gather this long: one commit in core for many */
+#define DLR_PENDING_MAX 50000    /* delivery reports kept for core at most; beyond, Kannel is asked to retry */
 
 struct msg {
 	struct msg *next;
@@ -56,16 +63,11 @@ struct msg {
 	char *phone, *text; /* owned; the phone is wiped when freed */
 };
 
-/* A DLR callback waiting for core's answer to its report. */
-struct rep_wait {
-	bool done;
-	hf_err err;
-};
-
+/* Every report is sent again until core has it; the kind says what its answer settles. */
 enum rep_kind {
-	REP_OWN,      /* the end of a message claimed by this run (its id is in D.open): sent until core has it */
-	REP_RECOVERY, /* the end of a message of the journal of the last run (counted in D.recovering): the same */
-	REP_WAIT,     /* a delivery report whose callback waits for core's answer */
+	REP_OWN,      /* the end of a message claimed by this run (its id is in D.open) */
+	REP_DLR,      /* a delivery report of this run (counted in D.dlr_pending) */
+	REP_RECOVERY, /* from the journal of the last run (counted in D.recovering) */
 };
 
 struct rep {
@@ -73,7 +75,6 @@ struct rep {
 	char id[ID_MAX + 1];
 	const char *status, *detail; /* static strings */
 	enum rep_kind kind;
-	struct rep_wait *wait;       /* REP_WAIT */
 	hf_err err;                  /* core's answer: HF_OK changed, HF_ECONFLICT unchanged or refused, HF_ENOTFOUND */
 };
 
@@ -90,15 +91,17 @@ static struct {
 	pthread_cond_t work;  /* senders: a message is queued, or stop */
 	pthread_cond_t room;  /* the feeder: the queue has room, a message was settled, or stop */
 	pthread_cond_t rwork; /* the reporter: a report is queued, or it is to finish */
-	pthread_cond_t rdone; /* DLR callbacks: a batch of reports came back */
 	pthread_cond_t wake;  /* naps: stop */
 	struct msg *qhead, *qtail;
 	size_t queued;
 	int64_t *open; /* ids claimed by this run whose end core has not acknowledged */
 	size_t nopen;
-	size_t recovering; /* messages of the last run's journal whose end core has not acknowledged */
+	size_t recovering;  /* reports from the last run's journal that core has not acknowledged */
+	size_t dlr_pending; /* delivery reports of this run that core has not acknowledged */
 	int64_t next_slot_us;
 	struct rep *rhead, *rtail;
+	size_t rqueued;
+	int64_t rfirst_us; /* when the oldest queued report was queued */
 	bool reporter_running, reporter_finish;
 
 	_Atomic unsigned long long claimed, sent, failed, retried, in_doubt, dlr_delivered, dlr_failed, dlr_dup,
@@ -189,7 +192,7 @@ static void open_remove(int64_t id)
 
 /* ---- reports to core */
 
-/* One report, one call (the route of one message): for DLRs while the reporter does not run, and for a
+/* One report, one call (the route of one message): for DLRs while the dispatcher does not run, and for a
  * core that refuses the batch route. */
 static hf_err report_one(const char *id, const char *status, const char *detail)
 {
@@ -220,35 +223,39 @@ static bool answered(hf_err err)
 	return err != HF_ETIMEOUT && err != HF_EUPSTREAM && err != HF_EINTERNAL;
 }
 
-/* Queues a report. false (nothing queued) for a REP_WAIT when the reporter does not run (any more). */
-static bool report_queue(const char *id, const char *status, const char *detail, enum rep_kind kind,
-			 struct rep_wait *wait)
+/* Queues a report for the reporter. Under D.mu. */
+static void report_queue_locked(const char *id, const char *status, const char *detail, enum rep_kind kind)
 {
 	struct rep *r = hf_xcalloc(1, sizeof(*r));
 	hf_strlcpy(r->id, id, sizeof(r->id));
 	r->status = status;
 	r->detail = detail;
 	r->kind = kind;
-	r->wait = wait;
-	pthread_mutex_lock(&D.mu);
-	bool take = kind != REP_WAIT || (D.reporter_running && !D.reporter_finish);
-	if (take) {
-		if (D.rtail)
-			D.rtail->next = r;
-		else
-			D.rhead = r;
-		D.rtail = r;
+	if (D.rtail)
+		D.rtail->next = r;
+	else
+		D.rhead = r;
+	D.rtail = r;
+	if (D.rqueued++ == 0)
+		D.rfirst_us = hf_mono_us();
+	if (kind == REP_DLR)
+		D.dlr_pending++;
+	else if (kind == REP_RECOVERY)
+		D.recovering++;
+	if (D.rqueued == 1 || D.rqueued >= REPORT_BATCH_MAX)
 		pthread_cond_signal(&D.rwork);
-	}
+}
+
+static void report_queue(const char *id, const char *status, const char *detail, enum rep_kind kind)
+{
+	pthread_mutex_lock(&D.mu);
+	report_queue_locked(id, status, detail, kind);
 	pthread_mutex_unlock(&D.mu);
-	if (!take)
-		free(r);
-	return take;
 }
 
 static void report_end(const char *id, const char *status, const char *detail)
 {
-	(void)report_queue(id, status, detail, REP_OWN, NULL);
+	report_queue(id, status, detail, REP_OWN);
 }
 
 /* Sends n reports (a list) in one call and writes each one's err. false when core did not take them. */
@@ -294,20 +301,28 @@ static bool report_send(struct rep *list, size_t n)
 	return ok;
 }
 
-/* Core has the report: a waiting callback is told, the dispatcher's own message is settled. Under D.mu. */
+/* Core has the report: what it settles is settled, a delivery report counted. Under D.mu. */
 static void report_settled(struct rep *r)
 {
-	if (r->kind == REP_WAIT) {
-		r->wait->err = r->err;
-		r->wait->done = true;
+	if (r->kind == REP_RECOVERY) {
+		D.recovering--;
+		return;
+	}
+	if (r->kind == REP_DLR) {
+		D.dlr_pending--;
+		bool final = strcmp(r->status, "accepted") != 0;
+		if (r->err == HF_ENOTFOUND)
+			atomic_fetch_add(&D.dlr_unknown, 1);
+		else if (r->err == HF_OK && final)
+			atomic_fetch_add(strcmp(r->status, "delivered") == 0 ? &D.dlr_delivered : &D.dlr_failed, 1);
+		else if (r->err == HF_ECONFLICT && final)
+			atomic_fetch_add(&D.dlr_dup, 1);
 		return;
 	}
 	if (r->err == HF_ENOTFOUND)
 		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core does not know a message it gave us\" outbox=%s", r->id);
 	int64_t id = 0;
-	if (r->kind == REP_RECOVERY)
-		D.recovering--;
-	else if (hf_parse_i64(r->id, 0, INT64_MAX, &id) == HF_OK)
+	if (hf_parse_i64(r->id, 0, INT64_MAX, &id) == HF_OK)
 		open_remove(id);
 }
 
@@ -321,8 +336,14 @@ static void *reporter_main(void *arg)
 			pthread_cond_wait(&D.rwork, &D.mu);
 		if (!D.rhead)
 			break;
-		/* Take up to a batch off the queue; what comes later waits for the next round trip (so that callbacks
-		 * arriving meanwhile share one commit). */
+		/* Let reports gather (a batch is one commit in core), unless a batch is full or it is time to finish. */
+		while (D.rqueued < REPORT_BATCH_MAX && !D.reporter_finish) {
+			int64_t left_us = D.rfirst_us + REPORT_LINGER_MS * 1000 - hf_mono_us();
+			if (left_us <= 0)
+				break;
+			struct timespec until = deadline_in((left_us + 999) / 1000);
+			pthread_cond_timedwait(&D.rwork, &D.mu, &until);
+		}
 		struct rep *list = D.rhead, *last = D.rhead;
 		size_t n = 1;
 		while (last->next && n < REPORT_BATCH_MAX) {
@@ -333,34 +354,25 @@ static void *reporter_main(void *arg)
 		if (!D.rhead)
 			D.rtail = NULL;
 		last->next = NULL;
+		D.rqueued -= n;
+		D.rfirst_us = hf_mono_us(); /* those left are about as old: sent in the next round, without waiting */
 		pthread_mutex_unlock(&D.mu);
 		bool ok = report_send(list, n);
 		pthread_mutex_lock(&D.mu);
-		/* The dispatcher's own reports that core did not take go back to the head, in their order. */
-		struct rep *keep = NULL, *keep_tail = NULL;
-		for (struct rep *r = list, *next; r; r = next) {
-			next = r->next;
-			r->next = NULL;
-			if (ok || r->kind == REP_WAIT) {
-				if (!ok)
-					r->err = HF_EDB_RETRY;
+		if (ok) {
+			for (struct rep *r = list, *next; r; r = next) {
+				next = r->next;
 				report_settled(r);
 				free(r);
-				continue;
 			}
-			if (keep_tail)
-				keep_tail->next = r;
-			else
-				keep = r;
-			keep_tail = r;
-		}
-		if (keep) {
-			keep_tail->next = D.rhead;
-			D.rhead = keep;
+		} else {
+			/* Back to the head, in their order: sent again after a pause. */
+			last->next = D.rhead;
+			D.rhead = list;
 			if (!D.rtail)
-				D.rtail = keep_tail;
+				D.rtail = last;
+			D.rqueued += n;
 		}
-		pthread_cond_broadcast(&D.rdone);
 		pthread_cond_broadcast(&D.room);
 		if (ok) {
 			backoff_ms = 200;
@@ -368,11 +380,8 @@ static void *reporter_main(void *arg)
 		}
 		if (D.reporter_finish) {
 			/* Stopping and core does not answer: what is left stays in the journal for the next start. */
-			size_t left = 0;
-			for (struct rep *r = D.rhead; r; r = r->next)
-				left++;
 			hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core did not take the last reports; the journal keeps"
-			       " them for the next start\" reports=%zu", left);
+			       " them for the next start\" reports=%zu", D.rqueued);
 			break;
 		}
 		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"core did not take a batch of reports; trying again\""
@@ -381,19 +390,16 @@ static void *reporter_main(void *arg)
 		nap_ms(backoff_ms);
 		backoff_ms = backoff_ms * 2 > REPORT_BACKOFF_MAX_MS ? REPORT_BACKOFF_MAX_MS : backoff_ms * 2;
 		pthread_mutex_lock(&D.mu);
+		D.rfirst_us = hf_mono_us() - REPORT_LINGER_MS * 1000; /* no lingering on a retry */
 	}
 	while (D.rhead) { /* given up (only when stopping): the journal keeps them */
 		struct rep *r = D.rhead;
 		D.rhead = r->next;
-		if (r->kind == REP_WAIT) {
-			r->err = HF_EDB_RETRY;
-			report_settled(r);
-		}
 		free(r);
 	}
 	D.rtail = NULL;
+	D.rqueued = 0;
 	D.reporter_running = false;
-	pthread_cond_broadcast(&D.rdone);
 	pthread_mutex_unlock(&D.mu);
 	return NULL;
 }
@@ -403,7 +409,7 @@ static void *reporter_main(void *arg)
 struct jentry {
 	int64_t id;
 	uint32_t seq;
-	char kind; /* C, S, or the end: D, F, U */
+	char kind; /* C, S, or the end: D, F, U; or a delivery report: A, Y, N */
 };
 
 static int cmp_jentry(const void *a, const void *b)
@@ -414,8 +420,47 @@ static int cmp_jentry(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Reads the journal; queues a report settling every message in it by its last line, and marks them open.
- * The journal stays as it is until core has all of them (the feeder truncates it then). */
+static bool is_dlr_kind(char k)
+{
+	return k == 'A' || k == 'Y' || k == 'N';
+}
+
+/* The reports settling one message of the journal (its lines e[0..n), in order): first its end by the last
+ * of C S D F U, then its delivery reports in the order they came. Queued under D.mu. */
+static void recover_message(const struct jentry *e, size_t n)
+{
+	char id[ID_MAX + 1];
+	snprintf(id, sizeof(id), "%lld", (long long)e[0].id);
+	char end = 0;
+	bool dlr = false;
+	for (size_t i = 0; i < n; i++) {
+		if (is_dlr_kind(e[i].kind))
+			dlr = true;
+		else
+			end = e[i].kind;
+	}
+	if (end == 'C' || end == 'U') {
+		report_queue_locked(id, "released", NULL, REP_RECOVERY);
+	} else if (end == 'S' && !dlr) {
+		atomic_fetch_add(&D.in_doubt, 1);
+		hf_log(HF_LOG_WARN, "gateway.dispatch",
+		       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not resent\""
+		       " outbox=%s",
+		       id);
+		report_queue_locked(id, "sent", "in doubt after a restart", REP_RECOVERY);
+	} else if (end == 'S' || end == 'D') { /* S with a delivery report: Kannel did take it */
+		report_queue_locked(id, "sent", NULL, REP_RECOVERY);
+	} else if (end == 'F') {
+		report_queue_locked(id, "failed", NULL, REP_RECOVERY);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (is_dlr_kind(e[i].kind))
+			report_queue_locked(id, e[i].kind == 'A' ? "accepted" : e[i].kind == 'Y' ? "delivered" : "failed",
+					    NULL, REP_RECOVERY);
+}
+
+/* Reads the journal and queues the reports that settle every message in it. The journal stays as it is
+ * until core has all of them (the feeder empties it then). */
 static void journal_recover(void)
 {
 	FILE *f = fopen(D.journal, "re");
@@ -429,7 +474,7 @@ static void journal_recover(void)
 			char *id = line + 2;
 			id[strcspn(id, "\n")] = '\0';
 			int64_t v = 0;
-			if (line[1] != ' ' || !strchr("CSDFU", kind) || kind == '\0' || !id_valid(id) ||
+			if (kind == '\0' || !strchr("CSDFUAYN", kind) || line[1] != ' ' || !id_valid(id) ||
 			    hf_parse_i64(id, 1, INT64_MAX, &v))
 				continue;
 			if (n == cap) {
@@ -441,52 +486,39 @@ static void journal_recover(void)
 		}
 		fclose(f);
 		qsort(e, n, sizeof(*e), cmp_jentry);
-		size_t settled = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (i + 1 < n && e[i + 1].id == e[i].id)
-				continue; /* only the last line of a message counts */
-			char id[ID_MAX + 1];
-			snprintf(id, sizeof(id), "%lld", (long long)e[i].id);
-			const char *status = "failed", *detail = NULL;
-			if (e[i].kind == 'C' || e[i].kind == 'U') {
-				status = "released";
-			} else if (e[i].kind == 'S') {
-				atomic_fetch_add(&D.in_doubt, 1);
-				hf_log(HF_LOG_WARN, "gateway.dispatch",
-				       "msg=\"a message was being handed to Kannel when the gateway stopped: reported sent, not"
-				       " resent\" outbox=%s",
-				       id);
-				status = "sent";
-				detail = "in doubt after a restart";
-			} else if (e[i].kind == 'D') {
-				status = "sent";
-			}
-			pthread_mutex_lock(&D.mu);
-			D.recovering++;
-			pthread_mutex_unlock(&D.mu);
-			(void)report_queue(id, status, detail, REP_RECOVERY, NULL);
-			settled++;
+		size_t messages = 0;
+		pthread_mutex_lock(&D.mu);
+		for (size_t i = 0, j; i < n; i = j) {
+			for (j = i + 1; j < n && e[j].id == e[i].id; j++)
+				;
+			recover_message(e + i, j - i);
+			messages++;
 		}
+		pthread_mutex_unlock(&D.mu);
 		free(e);
-		if (settled)
+		if (messages)
 			hf_log(HF_LOG_INFO, "gateway.dispatch", "msg=\"settling the journal of the last run\" messages=%zu",
-			       settled);
+			       messages);
 	}
-	D.jfd = open(D.journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (D.jfd < 0)
+	int fd = open(D.journal, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
 		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot open the journal\" errno=%d", errno);
+	pthread_mutex_lock(&D.mu);
+	D.jfd = fd;
+	pthread_mutex_unlock(&D.mu);
 }
 
-/* Waits until core has the end of every journaled message, then empties the journal. false: stopping. */
+/* Waits until core has every report of what the journal holds, then empties it. Under D.mu, so that no
+ * delivery report is journaled in between. false: stopping. */
 static bool journal_settle_and_truncate(void)
 {
 	pthread_mutex_lock(&D.mu);
-	while ((D.nopen > 0 || D.recovering > 0) && !atomic_load(&D.stop))
+	while ((D.nopen > 0 || D.recovering > 0 || D.dlr_pending > 0) && !atomic_load(&D.stop))
 		pthread_cond_wait(&D.room, &D.mu);
-	bool done = D.nopen == 0 && D.recovering == 0;
-	pthread_mutex_unlock(&D.mu);
+	bool done = D.nopen == 0 && D.recovering == 0 && D.dlr_pending == 0;
 	if (done && D.jfd >= 0 && ftruncate(D.jfd, 0) != 0)
 		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot truncate the journal\" errno=%d", errno);
+	pthread_mutex_unlock(&D.mu);
 	return done;
 }
 
@@ -766,7 +798,7 @@ hf_err dispatch_start(const struct dispatch_conf *c)
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_t *conds[] = {&D.work, &D.room, &D.rwork, &D.rdone, &D.wake};
+	pthread_cond_t *conds[] = {&D.work, &D.room, &D.rwork, &D.wake};
 	for (size_t i = 0; i < HF_ARRAY_LEN(conds); i++)
 		pthread_cond_init(conds[i], &ca);
 	pthread_condattr_destroy(&ca);
@@ -823,8 +855,8 @@ void dispatch_stop(void)
 	pthread_mutex_unlock(&D.mu);
 	pthread_join(D.reporter, NULL);
 	D.running = false;
-	/* Core has the end of everything journaled: nothing for the next start to settle. */
-	if (D.nopen == 0 && D.recovering == 0 && D.jfd >= 0 && ftruncate(D.jfd, 0) != 0)
+	/* Core has every report of what the journal holds: nothing for the next start to settle. */
+	if (D.nopen == 0 && D.recovering == 0 && D.dlr_pending == 0 && D.jfd >= 0 && ftruncate(D.jfd, 0) != 0)
 		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"cannot truncate the journal\" errno=%d", errno);
 	free(D.open);
 	D.open = NULL;
@@ -851,21 +883,30 @@ hf_err dispatch_dlr(const char *ref, int status)
 	if (!to)
 		return HF_OK;
 	const char *detail = status == 16 ? "rejected by the SMSC" : status == 2 ? "not delivered" : NULL;
-	/* Through the reporter while it runs: the callbacks that arrive together share one transaction in core.
-	 * Kannel is answered only once core has the report (or could not take it: 503, Kannel sends it again). */
-	hf_err err;
-	struct rep_wait w = {.done = false};
-	if (report_queue(ref, to, detail, REP_WAIT, &w)) {
-		pthread_mutex_lock(&D.mu);
-		while (!w.done)
-			pthread_cond_wait(&D.rdone, &D.mu);
-		pthread_mutex_unlock(&D.mu);
-		err = w.err;
-	} else {
-		err = report_one(ref, to, detail);
+	char line[ID_MAX + 4];
+	int len = snprintf(line, sizeof(line), "%c %s\n", status == 8 ? 'A' : status == 1 ? 'Y' : 'N', ref);
+	/* While the dispatcher runs: journaled, then given to the reporter; Kannel's answer does not wait for
+	 * core. The line is written under D.mu: the journal is never emptied between it and its report. */
+	pthread_mutex_lock(&D.mu);
+	bool journaled = false, full = D.dlr_pending >= DLR_PENDING_MAX, tried = false;
+	if (D.reporter_running && !D.reporter_finish && D.jfd >= 0 && !full) {
+		tried = true;
+		journaled = write(D.jfd, line, (size_t)len) == (ssize_t)len;
+		if (journaled)
+			report_queue_locked(ref, to, detail, REP_DLR);
 	}
-	if (!answered(err) || err == HF_EDB_RETRY)
-		return HF_EDB_RETRY; /* core unreachable: Kannel is told to try again */
+	int werr = errno;
+	pthread_mutex_unlock(&D.mu);
+	if (journaled)
+		return HF_OK;
+	if (tried)
+		hf_log(HF_LOG_ERROR, "gateway.dispatch", "msg=\"cannot write the journal\" errno=%d", werr);
+	if (full)
+		return HF_EDB_RETRY; /* core has not taken the last ones: Kannel keeps this one for now */
+	/* No dispatcher (or no journal): straight to core, and Kannel is told to retry when core cannot take it. */
+	hf_err err = report_one(ref, to, detail);
+	if (!answered(err))
+		return HF_EDB_RETRY;
 	if (err == HF_ENOTFOUND) {
 		atomic_fetch_add(&D.dlr_unknown, 1);
 		return err;
@@ -874,5 +915,5 @@ hf_err dispatch_dlr(const char *ref, int status)
 		atomic_fetch_add(status == 1 ? &D.dlr_delivered : &D.dlr_failed, 1);
 	else if (err == HF_ECONFLICT && status != 8)
 		atomic_fetch_add(&D.dlr_dup, 1);
-	return err == HF_ECONFLICT ? HF_OK : err;
+	return err == HF_ECONFLICT || err == HF_EINVAL ? HF_OK : err;
 }

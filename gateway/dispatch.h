@@ -7,12 +7,13 @@
  * dispatcher's own sent again until core has them.
  *
  * Never twice: before a message goes to Kannel its id is written to a journal file ("S id"), after Kannel
- * took it "D id" (refused for good "F id", not taken "U id"; claimed "C id" before any of them). A write()
- * survives kill -9 of the gateway, so after a crash at most one message per sender is in doubt (written S,
- * no end): it is reported sent, not sent again (Kannel may have taken it; its delivery report settles it).
- * The journal is emptied only when core has the end of every message in it. Kannel's own duplicates after
- * its crash recovery show up as a second delivery report of a delivered message: counted (metric
- * dlr_duplicates). One dispatcher per deployment.
+ * took it "D id" (refused for good "F id", not taken "U id"; claimed "C id" before any of them; delivery
+ * reports "A id", "Y id", "N id"). A write() survives kill -9 of the gateway, so after a crash at most one
+ * message per sender is in doubt (written S, no end): it is reported sent, not sent again (Kannel may have
+ * taken it; its delivery report settles it). The journal is emptied only when core has every report of
+ * what it holds, and is read whole at start. Kannel's own duplicates after its crash recovery show up as a
+ * second delivery report of a delivered message: counted (metric dlr_duplicates). One dispatcher per
+ * deployment.
  *
  * Threads: dispatch_start and dispatch_stop from main (stop after the HTTP server has stopped: no callback
  * may be running); dispatch_dlr from any request thread; dispatch_stats from anywhere. */
@@ -38,9 +39,11 @@ struct dispatch_conf {
 
 HF_MUST_CHECK hf_err dispatch_start(const struct dispatch_conf *c);
 void dispatch_stop(void);
-/* A delivery report from Kannel (GET /kannel/dlr?ref=&status=), passed to core before it returns (in the
- * reporter's next batch while the dispatcher runs). HF_ENOTFOUND for an id core does not know; HF_EDB_RETRY
- * when core cannot be reached (answer non-200 so that Kannel sends it again). */
+/* A delivery report from Kannel (GET /kannel/dlr?ref=&status=). While the dispatcher runs it is journaled
+ * and queued for core (sent until core has it) and HF_OK returns at once; HF_EDB_RETRY (answer non-200 so
+ * that Kannel sends it again) when it cannot be journaled or too many wait for core. Without a dispatcher
+ * it goes to core before this returns: HF_ENOTFOUND for an id core does not know, HF_EDB_RETRY when core
+ * cannot be reached. Any request thread. */
 HF_MUST_CHECK hf_err dispatch_dlr(const char *ref, int status);
 
 struct dispatch_stats {

@@ -362,7 +362,9 @@ with Suite() as s:
     ok, a2, _ = allowance(kA)
     s.check(ok and sorted(i["payment"] for i in a2["items"]) == sorted([pay[bens[4]]["id"], pay[bens[6]]["id"]]),
             "a new allowance lists only what is still collectable", str([i["ben_no"] for i in a2["items"]]))
-    st, _, b = kcall(kA, "POST", "/api/v1/kiosk/offline-events", {"events": [collection(a1, bens[4])]})
+    # (dated 50 ms on: core keeps the supersession to the millisecond, and the event must come after it)
+    st, _, b = kcall(kA, "POST", "/api/v1/kiosk/offline-events",
+                     {"events": [collection(a1, bens[4], at=rfc3339(time.time() + 0.05))]})
     s.check(st == 200 and b["results"][0]["status"] == "rejected" and "superseded" in b["results"][0].get("message", ""),
             "a collection under a superseded allowance, after it was superseded, is rejected", f"{st} {b}")
     Mariadb.sql(f"UPDATE kiosk_allowances SET issued_at = issued_at - INTERVAL 2 DAY, valid_until = valid_until -"
