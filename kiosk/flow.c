@@ -1783,8 +1783,11 @@ static void heartbeat(struct flow *f, struct kclient *k)
 		/* Core says the allowance changed (a new cap, payments approved at this pay point): fetch it now. */
 		if (json_is_true(json_object_get(out, "allowance_refresh")))
 			f->allowance_fetched_ms = 0;
-		/* Staff unlock in core; the kiosk opens again only when its own switches are quiet too. */
-		if (json_is_boolean(lk) && !json_is_true(lk) && f->locked && !f->tamper_active && !f->door_active) {
+		/* Staff unlock in core; the kiosk opens again only when its own switches are quiet too, and when
+		 * nothing is waiting in the queue (a tamper alarm raised offline must reach core before core's "not
+		 * locked" can mean anything). */
+		if (json_is_boolean(lk) && !json_is_true(lk) && f->locked && !f->tamper_active && !f->door_active &&
+		    queue_depth(f->deps.queue) == 0) {
 			f->locked = false;
 			go_start(f);
 		} else if (json_is_true(lk) && !f->locked) {
