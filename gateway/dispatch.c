@@ -121,10 +121,12 @@ void dispatch_stats(struct dispatch_stats *o)
 	o->dlr_unknown = D.dlr_unknown;
 }
 
+/* An outbox id as core writes it: digits, a positive 64-bit number. */
 static bool id_valid(const char *id)
 {
 	size_t n = id ? strlen(id) : 0;
-	return n > 0 && n <= ID_MAX && strspn(id, "0123456789") == n;
+	int64_t v = 0;
+	return n > 0 && n <= ID_MAX && strspn(id, "0123456789") == n && hf_parse_i64(id, 1, INT64_MAX, &v) == HF_OK;
 }
 
 static struct timespec deadline_in(int64_t ms)
@@ -485,7 +487,8 @@ static void journal_recover(void)
 			n++;
 		}
 		fclose(f);
-		qsort(e, n, sizeof(*e), cmp_jentry);
+		if (n)
+			qsort(e, n, sizeof(*e), cmp_jentry);
 		size_t messages = 0;
 		pthread_mutex_lock(&D.mu);
 		for (size_t i = 0, j; i < n; i = j) {

@@ -295,8 +295,10 @@ static void on_kannel_dlr(const struct hf_http_req *req, struct hf_http_resp *re
 		text_reply(resp, 200, "bad");
 		return;
 	}
-	/* 200 for an unknown id (Kannel would retry it forever); 503 while core cannot take it, so that
-	 * Kannel retries (http-request-retry) instead of the report being lost. */
+	/* The report is written to the dispatcher's journal and handed to core by its reporter thread, so Kannel
+	 * gets 200 at once; 503 (Kannel retries, http-request-retry) only when the journal cannot be written or
+	 * too many reports wait for core. An id we never sent is counted and answered 200 (Kannel would retry
+	 * it forever). */
 	hf_err err = dispatch_dlr(ref, (int)st);
 	text_reply(resp, err == HF_EDB_RETRY ? 503 : 200, err == HF_ENOTFOUND ? "unknown" : err ? "retry" : "ok");
 }
