@@ -389,18 +389,72 @@ out_result:
 
 /* ------------------------------------------------------------------ revoke, list */
 
-struct revoke_tx {
+/* A change staff make to one terminal with a reason (revoke, unlock): who, which, why, and the terminal as it
+ * is after the change. */
+struct reasoned_tx {
 	const struct audit_actor *who;
 	const char *kiosk_no;
 	const char *reason;
 	json_t *result;
 };
 
+/* The end of a reasoned change, inside its transaction: the terminal read again, the change audited (before,
+ * after, detail; detail is consumed), the result kept. */
+static hf_err reasoned_finish(struct db *db, struct reasoned_tx *t, const char *action, json_t *before, json_t *detail)
+{
+	struct db_rows *r = NULL;
+	json_t *after = NULL;
+	hf_err err = kiosk_load(db, t->kiosk_no, false, &r);
+	if (err)
+		goto out_json;
+	after = kiosk_json(r);
+	db_rows_free(r);
+	struct audit_event ev = {.action = action, .entity = "kiosk", .record = t->kiosk_no, .outcome = "ok",
+				 .before = before, .after = after, .detail = detail};
+	err = audit_append(db, t->who, &ev);
+	if (!err) {
+		t->result = after;
+		after = NULL;
+	}
+out_json:
+	json_decref(after);
+	json_decref(detail);
+	return err;
+}
+
+/* The API side of a reasoned change: {"reason"} checked, the transaction run, the terminal returned. */
+static hf_err reasoned_change(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
+			      struct hf_ferrs *fe, char *msg, size_t msg_cap, hf_err (*fn)(struct db *, void *),
+			      const char *done, json_t **out)
+{
+	static const char *const allowed[] = {"reason", NULL};
+	const char *reason = NULL;
+	hf_json_only_fields(body, allowed, "", fe);
+	hf_json_get_str(body, "", "reason", true, 3, 500, fe, &reason);
+	if (hf_ferrs_any(fe))
+		return HF_EINVAL;
+	if (!kiosk_no || !kiosk_no_ok(kiosk_no)) {
+		say(msg, msg_cap, "no terminal with this number");
+		return HF_ENOTFOUND;
+	}
+	struct reasoned_tx t = {.who = who, .kiosk_no = kiosk_no, .reason = reason};
+	hf_err err = db_tx(db, fn, &t);
+	if (err == HF_ENOTFOUND)
+		say(msg, msg_cap, "no terminal with this number");
+	if (err) {
+		json_decref(t.result);
+		return err;
+	}
+	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal %s\" kiosk_no=%s", done, kiosk_no);
+	*out = t.result;
+	return HF_OK;
+}
+
 static hf_err revoke_tx_fn(struct db *db, void *vctx)
 {
-	struct revoke_tx *t = vctx;
+	struct reasoned_tx *t = vctx;
 	struct db_rows *r = NULL;
-	json_t *before = NULL, *after = NULL, *detail = NULL;
+	json_t *before = NULL;
 	char was[16];
 	json_decref(t->result);
 	t->result = NULL;
@@ -423,52 +477,18 @@ static hf_err revoke_tx_fn(struct db *db, void *vctx)
 		      "UPDATE kiosks SET status = 'revoked', revoked_at = UTC_TIMESTAMP(3), revoked_by = ?,"
 		      " revoke_reason = ?, enrol_code_hash = NULL, version = version + 1 WHERE id = ?",
 		      v, HF_ARRAY_LEN(v), NULL);
-	if (!err)
-		err = kiosk_load(db, t->kiosk_no, false, &r);
-	if (err)
-		goto out_json;
-	after = kiosk_json(r);
-	db_rows_free(r);
 	/* The reason is staff's text: it is kept in kiosks.revoke_reason, never in the audit trail. */
-	detail = json_pack("{s:b, s:s}", "reason_given", true, "previous_status", was);
-	struct audit_event ev = {.action = "kiosk.revoke", .entity = "kiosk", .record = t->kiosk_no, .outcome = "ok",
-				 .before = before, .after = after, .detail = detail};
-	err = audit_append(db, t->who, &ev);
-	if (!err) {
-		t->result = after;
-		after = NULL;
-	}
-out_json:
+	if (!err)
+		err = reasoned_finish(db, t, "kiosk.revoke", before,
+				      json_pack("{s:b, s:s}", "reason_given", true, "previous_status", was));
 	json_decref(before);
-	json_decref(after);
-	json_decref(detail);
 	return err;
 }
 
 hf_err kiosk_revoke(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
 		    struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out)
 {
-	static const char *const allowed[] = {"reason", NULL};
-	const char *reason = NULL;
-	hf_json_only_fields(body, allowed, "", fe);
-	hf_json_get_str(body, "", "reason", true, 3, 500, fe, &reason);
-	if (hf_ferrs_any(fe))
-		return HF_EINVAL;
-	if (!kiosk_no || !kiosk_no_ok(kiosk_no)) {
-		say(msg, msg_cap, "no terminal with this number");
-		return HF_ENOTFOUND;
-	}
-	struct revoke_tx t = {.who = who, .kiosk_no = kiosk_no, .reason = reason};
-	hf_err err = db_tx(db, revoke_tx_fn, &t);
-	if (err == HF_ENOTFOUND)
-		say(msg, msg_cap, "no terminal with this number");
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal revoked\" kiosk_no=%s", kiosk_no);
-	*out = t.result;
-	return HF_OK;
+	return reasoned_change(db, who, kiosk_no, body, fe, msg, msg_cap, revoke_tx_fn, "revoked", out);
 }
 
 /* ------------------------------------------------------------------ settings, unlock */
@@ -599,18 +619,11 @@ hf_err kiosk_update(struct db *db, const struct audit_actor *who, const char *ki
 	return HF_OK;
 }
 
-struct unlock_tx {
-	const struct audit_actor *who;
-	const char *kiosk_no;
-	const char *reason;
-	json_t *result;
-};
-
 static hf_err unlock_tx_fn(struct db *db, void *vctx)
 {
-	struct unlock_tx *t = vctx;
+	struct reasoned_tx *t = vctx;
 	struct db_rows *r = NULL;
-	json_t *before = NULL, *after = NULL, *detail = NULL;
+	json_t *before = NULL;
 	char why[17], since[40];
 	json_decref(t->result);
 	t->result = NULL;
@@ -634,52 +647,18 @@ static hf_err unlock_tx_fn(struct db *db, void *vctx)
 		      "UPDATE kiosks SET locked_at = NULL, lock_reason = NULL, lock_event_id = NULL, unlocked_at ="
 		      " UTC_TIMESTAMP(3), unlocked_by = ?, unlock_reason = ? WHERE id = ?",
 		      v, HF_ARRAY_LEN(v), NULL);
-	if (!err)
-		err = kiosk_load(db, t->kiosk_no, false, &r);
-	if (err)
-		goto out_json;
-	after = kiosk_json(r);
-	db_rows_free(r);
 	/* Staff's reason stays in kiosks.unlock_reason, never in the audit trail. */
-	detail = json_pack("{s:b, s:s, s:s}", "reason_given", true, "lock_reason", why, "locked_at", since);
-	struct audit_event ev = {.action = "kiosk.unlock", .entity = "kiosk", .record = t->kiosk_no, .outcome = "ok",
-				 .before = before, .after = after, .detail = detail};
-	err = audit_append(db, t->who, &ev);
-	if (!err) {
-		t->result = after;
-		after = NULL;
-	}
-out_json:
+	if (!err)
+		err = reasoned_finish(db, t, "kiosk.unlock", before,
+				      json_pack("{s:b, s:s, s:s}", "reason_given", true, "lock_reason", why, "locked_at", since));
 	json_decref(before);
-	json_decref(after);
-	json_decref(detail);
 	return err;
 }
 
 hf_err kiosk_unlock(struct db *db, const struct audit_actor *who, const char *kiosk_no, json_t *body,
 		    struct hf_ferrs *fe, char *msg, size_t msg_cap, json_t **out)
 {
-	static const char *const allowed[] = {"reason", NULL};
-	const char *reason = NULL;
-	hf_json_only_fields(body, allowed, "", fe);
-	hf_json_get_str(body, "", "reason", true, 3, 500, fe, &reason);
-	if (hf_ferrs_any(fe))
-		return HF_EINVAL;
-	if (!kiosk_no || !kiosk_no_ok(kiosk_no)) {
-		say(msg, msg_cap, "no terminal with this number");
-		return HF_ENOTFOUND;
-	}
-	struct unlock_tx t = {.who = who, .kiosk_no = kiosk_no, .reason = reason};
-	hf_err err = db_tx(db, unlock_tx_fn, &t);
-	if (err == HF_ENOTFOUND)
-		say(msg, msg_cap, "no terminal with this number");
-	if (err) {
-		json_decref(t.result);
-		return err;
-	}
-	hf_log(HF_LOG_INFO, "core.kiosk", "msg=\"terminal unlocked\" kiosk_no=%s", kiosk_no);
-	*out = t.result;
-	return HF_OK;
+	return reasoned_change(db, who, kiosk_no, body, fe, msg, msg_cap, unlock_tx_fn, "unlocked", out);
 }
 
 hf_err kiosk_list(struct db *db, json_t **out)

@@ -301,6 +301,45 @@ def damm_ok(s):
     return i == 0
 
 
+def wait_for(pred, timeout=30.0, step=POLL_S):
+    """Polls pred() until it returns something truthy or the deadline passes; returns the last value (so a
+    check on it fails, rather than the test hanging, when the thing never happens)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)
+
+
+def kill_daemon(proc):
+    """kill -9 of a daemon we started (None: nothing to do), reaped."""
+    if proc and proc.poll() is None:
+        proc.kill()
+    if proc:
+        proc.wait()
+
+
+def stop_daemon(suite, proc, logs, name, check=True):
+    """SIGTERM, then SIGKILL after STOP_DEADLINE_S; with check, a check that it exited 0 and that its last log
+    (logs[-1]) holds no sanitizer report. Returns the exit code (None when proc is None)."""
+    if not proc:
+        return None
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if check:
+        text = logs[-1].read_text(errors="replace") if logs else ""
+        marks = [m for m in SANITIZER_MARKS if m in text]
+        suite.check(proc.returncode == 0 and not marks, f"{name} stops cleanly on SIGTERM",
+                    f"exit {proc.returncode}, sanitizer reports: {marks or 'none'}")
+    return proc.returncode
+
+
 def damm_complete(payload):
     """payload with its Damm check digit appended (beneficiary numbers carry one)."""
     i = 0
@@ -759,29 +798,12 @@ class Gateway:
         raise CoreError("hifadhi-gateway did not start")
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc:
-            self.proc.wait()
+        kill_daemon(self.proc)
         self.proc = None
 
     def stop(self, check=True):
-        if not self.proc:
-            return None
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if check:
-            text = self.logs[-1].read_text(errors="replace") if self.logs else ""
-            marks = [m for m in SANITIZER_MARKS if m in text]
-            self.suite.check(proc.returncode == 0 and not marks, "hifadhi-gateway stops cleanly on SIGTERM",
-                             f"exit {proc.returncode}, sanitizer reports: {marks or 'none'}")
-        return proc.returncode
+        return stop_daemon(self.suite, proc, self.logs, "hifadhi-gateway", check)
 
     def log_text(self):
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())

@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import ROOT, CoreError, env, free_port, START_DEADLINE_S, POLL_S, SANITIZER_MARKS
+from harness import ROOT, CoreError, env, free_port, kill_daemon, stop_daemon, START_DEADLINE_S, POLL_S
 
 sys.path.insert(0, str(ROOT / "deploy"))
 import finger as fingerlib  # noqa: E402  (deploy/finger.py: the demo finger feeder)
@@ -164,32 +163,15 @@ class Terminal:
         raise CoreError("hifadhi-kiosk did not get ready")
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-        if self.proc:
-            self.proc.wait()
+        kill_daemon(self.proc)
         self.proc = None
 
     def stop(self, check=True):
         if self.gpio:
             self.gpio.close()
             self.gpio = None
-        if not self.proc:
-            return None
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if check:
-            text = self.logs[-1].read_text(errors="replace") if self.logs else ""
-            marks = [m for m in SANITIZER_MARKS if m in text]
-            self.suite.check(proc.returncode == 0 and not marks, "hifadhi-kiosk stops cleanly on SIGTERM",
-                             f"exit {proc.returncode}, sanitizer reports: {marks or 'none'}")
-        return proc.returncode
+        return stop_daemon(self.suite, proc, self.logs, "hifadhi-kiosk", check)
 
     def log_text(self):
         return "\n".join(p.read_text(errors="replace") for p in self.logs if p.exists())

@@ -8,7 +8,7 @@ import collections
 import json
 import time
 
-from harness import Suite, Core, Gateway, Mariadb, free_port
+from harness import Suite, Core, Gateway, Mariadb, free_port, wait_for
 from kannel import Kannel
 
 N_ALERTS = 10000
@@ -18,14 +18,6 @@ PHONE = "+254712500600"
 def day(offset):
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() + offset * 86400))
 
-
-def wait_for(pred, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 with Suite() as s:

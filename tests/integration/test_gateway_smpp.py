@@ -19,7 +19,7 @@ import string
 import random
 import time
 
-from harness import Suite, Core, Gateway, Mariadb, POLL_S, free_port, record_pii
+from harness import Suite, Core, Gateway, Mariadb, POLL_S, free_port, record_pii, wait_for
 from kannel import Kannel
 from smppsim import SmppSim
 
@@ -36,14 +36,6 @@ def digits(phone):
     """A number as Kannel submits it to the SMSC: no '+', international TON."""
     return phone.lstrip("+")
 
-
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(POLL_S)
 
 
 with Suite() as s:

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import Suite, free_port, POLL_S
+from harness import Suite, free_port, POLL_S, wait_for
 from kannel import Kannel
 
 SHORT_CODE = "384"
@@ -237,14 +237,6 @@ class SmppStub:
     def close(self):
         self.sock.close()
 
-
-def wait_for(cond, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(POLL_S)
 
 
 with Suite() as s:

@@ -15,7 +15,7 @@ import uuid
 
 from nacl.exceptions import CryptoError
 
-from harness import Suite, Core, Mariadb, Staff, record_pii, error_message as msg, error_fields as fields
+from harness import Suite, Core, Mariadb, Staff, record_pii, error_message as msg, error_fields as fields, wait_for
 from kiosk_client import Kiosk, fake_template, seal_to
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
@@ -24,14 +24,6 @@ LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 def day(offset):
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() + offset * 86400))
 
-
-def wait_for(pred, timeout=20.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 with Suite() as s:

@@ -13,20 +13,12 @@ import signal
 import time
 import urllib.request
 
-from harness import Suite, Core, Mariadb, record_pii
+from harness import Suite, Core, Mariadb, record_pii, wait_for
 from kiosk_term import Terminal, paying_registry, enrol_finger, fingerlib
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 PAY_POINT = "AHERO-1"
 
-
-def wait_for(pred, timeout=30.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 def present(term, name, rotate, timeout=25.0):

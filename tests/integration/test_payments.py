@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import Suite, Core, Mariadb, PaySim, env, record_pii, error_message as msg, error_fields as fields
+from harness import Suite, Core, Mariadb, PaySim, env, record_pii, error_message as msg, error_fields as fields, wait_for
 from kiosk_client import Kiosk, fake_template
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
@@ -27,15 +27,6 @@ def day(offset):
 def at(offset):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset * 86400))
 
-
-def wait_for(pred, timeout=30.0, step=0.1):
-    """Polls pred() until it returns something truthy or the deadline passes; returns the last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 with Suite() as s:
