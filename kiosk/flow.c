@@ -1317,6 +1317,14 @@ static void job_collect_offline(struct flow *f, unsigned long session)
 	hf_strlcpy(prog, str_or(json_string_value(json_object_get(f->chosen, "programme")), ""), sizeof(prog));
 	pthread_mutex_unlock(&f->mu);
 
+	pthread_mutex_lock(&f->mu);
+	bool locked = f->locked;
+	pthread_mutex_unlock(&f->mu);
+	if (locked) {
+		/* As online: no drawer during an alarm; the journal stays at "recorded" and is reported. */
+		hf_log(HF_LOG_ERROR, PLACE, "an offline collection was recorded while the kiosk locked: drawer kept shut");
+		return;
+	}
 	dispense(f);
 	(void)journal_put(f, id, pidtxt, "dispensed");
 	bool printed = print_receipt(f, receipt_no, NULL, ben, amt, prog);
@@ -1420,7 +1428,15 @@ static void job_collect(struct flow *f, struct kclient *k, unsigned long session
 	}
 	json_decref(body);
 
-	if (recorded == 1) {
+	pthread_mutex_lock(&f->mu);
+	bool locked = f->locked;
+	pthread_mutex_unlock(&f->mu);
+	if (recorded == 1 && locked) {
+		/* The casing or door opened while core recorded it: no drawer during an alarm. The journal stays at
+		 * "recorded", so the background thread reports it (dispense_unknown) for staff to settle. */
+		(void)journal_put(f, request_id, payment, "recorded");
+		hf_log(HF_LOG_ERROR, PLACE, "a collection was recorded while the kiosk locked: drawer kept shut, reported");
+	} else if (recorded == 1) {
 		(void)journal_put(f, request_id, payment, "recorded");
 		dispense(f);
 		(void)journal_put(f, request_id, payment, "dispensed");
