@@ -222,13 +222,15 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 	unsigned flags = opts->thread_per_connection
 				 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC
 				 : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC;
-	/* A pool of 1 is no pool: with one thread per connection MHD refuses a pool size. */
-	unsigned pool = opts->thread_per_connection ? 1u : (unsigned)opts->threads;
+	/* The pool size only for a pool: with one thread per connection MHD warns about any pool size given. */
+	struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)opts->threads, NULL},
+					{MHD_OPTION_END, 0, NULL}};
+	struct MHD_OptionItem no_pool[] = {{MHD_OPTION_END, 0, NULL}};
 	srv->d = MHD_start_daemon(flags,
 				  (uint16_t)opts->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				  MHD_OPTION_THREAD_POOL_SIZE, pool,
+				  MHD_OPTION_ARRAY, opts->thread_per_connection ? no_pool : pool,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->conn_timeout_s,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),

@@ -330,4 +330,42 @@ with Suite() as s:
     term.act("cancel")
     s.check(payment_of(bens[5])["status"] == "available", "and nothing is paid without verification", "")
 
+    # the casing opened while core records a collection: the drawer stays shut, and staff are told
+    gw = {"X-Hifadhi-Service-Key": core.gateway_secret()}
+    core.request("POST", f"/api/v1/subscribers/{phones[5]}/pin", {"pin": "6184"}, headers=gw, as_=None)
+    code = officer_a.next_code()  # (may wait for the next 30 s step: before the kiosk's 5 s idle timer runs)
+    term.act("collect")
+    term.type_ben(bens[5])
+    term.wait_screen("fallback_offer")
+    term.act("fallback")
+    for d in "6184":
+        term.act("digit", d)
+    term.act("ok")
+    for value in (officer_a.username, officer_a.password, code):
+        term.act("text", value)
+        term.act("ok")
+    pay = term.wait_screen("payments", "message", timeout=20)
+    s.check(pay["screen"] == "payments", "the sixth person is verified by PIN and staff", json.dumps(pay["data"]))
+    term.act("choose", pay["data"]["items"][0]["payment"])
+    drawer_before = term.gpio.count("drawer")
+    alerts_before = int(sql("SELECT COUNT(*) FROM payment_alerts WHERE rule = 'kiosk_dispense_unknown'").split()[-1])
+    core.proc.send_signal(signal.SIGSTOP)
+    try:
+        term.act("confirm")
+        wait_for(lambda: term.state()["data"].get("what") in ("collecting", "checking"), timeout=5)
+        term.gpio.send("IN tamper 1")
+        s.check(term.wait_screen("locked", timeout=10)["screen"] == "locked", "the tamper switch locks the kiosk", "")
+    finally:
+        core.proc.send_signal(signal.SIGCONT)
+    s.check(wait_for(lambda: payment_of(bens[5])["status"] == "collected", timeout=20),
+            "core records the collection it was sent", "")
+    s.check(wait_for(lambda: int(sql("SELECT COUNT(*) FROM payment_alerts WHERE rule = 'kiosk_dispense_unknown'")
+                                 .split()[-1]) > alerts_before, timeout=20),
+            "the kiosk reports that the cash was not given (locked), for staff to settle", "")
+    s.check(term.gpio.count("drawer") == drawer_before, "the drawer stays shut while the kiosk is locked",
+            str(term.gpio.outs[-6:]))
+    term.gpio.send("IN tamper 0")
+    core.post(f"/api/v1/kiosks/{term.kiosk_no}/unlock", {"reason": "casing checked, seal renewed"}, as_="admin")
+    s.check(term.wait_screen("start", timeout=20)["screen"] == "start", "unlocked, it serves again", "")
+
     term.stop()
