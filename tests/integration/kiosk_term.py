@@ -245,6 +245,24 @@ class Terminal:
             time.sleep(POLL_S)
         return False
 
+    def health(self):
+        """What core's kiosk list shows of this terminal's last heartbeat ({} before the first)."""
+        st, _, ks = self.core.get("/api/v1/kiosks", as_="admin")
+        k = [x for x in ks.get("items", [])] if st == 200 else []
+        k = [x for x in k if x["kiosk_no"] == self.kiosk_no]
+        return (k[0].get("health") or {}) if k else {}
+
+    def close_casing(self, timeout=20.0):
+        """The tamper switch closed again, and waited for until core has heard so (a heartbeat still saying
+        "tamper" after staff unlocked would lock the terminal again, as it should)."""
+        self.gpio.send("IN tamper 0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.health().get("tamper") is False:
+                return True
+            time.sleep(POLL_S)
+        return False
+
     def receipts(self):
         return self.printer.read_bytes() if self.printer.exists() else b""
 

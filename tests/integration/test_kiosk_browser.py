@@ -215,7 +215,7 @@ with Suite() as s:
         errs = page.do(cmd="errors")
         s.check(errs.get("ok") and not errs.get("errors"), "no console errors or CSP refusals on the page",
                 json.dumps(errs)[:500])
-        term.gpio.send("IN tamper 0")
+        term.close_casing()
         core.post(f"/api/v1/kiosks/{term.kiosk_no}/unlock", {"reason": "seal checked"}, as_="admin")
         r = page.wait("start", timeout_ms=20000)
         s.check(r.get("ok"), "unlocked by staff, the page is back at the start screen", json.dumps(r)[:200])
