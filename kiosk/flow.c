@@ -493,10 +493,7 @@ static bool press(struct flow *f, const char *a, const char *v)
 			return false;
 		hf_strlcpy(f->purpose, a, sizeof(f->purpose));
 		f->typed[0] = '\0';
-		if (strcmp(a, "grievance") == 0) {
-			/* A grievance can be anonymous: the number is asked, and may be skipped with ok. */
-		}
-		show_enter_ben(f);
+		show_enter_ben(f); /* for a grievance the number may be skipped (ok with none: anonymous) */
 		return true;
 	}
 	if (ON("start", "language")) {
