@@ -1184,38 +1184,41 @@ hf_err payments_get(struct svc_call *c, const char *id, json_t **out)
 
 hf_err payments_for_beneficiary(struct svc_call *c, const char *ben_no, json_t **out)
 {
-	int64_t id = 0;
-	hf_err err = svc_individual(c, ben_no, &id);
+	if (!ben_no || strlen(ben_no) != BENNO_LEN) {
+		svc_say(c, "No beneficiary with that number.");
+		return HF_ENOTFOUND;
+	}
+	/* One statement (a USSD "next payment" screen waits for it): the next -- approved, not yet paid -- and
+	 * the last five settled, newest first, told apart by the column "part". */
+	struct db_val v[] = {db_str(ben_no), db_str(ben_no)};
+	struct db_rows *r = NULL;
+	hf_err err = db_query(c->db,
+			      "(SELECT " PAY_COLS ", (SELECT e.status FROM enrolments e WHERE e.id = p.enrolment_id) <>"
+			      " 'enrolled' AS hold, 0 AS part, p.settled_at AS settled" PAY_FROM " WHERE i.ben_no = ? AND"
+			      " p.status IN ('approved', 'available', 'sending', 'pending') ORDER BY c.pay_from LIMIT 1)"
+			      " UNION ALL (SELECT " PAY_COLS ", 0, 1, p.settled_at" PAY_FROM " WHERE i.ben_no = ? AND p.status"
+			      " IN ('paid', 'collected', 'failed', 'expired', 'reversed') ORDER BY p.settled_at DESC LIMIT 5)"
+			      " ORDER BY part, settled DESC",
+			      v, 2, &r);
 	if (err)
 		return err;
-	struct db_val v[] = {DB_I64(id)};
-	struct db_rows *r = NULL;
-	/* The next: approved, not yet paid; the last: settled, newest first. */
-	err = db_query(c->db,
-		       "SELECT " PAY_COLS ", (SELECT e.status FROM enrolments e WHERE e.id = p.enrolment_id) <> 'enrolled'"
-		       PAY_FROM " WHERE p.individual_id = ? AND p.status IN ('approved', 'available', 'sending', 'pending')"
-		       " ORDER BY c.pay_from LIMIT 1",
-		       v, 1, &r);
-	json_t *next = NULL;
-	if (!err && db_rows_next(r)) {
-		next = payment_json(r, false);
-		/* Held for a payment officer (the enrolment changed since the approval): say so, not when. */
-		if (db_rows_i64(r, 21))
-			json_object_set_new(next, "on_hold", json_true());
+	json_t *next = NULL, *last = json_array();
+	while (db_rows_next(r)) {
+		if (db_rows_i64(r, 22) == 0) {
+			next = payment_json(r, false);
+			/* Held for a payment officer (the enrolment changed since the approval): say so, not when. */
+			if (db_rows_i64(r, 21))
+				json_object_set_new(next, "on_hold", json_true());
+		} else {
+			json_array_append_new(last, payment_json(r, false));
+		}
 	}
 	db_rows_free(r);
-	r = NULL;
-	json_t *last = json_array();
-	if (!err)
-		err = db_query(c->db,
-			       "SELECT " PAY_COLS PAY_FROM " WHERE p.individual_id = ? AND p.status IN ('paid', 'collected',"
-			       " 'failed', 'expired', 'reversed') ORDER BY p.settled_at DESC LIMIT 5",
-			       v, 1, &r);
-	while (!err && db_rows_next(r))
-		json_array_append_new(last, payment_json(r, false));
-	db_rows_free(r);
+	/* No payment at all: a beneficiary without payments, or no such beneficiary. */
+	int64_t id = 0;
+	if (!next && !json_array_size(last))
+		err = svc_individual(c, ben_no, &id);
 	if (err) {
-		json_decref(next);
 		json_decref(last);
 		return err;
 	}

@@ -17,7 +17,13 @@ struct who {
 	int64_t id;
 	char ben_no[BENNO_LEN + 1], language[9];
 	uint8_t bidx[HF_BIDX_LEN];
-	bool registered;
+	bool registered, opted_out;
+	/* The PIN row as read with the person, without a lock: enough to answer the common cases (a right PIN
+	 * with no failures to forget; the PIN state shown by a lookup) in the same statement. Anything that
+	 * writes reads the row again under its lock (pin_load). */
+	bool pin_exists, pin_locked;
+	int64_t pin_failures;
+	uint8_t pin_hash[HF_BIDX_LEN];
 };
 
 /* The phone's blind index and the person it belongs to (registered false when nobody). A number that
@@ -37,19 +43,33 @@ static hf_err who_is(struct svc_call *c, const char *phone, struct who *w)
 		return HF_ENOTFOUND;
 	}
 	person_phone_bidx(g_app.keys, norm, w->bidx);
-	struct db_val v[] = {DB_BLOB(w->bidx, HF_BIDX_LEN)};
+	/* One statement, one row even for a phone nobody has: every USSD session and SMS starts here. */
+	struct db_val v[] = {DB_BLOB(w->bidx, HF_BIDX_LEN), DB_BLOB(w->bidx, HF_BIDX_LEN)};
 	struct db_rows *r = NULL;
 	hf_err err = db_query(c->db,
-			      "SELECT id, ben_no, language FROM individuals WHERE phone_bidx = ? ORDER BY head_marker IS NULL,"
-			      " id LIMIT 1",
-			      v, 1, &r);
+			      "SELECT EXISTS (SELECT 1 FROM phone_optouts WHERE phone_bidx = ?), i.id, i.ben_no, i.language,"
+			      " p.pin_hash, p.failures, p.locked_at IS NOT NULL FROM (SELECT 1) one LEFT JOIN individuals i"
+			      " ON i.phone_bidx = ? LEFT JOIN subscriber_pins p ON p.individual_id = i.id ORDER BY"
+			      " i.head_marker IS NULL, i.id LIMIT 1",
+			      v, 2, &r);
 	if (err)
 		return err;
 	if (db_rows_next(r)) {
-		w->registered = true;
-		w->id = db_rows_i64(r, 0);
-		hf_strlcpy(w->ben_no, db_rows_str(r, 1), sizeof(w->ben_no));
-		hf_strlcpy(w->language, db_rows_str(r, 2), sizeof(w->language));
+		w->opted_out = db_rows_i64(r, 0) != 0;
+		if (!db_rows_null(r, 1)) {
+			w->registered = true;
+			w->id = db_rows_i64(r, 1);
+			hf_strlcpy(w->ben_no, db_rows_str(r, 2), sizeof(w->ben_no));
+			hf_strlcpy(w->language, db_rows_str(r, 3), sizeof(w->language));
+		}
+		size_t n = 0;
+		const void *h = db_rows_null(r, 4) ? NULL : db_rows_blob(r, 4, &n);
+		if (h && n == HF_BIDX_LEN) {
+			w->pin_exists = true;
+			memcpy(w->pin_hash, h, HF_BIDX_LEN);
+			w->pin_failures = db_rows_i64(r, 5);
+			w->pin_locked = db_rows_i64(r, 6) != 0;
+		}
 	}
 	db_rows_free(r);
 	return HF_OK;
@@ -161,24 +181,16 @@ hf_err subscriber_get(struct svc_call *c, const char *phone, json_t **out)
 {
 	struct who w;
 	hf_err err = who_is(c, phone, &w);
-	bool opted = false;
-	if (!err)
-		err = subscriber_opted_out(c->db, w.bidx, &opted);
 	if (err)
 		return err;
+	bool opted = w.opted_out;
 	if (!w.registered) {
 		*out = json_pack("{s:b, s:b}", "registered", 0, "opted_out", opted);
 		return HF_OK;
 	}
 	struct db_val v[] = {DB_I64(w.id)};
 	struct db_rows *r = NULL;
-	err = db_query(c->db, "SELECT locked_at IS NOT NULL FROM subscriber_pins WHERE individual_id = ?", v, 1, &r);
-	if (err)
-		return err;
-	const char *pin = "none";
-	if (db_rows_next(r))
-		pin = db_rows_i64(r, 0) ? "locked" : "set";
-	db_rows_free(r);
+	const char *pin = !w.pin_exists ? "none" : w.pin_locked ? "locked" : "set";
 	/* The programmes, the person's own and their household's: what "am I enrolled" is answered from. */
 	json_t *enr = json_array();
 	err = db_query(c->db,
@@ -380,7 +392,22 @@ hf_err subscriber_pin_verify(struct svc_call *c, const char *phone, json_t *body
 	if (hf_ferrs_any(c->fe))
 		return HF_EINVAL;
 	hf_err err = with_registered(c, phone, &t);
-	return err ? err : pin_run(c, &t, out);
+	if (err)
+		return err;
+	/* The common case -- the right PIN, not locked, no failures to forget -- changes nothing: answered from
+	 * the row read with the person. Anything else (wrong, locked, failures to reset, no PIN) is decided
+	 * again under the row's lock, where a failure is counted. */
+	if (t.w.pin_exists && !t.w.pin_locked && t.w.pin_failures == 0) {
+		uint8_t h[HF_BIDX_LEN];
+		secret_hash("pin", t.w.id, t.pin, h);
+		bool right = hf_ct_equal(h, t.w.pin_hash, HF_BIDX_LEN);
+		sodium_memzero(h, sizeof(h));
+		if (right) {
+			*out = json_pack("{s:b}", "ok", 1);
+			return HF_OK;
+		}
+	}
+	return pin_run(c, &t, out);
 }
 
 hf_err subscriber_pin_change(struct svc_call *c, const char *phone, json_t *body, json_t **out)
@@ -479,18 +506,6 @@ hf_err subscriber_language(struct svc_call *c, const char *phone, json_t *body, 
 		err = db_tx(c->db, lang_body, &t);
 	if (!err)
 		*out = json_pack("{s:s}", "language", t.lang);
-	return err;
-}
-
-hf_err subscriber_opted_out(struct db *db, const uint8_t bidx[16], bool *out)
-{
-	*out = false;
-	struct db_val v[] = {DB_BLOB(bidx, HF_BIDX_LEN)};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db, "SELECT 1 FROM phone_optouts WHERE phone_bidx = ?", v, 1, &r);
-	if (!err)
-		*out = db_rows_next(r);
-	db_rows_free(r);
 	return err;
 }
 

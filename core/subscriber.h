@@ -42,7 +42,5 @@ HF_MUST_CHECK hf_err subscriber_pin_unlock(struct svc_call *c, const char *ben_n
  * failure is committed and audited; c->msg says the tries left); HF_ECONFLICT when the PIN is locked;
  * HF_ENOTFOUND when the person has no PIN. */
 HF_MUST_CHECK hf_err subscriber_pin_check(struct svc_call *c, int64_t individual_id, const char *ben_no, const char *pin);
-/* Whether a number (its blind index) opted out of SMS. */
-HF_MUST_CHECK hf_err subscriber_opted_out(struct db *db, const uint8_t bidx[16], bool *out);
 
 #endif

@@ -60,7 +60,7 @@ with Suite() as s:
                                      "currency": "KES"}, as_="admin")
     core.post("/api/v1/programmes", {"code": "CT-OVC", "name": "Orphans and Vulnerable Children",
                                      "target": "household", "currency": "KES"}, as_="admin")
-    bens, hhs = [], []
+    bens, hhs, kids = [], [], []
     NAMES = ["Akinyi", "Baraka", "Chebet", "Dalmas", "Esther", "Faraji", "Gati", "Halima", "Imani"]
     for i in range(9):
         loc = LOC if i < 7 else LOC2
@@ -74,6 +74,7 @@ with Suite() as s:
         st, _, hh = core.post("/api/v1/households", {"location": loc, "members": members})
         assert st == 201, (st, hh)
         bens.append(hh["members"][0]["ben_no"])
+        kids.append(hh["members"][1]["ben_no"])
         hhs.append(hh["hh_no"])
         st, _, en = core.post("/api/v1/enrolments", {"programme": "OPCT", "ben_no": bens[-1], "status": "enrolled"})
         assert st == 201, (st, en)
@@ -264,6 +265,10 @@ with Suite() as s:
     s.check(st == 200 and v["next"] is None and v["last"][0]["status"] == "paid" and v["last"][0]["amount"] == 400000
             and "ben_no" not in v["last"][0] and "attempts" not in v["last"][0],
             "the gateway reads a beneficiary's last payment, without staff details", f"{st} {v}")
+    st, _, v = core.get(f"/api/v1/beneficiaries/{kids[4]}/payments", headers=gw, as_=None)
+    st2, _, v2 = core.get("/api/v1/beneficiaries/123456789/payments", headers=gw, as_=None)
+    s.check(st == 200 and v["next"] is None and v["last"] == [] and st2 == 404,
+            "a beneficiary without payments has none to show; an unknown number is not found", f"{st} {v} {st2} {v2}")
 
     # ---- alerts: acknowledge and resolve, audited
     al_id = [a for a in al["items"] if a["rule"] == "paid_twice"][0]["id"]
@@ -312,6 +317,10 @@ with Suite() as s:
     st, b = sim.inject(protocol="g2p", url=g2p_cb, reference_id="HF" + p2[bens[0]]["id"], amount=250000,
                        currency="KES", status="SUCC", sign=False)
     s.check(b.get("status") == 401, "an on-disburse callback without a valid Ed25519 signature is refused", str(b))
+    st, _, v = core.get(f"/api/v1/beneficiaries/{bens[0]}/payments", headers=gw, as_=None)
+    s.check(st == 200 and final2[bens[0]] == "paid" and v["next"] is None and
+            [x["cycle"] for x in v["last"]] == [C2, C1], "a beneficiary's settled payments come newest first",
+            f"{st} {v}")
     ledger_ok("after the G2P cycle")
 
     # ---- kiosk cycle: collected once, at its pay point, after verification
