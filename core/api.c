@@ -571,7 +571,7 @@ static hf_err r_outbox_claim(struct call *c, json_t **out)
 }
 static hf_err r_outbox_status(struct call *c, json_t **out)
 {
-	return notices_outbox_report(SVC(c), c->seg[1], c->body, out);
+	return outbox_report_one(SVC(c), c->seg[1], c->body, out);
 }
 static hf_err r_outbox_status_batch(struct call *c, json_t **out) { return outbox_report_batch(SVC(c), c->body, out); }
 

@@ -18,10 +18,8 @@ HF_MUST_CHECK hf_err notices_send(struct svc_call *c, const char *cycle_code, js
 /* GET /cycles/{code}/notices: each notice with its delivery counts (queued, sending, sent, delivered, failed). */
 HF_MUST_CHECK hf_err notices_list(struct svc_call *c, const char *cycle_code, json_t **out);
 /* POST /outbox/claim?limit=N (the gateway, N 1-500): claims up to N queued messages due now, with phone and rendered
- * text; POST /outbox/{id}/status {status: sent|accepted|delivered|failed|released, detail?} (the gateway):
- * accepted = the SMSC acknowledged it (status unchanged); released = claimed but not sent, queued again. */
-/* urgent: only messages a person is waiting for now (PIN reset codes), for a gateway in its quiet hours. */
+ * text (the reports on them: outbox.h). urgent: only messages a person is waiting for now (PIN reset codes),
+ * for a gateway in its quiet hours. */
 HF_MUST_CHECK hf_err notices_outbox_claim(struct svc_call *c, int limit, bool urgent, json_t **out);
-HF_MUST_CHECK hf_err notices_outbox_report(struct svc_call *c, const char *id, json_t *body, json_t **out);
 
 #endif

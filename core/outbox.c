@@ -158,8 +158,8 @@ hf_err outbox_to_role(struct db *db, const char *role, const char *tmpl, json_t 
 
 /* Why a batch: the gateway reports every message it hands to Kannel ("sent") and every delivery report
  * ("accepted", "delivered", "failed"), three or more per SMS. One transaction each is one commit (one log
- * flush) each; at a few hundred SMS a second that is what bounds the dispatcher, not Kannel. The rules are
- * those of POST /outbox/{id}/status (notices_outbox_report), applied to the items in their order. */
+ * flush) each; at a few hundred SMS a second that is what bounds the dispatcher, not Kannel. POST
+ * /outbox/{id}/status is a batch of one: both routes apply the same rules (rep_apply). */
 
 static int report_rank(const char *s)
 {
@@ -395,4 +395,37 @@ out:
 	free(t.items);
 	free(t.rows);
 	return err;
+}
+
+hf_err outbox_report_one(struct svc_call *c, const char *id, json_t *body, json_t **out)
+{
+	static const char *const allowed[] = {"status", "detail", NULL};
+	static const char *const reports[] = {"sent", "accepted", "delivered", "failed", "released", NULL};
+	hf_json_only_fields(body, allowed, "", c->fe);
+	struct rep_item it = {0};
+	const char *detail = NULL; /* the gateway's or operator's words (it may quote a number): never kept or logged */
+	(void)hf_json_get_enum(body, "", "status", true, reports, c->fe, &it.status);
+	(void)hf_json_get_str(body, "", "detail", false, 0, 200, c->fe, &detail);
+	if (hf_ferrs_any(c->fe))
+		return HF_EINVAL;
+	if (hf_parse_i64(id, 1, INT64_MAX, &it.id)) {
+		svc_say(c, "No such outbox message.");
+		return HF_ENOTFOUND;
+	}
+	struct rep_row row = {.id = it.id};
+	struct rep_tx t = {.items = &it, .nitems = 1, .rows = &row, .nrows = 1};
+	hf_err err = db_tx(c->db, rep_body, &t);
+	if (err)
+		return err;
+	if (it.result == REP_NOT_FOUND) {
+		svc_say(c, "No such outbox message.");
+		return HF_ENOTFOUND;
+	}
+	if (it.result == REP_CONFLICT) {
+		svc_say(c, "The message is already %s: it cannot become %s.", row.before, it.status);
+		return HF_ECONFLICT;
+	}
+	bool changed = it.result == REP_CHANGED;
+	*out = json_pack("{s:s, s:s, s:b}", "id", id, "status", changed ? it.status : row.before, "changed", changed);
+	return HF_OK;
 }

@@ -33,5 +33,9 @@ struct svc_call;
  * in the same order ("status": the row's status once that report was applied; absent when not found).
  * HF_EINVAL (field errors in c->fe) when any report is malformed: then none is applied. */
 HF_MUST_CHECK hf_err outbox_report_batch(struct svc_call *c, json_t *body, json_t **out);
+/* POST /outbox/{id}/status (the gateway): body {status, detail?}, a batch of one. *out: {"id", "status", "changed"}
+ * ("status": the report when it changed the row, else the row's status). HF_ENOTFOUND for an unknown id,
+ * HF_ECONFLICT for a step back (c->msg says from what), HF_EINVAL for a malformed body. */
+HF_MUST_CHECK hf_err outbox_report_one(struct svc_call *c, const char *id, json_t *body, json_t **out);
 
 #endif
