@@ -7,17 +7,12 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-struct hf_http_server {
-	struct MHD_Daemon *d;
-	struct hf_http_opts opts;
-	hf_http_handler handler;
-	void *ctx;
-};
+#include <time.h>
 
 /* Per-request state kept between libmicrohttpd's calls for one request. */
 struct conn_state {
@@ -25,6 +20,32 @@ struct conn_state {
 	bool too_big;
 	uint64_t discarded; /* bytes of an oversize body read and dropped */
 	int64_t start_ms;
+	/* A request handed to the workers: the connection is suspended from the moment it is queued until
+	 * its worker has built the answer (resp) and resumed it; then libmicrohttpd's thread sends resp. */
+	struct conn_state *next;
+	struct MHD_Connection *conn;
+	const char *method, *url;
+	char rid[40];
+	struct MHD_Response *resp;
+	int status;
+	const char *log_route;
+	bool dispatched; /* counted in the server's pending until libmicrohttpd is done with it */
+};
+
+struct hf_http_server {
+	struct MHD_Daemon *d;
+	struct hf_http_opts opts;
+	hf_http_handler handler;
+	void *ctx;
+	/* Pool mode: opts.threads workers take finished requests in arrival order from one queue, whichever
+	 * connection they came on; libmicrohttpd's own thread only reads and writes. */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct conn_state *head, *tail;
+	bool stopping;
+	int pending; /* requests handed to the workers and not yet sent (or dropped) */
+	pthread_t *workers;
+	int nworkers;
 };
 
 const char *hf_http_header(const struct hf_http_req *req, const char *name)
@@ -87,6 +108,56 @@ static void remote_addr(struct MHD_Connection *conn, char *out, size_t n)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out, (socklen_t)n);
 }
 
+/* Runs the handler on a finished request; leaves the answer in st->resp (status, log_route). */
+static void run_handler(struct hf_http_server *srv, struct MHD_Connection *conn, struct conn_state *st,
+			const char *method, const char *url, const char *rid)
+{
+	char addr[INET6_ADDRSTRLEN] = "";
+	remote_addr(conn, addr, sizeof(addr));
+	/* The path without the query string; MHD already split it off. */
+	struct hf_http_req req = {
+		.method = method,
+		.path = url,
+		.body = {st->body.data ? st->body.data : "", st->body.len},
+		.request_id = rid,
+		.remote_addr = addr,
+		.impl_ = conn,
+	};
+	struct hf_http_resp resp = {.status = 200, .content_type = "application/json"};
+	hf_buf_init(&resp.body, srv->opts.max_resp);
+	srv->handler(srv->ctx, &req, &resp);
+
+	struct MHD_Response *r = MHD_create_response_from_buffer(resp.body.len, resp.body.data ? resp.body.data : (void *)"",
+								 resp.body.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	resp.body.data = NULL; /* now owned by MHD */
+	MHD_add_response_header(r, "Content-Type", resp.content_type);
+	MHD_add_response_header(r, "X-Request-Id", rid);
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	for (size_t i = 0; i < resp.nheaders; i++) {
+		MHD_add_response_header(r, resp.headers[i][0], resp.headers[i][1]);
+		free(resp.headers[i][0]);
+		free(resp.headers[i][1]);
+	}
+	st->resp = r;
+	st->status = resp.status;
+	st->log_route = resp.log_route;
+}
+
+/* Sends st->resp (on libmicrohttpd's thread). */
+static enum MHD_Result answer(struct hf_http_server *srv, struct MHD_Connection *conn, struct conn_state *st,
+			      const char *method)
+{
+	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)st->status, st->resp);
+	MHD_destroy_response(st->resp);
+	st->resp = NULL;
+	if (srv->opts.access_log)
+		hf_log(HF_LOG_INFO, srv->opts.log_place, "msg=\"request\" method=%s route=%s status=%d ms=%lld",
+		       request_id_ok(method) ? method : "-", st->log_route ? st->log_route : "-", st->status,
+		       (long long)(hf_mono_ms() - st->start_ms));
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 				  const char *version, const char *upload_data, size_t *upload_data_size,
 				  void **con_cls)
@@ -106,6 +177,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			st->too_big = true;
 		return MHD_YES;
 	}
+	if (st->resp) /* a worker answered, and resumed the connection */
+		return answer(srv, conn, st, method);
 	if (*upload_data_size) {
 		if (!st->too_big && hf_buf_append(&st->body, upload_data, *upload_data_size))
 			st->too_big = true;
@@ -144,50 +217,77 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_simple(conn, 413, body, rid);
 	}
 
-	char addr[INET6_ADDRSTRLEN] = "";
-	remote_addr(conn, addr, sizeof(addr));
-	/* The path without the query string; MHD already split it off. */
-	struct hf_http_req req = {
-		.method = method,
-		.path = url,
-		.body = {st->body.data ? st->body.data : "", st->body.len},
-		.request_id = rid,
-		.remote_addr = addr,
-		.impl_ = conn,
-	};
-	struct hf_http_resp resp = {.status = 200, .content_type = "application/json"};
-	hf_buf_init(&resp.body, srv->opts.max_resp);
-	srv->handler(srv->ctx, &req, &resp);
-
-	struct MHD_Response *r = MHD_create_response_from_buffer(resp.body.len, resp.body.data ? resp.body.data : (void *)"",
-								 resp.body.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-	resp.body.data = NULL; /* now owned by MHD */
-	MHD_add_response_header(r, "Content-Type", resp.content_type);
-	MHD_add_response_header(r, "X-Request-Id", rid);
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	for (size_t i = 0; i < resp.nheaders; i++) {
-		MHD_add_response_header(r, resp.headers[i][0], resp.headers[i][1]);
-		free(resp.headers[i][0]);
-		free(resp.headers[i][1]);
+	if (srv->nworkers) {
+		/* Answered by a worker: the connection waits, suspended, and holds up no other connection. */
+		st->conn = conn;
+		st->method = method;
+		st->url = url;
+		hf_strlcpy(st->rid, rid, sizeof(st->rid));
+		hf_log_set_request_id(NULL);
+		pthread_mutex_lock(&srv->mu);
+		if (srv->stopping) {
+			pthread_mutex_unlock(&srv->mu);
+			return send_simple(conn, 503, "{\"error\":{\"code\":\"unavailable\",\"message\":\"The service is stopping.\"}}",
+					   rid);
+		}
+		MHD_suspend_connection(conn);
+		st->dispatched = true;
+		srv->pending++;
+		st->next = NULL;
+		if (srv->tail)
+			srv->tail->next = st;
+		else
+			srv->head = st;
+		srv->tail = st;
+		pthread_cond_signal(&srv->cv);
+		pthread_mutex_unlock(&srv->mu);
+		return MHD_YES;
 	}
-	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp.status, r);
-	MHD_destroy_response(r);
-	if (srv->opts.access_log)
-		hf_log(HF_LOG_INFO, srv->opts.log_place, "msg=\"request\" method=%s route=%s status=%d ms=%lld",
-		       request_id_ok(method) ? method : "-", resp.log_route ? resp.log_route : "-", resp.status, (long long)(hf_mono_ms() - st->start_ms));
+	run_handler(srv, conn, st, method, url, rid);
 	hf_log_set_request_id(NULL);
-	return ret;
+	return answer(srv, conn, st, method);
+}
+
+static void *worker_main(void *arg)
+{
+	struct hf_http_server *srv = arg;
+	for (;;) {
+		pthread_mutex_lock(&srv->mu);
+		while (!srv->head && !srv->stopping)
+			pthread_cond_wait(&srv->cv, &srv->mu);
+		struct conn_state *st = srv->head;
+		if (st) {
+			srv->head = st->next;
+			if (!srv->head)
+				srv->tail = NULL;
+		}
+		pthread_mutex_unlock(&srv->mu);
+		if (!st)
+			return NULL; /* stopping, and nothing left to answer */
+		hf_log_set_request_id(st->rid);
+		run_handler(srv, st->conn, st, st->method, st->url, st->rid);
+		hf_log_set_request_id(NULL);
+		/* From here on st belongs to libmicrohttpd's thread again (it may even be freed). */
+		MHD_resume_connection(st->conn);
+	}
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
+	struct hf_http_server *srv = cls;
 	(void)conn;
 	(void)toe;
 	struct conn_state *st = *con_cls;
 	if (!st)
 		return;
+	if (st->dispatched) {
+		pthread_mutex_lock(&srv->mu);
+		srv->pending--;
+		pthread_cond_broadcast(&srv->cv);
+		pthread_mutex_unlock(&srv->mu);
+	}
+	if (st->resp) /* answered by a worker, but the connection went away before it was sent */
+		MHD_destroy_response(st->resp);
 	hf_buf_release(&st->body);
 	free(st);
 	*con_cls = NULL;
@@ -219,18 +319,16 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 		free(srv);
 		return HF_EINVAL;
 	}
+	/* Pool mode: one libmicrohttpd thread reads and writes every connection; opts->threads workers run the
+	 * handlers, which may block (on the database, on core) without holding up any other connection. */
 	unsigned flags = opts->thread_per_connection
 				 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC
-				 : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC;
-	/* The pool size only for a pool: with one thread per connection MHD warns about any pool size given. */
-	struct MHD_OptionItem pool[] = {{MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)opts->threads, NULL},
-					{MHD_OPTION_END, 0, NULL}};
-	struct MHD_OptionItem no_pool[] = {{MHD_OPTION_END, 0, NULL}};
+				 : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
+					   MHD_ALLOW_SUSPEND_RESUME;
 	srv->d = MHD_start_daemon(flags,
 				  (uint16_t)opts->port, NULL, NULL, on_request, srv,
 				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				  MHD_OPTION_ARRAY, opts->thread_per_connection ? no_pool : pool,
 				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->conn_timeout_s,
 				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
 				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
@@ -241,6 +339,22 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 		free(srv);
 		return HF_EIO;
 	}
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_cond_init(&srv->cv, NULL);
+	if (!opts->thread_per_connection) {
+		int n = opts->threads > 0 ? opts->threads : 1;
+		srv->workers = hf_xcalloc((size_t)n, sizeof(*srv->workers));
+		for (; srv->nworkers < n; srv->nworkers++)
+			if (pthread_create(&srv->workers[srv->nworkers], NULL, worker_main, srv) != 0)
+				break;
+		if (srv->nworkers == 0) {
+			hf_log(HF_LOG_ERROR, opts->log_place, "msg=\"cannot start request threads\"");
+			MHD_stop_daemon(srv->d);
+			free(srv->workers);
+			free(srv);
+			return HF_EIO;
+		}
+	}
 	*out = srv;
 	return HF_OK;
 }
@@ -250,6 +364,30 @@ void hf_http_stop(struct hf_http_server *srv)
 	if (!srv)
 		return;
 	MHD_quiesce_daemon(srv->d);
+	/* The workers answer what is queued, then end; a request that arrives meanwhile gets 503. */
+	pthread_mutex_lock(&srv->mu);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+	for (int i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i], NULL);
+	/* The answers the workers made are sent by libmicrohttpd's thread: a few seconds at most for them. */
+	pthread_mutex_lock(&srv->mu);
+	int64_t until = hf_now_ms() + 5000;
+	while (srv->pending > 0 && hf_now_ms() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
+	}
+	pthread_mutex_unlock(&srv->mu);
 	MHD_stop_daemon(srv->d);
+	pthread_cond_destroy(&srv->cv);
+	pthread_mutex_destroy(&srv->mu);
+	free(srv->workers);
 	free(srv);
 }

@@ -1,9 +1,11 @@
-/* hf_http.h - HTTP server wrapper over libmicrohttpd (thread pool + epoll).
+/* hf_http.h - HTTP server wrapper over libmicrohttpd (one epoll thread + a pool of request threads).
  *
  * The wrapper owns everything protocol-level: reading the body under a hard cap (413 past it, before the
  * handler runs), request ids (taken from X-Request-Id when well-formed, else generated), one access-log
- * line per request, and answering. The handler sees a finished request and fills a response; it runs on
- * one of the pool threads, so it may block (e.g. on the database) without stalling the other threads.
+ * line per request, and answering. The handler sees a finished request and fills a response. It runs on
+ * one of `threads` request threads, which take finished requests in arrival order whatever connection
+ * they came on (the connection is suspended meanwhile), so a handler may block (on the database, on
+ * another service) without holding up any other connection.
  */
 #ifndef HF_HTTP_H
 #define HF_HTTP_H
@@ -47,7 +49,7 @@ typedef void (*hf_http_handler)(void *ctx, const struct hf_http_req *req, struct
 struct hf_http_opts {
 	const char *bind;   /* numeric IPv4 address, e.g. "127.0.0.1" */
 	int port;
-	int threads;
+	int threads;        /* request threads (handlers running at once) */
 	size_t max_body;    /* bytes; larger bodies get 413 */
 	size_t max_resp;    /* bytes; cap of response bodies */
 	int conn_timeout_s; /* idle connection timeout */
