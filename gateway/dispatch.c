@@ -539,7 +539,9 @@ static bool quiet_now(void)
 					     : h >= D.c.quiet_from || h < D.c.quiet_to;
 }
 
-/* One sendsms. HF_OK: Kannel took it; HF_EINVAL: refused for good (4xx); else transient. */
+/* One sendsms. HF_OK: Kannel took it; HF_EINVAL: refused for good (4xx); HF_EUPSTREAM: not taken (no
+ * connection, or Kannel answered that it could not take it): safe to send again; HF_ETIMEOUT: in doubt --
+ * the request went out and no answer came back, so Kannel may have taken it. */
 static hf_err sendsms(struct hf_httpc *hc, CURL *esc, const char *id, const char *phone, const char *text)
 {
 	struct hf_gsm_count cnt = {.gsm7 = false};
@@ -564,14 +566,15 @@ static hf_err sendsms(struct hf_httpc *hc, CURL *esc, const char *id, const char
 	curl_free(e_dlr);
 	struct hf_httpc_resp resp;
 	if (!err)
-		err = hf_httpc_get(hc, hf_buf_cstr(&url), NULL, 10000, 4096, &resp);
+		err = hf_httpc_get(hc, hf_buf_cstr(&url), NULL, D.c.timeout_ms > 0 ? D.c.timeout_ms : 10000, 4096, &resp);
 	else
 		resp.body = (struct hf_buf){0};
 	sodium_memzero(url.data, url.cap); /* it holds the number and the password */
 	hf_buf_release(&url);
 	if (err) {
 		hf_buf_release(&resp.body);
-		return HF_EUPSTREAM;
+		return (err == HF_ETIMEOUT || err == HF_EUPSTREAM || err == HF_ETOOBIG) && resp.request_sent ? HF_ETIMEOUT
+													   : HF_EUPSTREAM;
 	}
 	long st = resp.status;
 	hf_buf_release(&resp.body);
@@ -635,6 +638,14 @@ static void send_one(struct hf_httpc *hc, CURL *esc, const struct msg *m)
 		journal_line('D', m->id);
 		atomic_fetch_add(&D.sent, 1);
 		report_end(m->id, "sent", NULL);
+	} else if (err == HF_ETIMEOUT) {
+		/* Sent, and the answer lost: Kannel may have it. Never sent again by us (as after a crash between S
+		 * and its end): reported sent, so core offers it once more only if the SMSC never acknowledges it. */
+		journal_line('D', m->id);
+		atomic_fetch_add(&D.in_doubt, 1);
+		report_end(m->id, "sent", NULL);
+		hf_log(HF_LOG_WARN, "gateway.dispatch", "msg=\"no answer from Kannel to a sendsms: in doubt, reported sent,"
+		       " not resent\" outbox=%s", m->id);
 	} else if (err == HF_EINVAL) {
 		journal_line('F', m->id);
 		atomic_fetch_add(&D.failed, 1);

@@ -29,6 +29,7 @@ struct dispatch_conf {
 	const char *sender;      /* from: the short code */
 	const char *smsc;        /* Kannel smsc-id to send through; "" = Kannel's routing */
 	const char *dlr_base;    /* the gateway as Kannel sees it: http://127.0.0.1:8081 */
+	long timeout_ms;         /* of one sendsms; no answer in time = in doubt (reported sent, not resent) */
 	const char *journal;     /* journal file path */
 	int batch;               /* messages claimed per call (1-500) */
 	int senders;             /* sendsms in flight at once (1-32) */

@@ -122,6 +122,7 @@ static hf_err request(struct hf_httpc *c, bool post, const char *url, const char
 	struct sink sink = {&out->body, false};
 
 	out->status = 0;
+	out->request_sent = false;
 	hf_buf_init(&out->body, max_resp);
 	HF_ASSERT(c && url && timeout_ms > 0 && (body || len == 0));
 
@@ -190,6 +191,8 @@ static hf_err request(struct hf_httpc *c, bool post, const char *url, const char
 
 	CURLcode rc = curl_easy_perform(h);
 	err = map_curl(rc, sink.too_big);
+	long sent_bytes = 0;
+	out->request_sent = curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &sent_bytes) != CURLE_OK || sent_bytes > 0;
 	if (err == HF_OK) {
 		long status = 0;
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

@@ -29,6 +29,9 @@ void hf_httpc_free(struct hf_httpc *c);
 struct hf_httpc_resp {
 	long status;          /* HTTP status of the answer */
 	struct hf_buf body;   /* the answer's body, capped at max_resp */
+	/* The request went out (in whole or in part). On HF_ETIMEOUT or HF_EUPSTREAM: false means the server
+	 * never got it (no connection) and sending again is safe; true means it may have acted on it. */
+	bool request_sent;
 };
 
 /* POSTs len bytes of body to url with the given Content-Type (NULL: none) and extra headers (a

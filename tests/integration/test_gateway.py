@@ -2,16 +2,71 @@
 convention (registered and unknown phones, PIN once per session, wrong PINs and lockout, next and last
 payments, complaints with their reference, complaint status, language, back/home, repeated and out-of-order
 requests, core down), and SMS keywords as Kannel's MO callback delivers them (HELP, STATUS, COMPLAINT, LANG,
-STOP/START, unknown text, Kannel's retried callbacks).
+STOP/START, unknown text, Kannel's retried callbacks); and the dispatcher against a sendsms that cannot be
+reached (not sent: retried, given back) or that takes a request and never answers (in doubt: reported sent,
+never sent twice).
 """
 import json
 import re
+import socket
+import threading
 
-from harness import Suite, Core, Gateway, Mariadb, record_pii
+from harness import Suite, Core, Gateway, Mariadb, free_port, record_pii, wait_for
 
 LOC = {"region": "Kisumu", "district": "Nyando", "village": "Ahero"}
 PHONE = "+254712300400"
 STRANGER = "+254799123456"
+
+
+class MuteSendsms:
+    """A sendsms endpoint on a real socket that reads each request and never answers it (close=True: closes
+    the connection without a word). refs: the outbox id of each request received, from its dlr-url."""
+
+    def __init__(self, close=False):
+        self.close, self.refs, self.held = close, [], []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        while True:
+            try:
+                d = c.recv(65536)
+            except OSError:
+                return
+            if not d:
+                return
+            buf += d
+            while b"\r\n\r\n" in buf:
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                m = re.search(rb"ref%3D(\d+)", head)
+                self.refs.append(m.group(1).decode() if m else "?")
+                if self.close:
+                    c.close()
+                    return
+                self.held.append(c)
+
+    def stop(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+def metric(gw, name):
+    st, text = gw.get("/metrics")
+    m = re.search(rf"^hifadhi_gateway_{name} (\d+)$", text, re.M) if st == 200 else None
+    return int(m.group(1)) if m else -1
 
 
 with Suite() as s:
@@ -110,7 +165,7 @@ with Suite() as s:
     st, _, sub = core.get(f"/api/v1/subscribers/{PHONE}", headers=svc, as_=None)
     s.check(sub["language"] == "sw", "the language is changed from USSD", f"{k} {t} {sub}")
     k, t = gw.ussd("r6", PHONE, "")
-    s.check(k == "CON" and "Malipo" in t or "malipo" in t, "the next session is in Swahili", f"{k} {t}")
+    s.check(k == "CON" and ("Malipo" in t or "malipo" in t), "the next session is in Swahili", f"{k} {t}")
 
     # ---- SMS keywords (Kannel's MO callback)
     st, body, h = gw.mo(PHONE, "help")
@@ -124,7 +179,9 @@ with Suite() as s:
     s.check(st == 200 and any(w.strip(".,").isdigit() and len(w.strip(".,")) == 9 for w in body.split()),
             "COMPLAINT <text> lodges a complaint and replies its number", f"{st} {body}")
     st, body, h = gw.mo(PHONE, "LANG EN")
-    s.check(st == 200 and "English" in body or "en" in body, "LANG EN changes the language", f"{st} {body}")
+    st2, _, sub = core.get(f"/api/v1/subscribers/{PHONE}", headers=svc, as_=None)
+    s.check(st == 200 and body.strip() != "" and sub["language"] == "en", "LANG EN changes the language (in core)",
+            f"{st} {body} {sub}")
     st, body, h = gw.mo(PHONE, "what is this")
     s.check(st == 200 and body.strip() != "", "unknown text gets a short help reply, never silence", f"{st} {body}")
     st, body, h = gw.mo(PHONE, "STOP", msg_id="mo-stop-1")
@@ -150,7 +207,8 @@ with Suite() as s:
     # ---- core down: the subscriber gets a polite END within the deadline
     core.stop()
     k, t = gw.ussd("down1", PHONE, "")
-    s.check(k == "END" and ("busy" in t or "shughuli" in t.lower() or t), "core down: END 'service busy'", f"{k} {t}")
+    s.check(k == "END" and ("busy" in t.lower() or "shughuli" in t.lower()), "core down: END 'service busy'",
+            f"{k} {t}")
     core.start()
     gw.stop()
     gw.start()  # the core came back on a new port: the gateway is pointed at it
@@ -158,3 +216,42 @@ with Suite() as s:
     s.check(k == "CON", "core back: sessions work again", f"{k} {t}")
     st, m = gw.get("/metrics")
     s.check(st == 200 and "hifadhi_gateway_ussd_requests_total" in m, "metrics", m[:200])
+
+    # ---- the dispatcher: a sendsms nobody listens on, then one that takes requests and never answers
+    def complaint(sid):
+        for text in ("", "4", "4*2", "4*2*Sijapokea", "4*2*Sijapokea*1"):
+            k, t = gw.ussd(sid, PHONE, text)
+        return k
+
+    s.check(complaint("d1") == "END" and complaint("d2") == "END", "two more complaints, each with its SMS", "")
+    queued = sql("SELECT id FROM outbox WHERE status = 'queued' ORDER BY id").split()
+    s.check(len(queued) >= 2, "their reference SMS wait in core's outbox", str(queued))
+    pw = s.var / "sendsms.password"
+    pw.write_text("not-used\n")
+    base = {"kannel.user": "hifadhi", "kannel.password_file": str(pw), "dispatch.senders": "1",
+            "kannel.timeout_ms": "1000"}
+    gw_r = Gateway(s, core, name="gateway-refused",
+                   overrides=dict(base, **{"kannel.sendsms_url": f"http://127.0.0.1:{free_port()}/cgi-bin/sendsms"}))
+    s.check(wait_for(lambda: metric(gw_r, "sms_retries_total") >= 2, timeout=20) and
+            metric(gw_r, "sms_sent_total") == 0 and metric(gw_r, "sms_in_doubt_total") == 0,
+            "sendsms unreachable: the dispatcher retries, sends nothing, has nothing in doubt", "")
+    gw_r.stop()
+    statuses = sql("SELECT status FROM outbox WHERE id IN (%s)" % ",".join(queued)).split()
+    s.check(statuses == ["queued"] * len(queued), "and gives the messages back to core: queued again, not sent",
+            str(statuses))
+
+    for close in (False, True):
+        mute = MuteSendsms(close=close)
+        gw_m = Gateway(s, core, name=f"gateway-mute-{int(close)}",
+                       overrides=dict(base, **{"kannel.sendsms_url": f"http://127.0.0.1:{mute.port}/cgi-bin/sendsms"}))
+        done = wait_for(lambda: sql("SELECT COUNT(*) FROM outbox WHERE id IN (%s) AND status = 'sent'" %
+                                    ",".join(queued)).strip() == str(len(queued)), timeout=30)
+        what = "closes the connection without an answer" if close else "never answers"
+        s.check(done and sorted(mute.refs) == sorted(queued) and metric(gw_m, "sms_in_doubt_total") == len(queued)
+                and metric(gw_m, "sms_retries_total") == 0,
+                f"sendsms {what}: each message is in doubt, reported sent, and was sent once (never again)",
+                f"done={done} refs={mute.refs} queued={queued}")
+        gw_m.stop()
+        mute.stop()
+        if not close:  # the same messages once more for the second kind of silence
+            sql("UPDATE outbox SET status = 'queued' WHERE id IN (%s)" % ",".join(queued))
