@@ -41,7 +41,8 @@
 static const struct hf_cfg_decl DECLS[] = {
 	{"http.bind", HF_CFG_STR, "127.0.0.1", 7, 15, false, "numeric IPv4 address to listen on"},
 	{"http.port", HF_CFG_INT, "8081", 1, 65535, false, "port of the USSD and Kannel callbacks"},
-	{"http.threads", HF_CFG_INT, "8", 1, 256, false, "request threads"},
+	{"http.threads", HF_CFG_INT, "8", 1, 256, false,
+	 "requests handled at once, each thread with its own connection to core; the others wait in arrival order"},
 	{"http.max_body", HF_CFG_INT, "16384", 256, 1048576, false, "largest request body"},
 	{"http.access_log", HF_CFG_BOOL, "false", 0, 0, false, "one line per request (no personal data)"},
 	{"core.url", HF_CFG_STR, "http://127.0.0.1:8080", 8, 200, false, "hifadhi-core's base URL"},

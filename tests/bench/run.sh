@@ -1358,10 +1358,13 @@ PY
 		row "M USSD hops, gateway+core (${USSD_SESSIONS} sessions)" "$(fmt_int "$g_hops") hops/s" \
 			"bare_mhd $(fmt_int "$b_hops") hops/s" ""
 		row "M   ratio gateway/bare" "$m_ratio" "target >= 0.25" "$(mark "$m_ratio >= 0.25")"
-		row "M   latency per hop p50 / p99" "$g_p50 / $g_p99 ms" "target p99 <= 50 ms" "$(mark "$g_p99 <= 50")"
+		row "M   per hop p50 / p99, no think time" "$g_p50 / $g_p99 ms" "target p99 <= 50 ms" "$(mark "$g_p99 <= 50")"
 		row "M   complete sessions" "$(fmt_int "$g_sess")/s" "target >= 200/s" "$(mark "$g_sess >= 200")"
 		row "M   p99 by hop (home/PIN/result/back)" "$g_hop ms" "" "(info)"
-		row "M   with ${USSD_THINK_MS} ms think time" "$(fmt_int "$t_sess") sessions/s, p99 $t_p99 ms" "p50 $t_p50 ms; by hop $t_hop" "(info)"
+		# The same 500 sessions with a person's pause before each hop (600 ms: far quicker than people read
+		# and type, and still over the 200 sessions/s target): the load 500 open USSD sessions put on it.
+		row "M   per hop p99, ${USSD_THINK_MS} ms think time" "p99 $t_p99 ms at $(fmt_int "$t_sess") sessions/s" \
+			"target p99 <= 50 ms (p50 $t_p50; by hop $t_hop)" "$(mark "$t_p99 <= 50")"
 	fi
 	NOTES+=("M: $(fmt_int "$rows_m") people (gen --households $USSD_HH), all enrolled, a kiosk payment each; $(fmt_int "$m_phones") phones with a PIN set through the API; each of $USSD_SESSIONS keep-alive connections carries one session at a time: dial (home), 2 (PIN screen), 2*PIN (verify_pin + next_payment: the payment's screen, checked for KES and its pay point), 2*PIN*0 (back home); every answer checked. Core calls per session: 3 (subscriber lookup, PIN verify, payments). After the runs the gateway held $m_sessions sessions (none ended by END: each is kept ussd.session_ttl_s = 180 s after its last hop), RSS $m_rss MB")
 	root_sql -e "DROP DATABASE hf_bench_m"
