@@ -195,7 +195,7 @@ static void on_ussd(const struct hf_http_req *req, struct hf_http_resp *resp)
 		text_reply(resp, 200, line);
 		return;
 	}
-	struct ussd_req r = {sid, phone, text, false, "ussd"};
+	struct ussd_req r = {.session_id = sid, .phone = phone, .text = text, .one_input = false, .channel = "ussd"};
 	struct hf_buf reply;
 	hf_buf_init(&reply, 2048);
 	bool end = true;
@@ -215,6 +215,22 @@ static void on_ussd_end(const struct hf_http_req *req, struct hf_http_resp *resp
 	if (form_get(req->body, "sessionId", sid, sizeof(sid)))
 		ussd_end(sid);
 	text_reply(resp, 200, "OK");
+}
+
+/* The inputs of a dial string: "*384*2*1#" -> "2*1" (the first part is the service code); "" for a plain
+ * "*384#" or anything that is not a dial string of digits. */
+static void dial_inputs(const char *dial, char *out, size_t cap)
+{
+	out[0] = '\0';
+	size_t n = dial ? strlen(dial) : 0;
+	if (n < 3 || n >= cap || dial[0] != '*' || dial[n - 1] != '#' || strspn(dial, "*#0123456789") != n)
+		return;
+	const char *rest = strchr(dial + 1, '*');
+	if (!rest || rest > dial + n - 1 || strchr(dial, '#') != dial + n - 1)
+		return;
+	size_t k = (size_t)(dial + n - 1 - (rest + 1));
+	memcpy(out, rest + 1, k);
+	out[k] = '\0';
 }
 
 /* meta=?smpp?ussd_service_op=%01&its_session_info=%12%34& : the raw byte of a TLV (Kannel escapes it). */
@@ -267,7 +283,15 @@ static void on_kannel_mo(const struct hf_http_req *req, struct hf_http_resp *res
 		s1 = meta_byte(meta, "its_session_info", &s2);
 		char sid[USSD_SESSION_ID_MAX + 1];
 		snprintf(sid, sizeof(sid), "smpp:%s:%d", phone, s1);
-		struct ussd_req r = {sid, phone, op == 1 ? "" : (text ? text : ""), true, "ussd"};
+		char dial[USSD_TEXT_MAX + 1] = "";
+		if (op == 1) {
+			/* A dial always opens a new session: one left open under the same name (its_session_info
+			 * numbers come round again) is forgotten, not fed the dial as an input. */
+			ussd_end(sid);
+			dial_inputs(text, dial, sizeof(dial));
+		}
+		struct ussd_req r = {.session_id = sid, .phone = phone, .text = op == 1 ? "" : (text ? text : ""),
+				     .one_input = true, .channel = "ussd", .shortcut = dial[0] ? dial : NULL};
 		bool end = true;
 		ussd_handle(&r, &reply, &end);
 		char hdr[96];

@@ -2526,6 +2526,13 @@ const char *menu_session_screen(const struct menu *m, const struct menu_session 
 	return m->screens[s->screen].id;
 }
 
+bool menu_session_takes_shortcut(const struct menu *m, const struct menu_session *s)
+{
+	if (s->serial != m->serial || s->screen >= m->n_screens || s->pending != MENU_NONE)
+		return false;
+	return m->screens[s->screen].kind == K_MENU;
+}
+
 static bool input_valid(const struct menu_session *s, const struct screen *sc, const char *in, size_t n)
 {
 	switch (sc->rule) {

@@ -122,6 +122,10 @@ void menu_session_release(struct menu_session *s);
 /* The session's current language code and screen id (borrowed: menu or session). */
 const char *menu_session_lang(const struct menu_session *s);
 const char *menu_session_screen(const struct menu *m, const struct menu_session *s);
+/* Whether the screen shown now is a list of options, which an input of a dialled shortcut (*384*2#) may
+ * choose from. What is typed into input screens -- a PIN, a code, a text, a reference -- never comes from a
+ * dial string (the phone keeps it in its call log, and a replayed one must not lodge anything). */
+bool menu_session_takes_shortcut(const struct menu *m, const struct menu_session *s);
 
 /* Applies one user input (NULL: show the current screen again, e.g. the first screen of a session) and
  * writes what to do into *out. An invalid input is not an error: it gives the retry screen, or END after

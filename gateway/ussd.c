@@ -195,11 +195,38 @@ static void finish(struct sess *s, const struct menu_out *out, const char *text,
 	s->last_end = *end;
 }
 
+/* The inputs of a dialled shortcut (2*1 of *384*2*1#), applied while the screen shown is a list of options:
+ * they choose from menus only, at most USSD_SHORTCUT_MAX of them. Anything typed into an input screen --
+ * a PIN above all -- is left for the person to type (menu_session_takes_shortcut). */
+static void shortcut(struct sess *s, const char *inputs, struct menu_out *out, const char *channel)
+{
+	if (!inputs || !inputs[0])
+		return;
+	char buf[USSD_TEXT_MAX + 1];
+	if (!hf_strlcpy(buf, inputs, sizeof(buf)))
+		return;
+	char *p = buf;
+	for (int i = 0; i < USSD_SHORTCUT_MAX && p; i++) {
+		char *next = strchr(p, '*');
+		if (next)
+			*next++ = '\0';
+		if (out->kind != MENU_OUT_CON || !menu_session_takes_shortcut(U.m, &s->ms))
+			break;
+		if (menu_step(U.m, &s->ms, p, out) != HF_OK)
+			break;
+		drive(s, out, channel);
+		p = next;
+	}
+	sodium_memzero(buf, sizeof(buf));
+}
+
 void ussd_handle(const struct ussd_req *req, struct hf_buf *reply, bool *end)
 {
 	*end = true;
 	const char *text = req->text ? req->text : "";
-	bool first_http = !req->one_input && !text[0];
+	/* A session opens with an empty text, or -- a dialled shortcut such as *384*2# -- with the inputs of the
+	 * dial string: HTTP sends them as the first text, SMPP in the dial string (req->shortcut). */
+	bool first_http = !req->one_input;
 	bool first_smpp = req->one_input && !text[0];
 	bool full = false;
 	struct sess *s = take(req->session_id, first_http || first_smpp, &full);
@@ -235,11 +262,10 @@ void ussd_handle(const struct ussd_req *req, struct hf_buf *reply, bool *end)
 			return;
 		}
 		drive(s, &out, req->channel);
-		if (first_smpp || first_http) {
-			finish(s, &out, "", reply, end);
-			give_back(s, *end);
-			return;
-		}
+		shortcut(s, req->one_input ? req->shortcut : text, &out, req->channel);
+		finish(s, &out, req->one_input ? "" : text, reply, end);
+		give_back(s, *end);
+		return;
 	}
 	/* The input of this turn: HTTP gives the whole path, so it is what follows the previous path and a
 	 * '*'; a repeat of the previous path is answered the same again. */

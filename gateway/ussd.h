@@ -12,6 +12,7 @@
 
 #define USSD_SESSION_ID_MAX 64
 #define USSD_TEXT_MAX 1024
+#define USSD_SHORTCUT_MAX 8 /* inputs of a dial string (*384*2*1#) applied at most */
 
 HF_MUST_CHECK hf_err ussd_init(const struct menu *m, int session_ttl_s, int max_sessions);
 void ussd_shutdown(void);
@@ -21,6 +22,7 @@ struct ussd_req {
 	const char *phone;      /* E.164 */
 	const char *text;       /* HTTP: the whole path; SMPP: this input only (see one_input) */
 	bool one_input;         /* SMPP: text is one input, NULL/"" the first request */
+	const char *shortcut;   /* SMPP, first request: the inputs of the dial string ("2*1" of *384*2*1#), or NULL */
 	const char *channel;    /* "ussd" */
 };
 

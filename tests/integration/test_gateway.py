@@ -133,8 +133,20 @@ with Suite() as s:
     s.check(k == "CON" and "My enrolment" in t, "00 goes home", f"{k} {t}")
     k, t = gw.ussd("r2", PHONE, "9*9*9")
     s.check(k == "END", "a request that does not follow the session ends it politely", f"{k} {t}")
-    k, t = gw.ussd("nosuch", PHONE, "1*2")
-    s.check(k == "END", "inputs for a session the gateway does not know end politely", f"{k} {t}")
+    k, t = gw.ussd("sc1", PHONE, "2")
+    s.check(k == "CON" and "PIN" in t, "a dialled shortcut (*384*2#: text '2' on the first request) goes straight to "
+            "next payment, which asks for the PIN", f"{k} {t}")
+    k, t = gw.ussd("sc2", PHONE, "2*4829")
+    s.check(k == "CON" and "PIN" in t and "KES" not in t,
+            "a PIN in the dial string (*384*2*4829#) is never taken: the PIN screen is shown", f"{k} {t}")
+    k, t = gw.ussd("sc2", PHONE, "2*4829*4829")
+    s.check(k == "CON" and "PIN" not in t, "typed on the screen, the PIN is checked and the session goes on",
+            f"{k} {t}")
+    cases_before = sql("SELECT COUNT(*) FROM cases").strip()
+    k, t = gw.ussd("sc3", PHONE, "4*2*Nimeibiwa*1")
+    lodged = int(sql("SELECT COUNT(*) FROM cases").strip()) - int(cases_before)
+    s.check(k == "CON" and lodged == 0, "a shortcut only chooses from menus: it stops where a complaint is typed, "
+            "and lodges nothing (nor would the inputs of an expired session, replayed)", f"{k} {t} {lodged}")
 
     # ---- complaint and its status, for the registered phone
     k, t = gw.ussd("r3", PHONE, "")

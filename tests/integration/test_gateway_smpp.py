@@ -179,6 +179,17 @@ with Suite() as s:
     s.check(after.get("ussd_service_op") == 17,
             "an input for the session that ended gets a polite release, never a hanging session", after)
 
+    n = last_n()
+    sim.ussd_begin(U, "*384*4#", SESSION + 1)
+    direct = ussd_screen(n)
+    s.check((direct.get("text") or "").startswith(SW_CATEGORIES) and direct.get("ussd_service_op") == 2,
+            "dialling the shortcut *384*4# opens the complaint categories directly", direct)
+    n = last_n()
+    sim.ussd_begin(U, "*384*4*1*5#", SESSION + 1)  # the same session number again: a new dial, a new session
+    stop = ussd_screen(n)
+    s.check("Tafadhali eleza tatizo" in (stop.get("text") or "") and stop.get("ussd_service_op") == 2,
+            "a shortcut only chooses from menus: *384*4*1*5# stops where the complaint is to be typed", stop)
+
     # ---- (b) SMS over SMPP
     n = last_n()
     sim.mo_sms(U, "384", "HELP")

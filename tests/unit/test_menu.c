@@ -570,6 +570,26 @@ static void pin_ok(struct sess *x)
 
 /* ---- sessions: one per service ------------------------------------------------------------------------ */
 
+/* A dialled shortcut may choose from lists of options only: never type into a PIN, text or reference screen. */
+static void test_shortcut_screens(void)
+{
+	struct sess x;
+	start(&x, "sw", true);
+	HF_CHECK(menu_session_takes_shortcut(g_m, &x.s)); /* home */
+	STEP(&x, "4", CON, "grievance_category");
+	HF_CHECK(menu_session_takes_shortcut(g_m, &x.s));
+	STEP(&x, "3", CON, "grievance_text");
+	HF_CHECK(!menu_session_takes_shortcut(g_m, &x.s)); /* the complaint's words */
+	start(&x, "en", true);
+	STEP(&x, "2", CON, "pin_login");
+	HF_CHECK(!menu_session_takes_shortcut(g_m, &x.s)); /* the PIN */
+	STEP(&x, "4821", ACTION, "pin_check");
+	HF_CHECK(!menu_session_takes_shortcut(g_m, &x.s)); /* waiting for core */
+	start(&x, "en", false);
+	HF_CHECK(menu_session_takes_shortcut(g_m, &x.s)); /* the guest menu */
+	menu_session_release(&x.s);
+}
+
 static void test_enrolment(void)
 {
 	struct sess x;
@@ -1403,6 +1423,7 @@ int main(void)
 		HF_TEST(test_enrolment);
 		HF_TEST(test_payments);
 		HF_TEST(test_grievance);
+		HF_TEST(test_shortcut_screens);
 		HF_TEST(test_pin_services);
 		HF_TEST(test_pin_check);
 		HF_TEST(test_phone_and_language);
