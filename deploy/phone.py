@@ -6,10 +6,11 @@
     deploy/phone.py +254712345678 --script FILE                                 (one command a line)
 
 Commands (type `help`):
-    dial [CODE]     start a USSD session (default *384#). The gateway gets what an aggregator sends: POST /ussd
-                    with sessionId, serviceCode, phoneNumber, networkCode and text = every input so far joined
-                    by '*'. A CON screen waits for your answer; END closes the session. While a session is
-                    open every line is your answer, except: a blank line or `hangup` ends the session (the
+    dial [CODE]     start a USSD session (default *384#, or a shortcut: *384*2#). The gateway gets what an
+                    aggregator sends: POST /ussd with sessionId, serviceCode, phoneNumber, networkCode and
+                    text = every input so far joined by '*' (a shortcut's inputs in the first). A CON
+                    screen waits for your answer; END closes the session. While a session is open every
+                    line is your answer, except: a blank line or `hangup` ends the session (the
                     gateway gets the aggregator's end notification, POST /ussd/end), `quit` hangs up and
                     quits, and `!COMMAND` runs a command (`!inbox`, `!wait-sms 10`). `{sms_code}` in an
                     answer is replaced by the last 6-digit number this phone received by SMS (for scripted
@@ -314,8 +315,12 @@ class Phone:
         if not re.fullmatch(r"[*#0-9]{2,30}", code):
             raise Trouble(f"'{code}' is not something a phone can dial (e.g. *384#)")
         sid = f"sim-{digits(self.number)[-9:]}-{int(time.time())}-{secrets.token_hex(4)}"
-        self.session = {"id": sid, "code": code, "inputs": [], "started": time.monotonic()}
-        self.ussd("")
+        # A shortcut (*384*2#): aggregators send the service code (*384#) and the dialled inputs as the first
+        # request's text ("2").
+        parts = code.strip("*#").split("*") if code.startswith("*") and code.endswith("#") else [code]
+        base = f"*{parts[0]}#" if len(parts) > 1 else code
+        self.session = {"id": sid, "code": base, "inputs": parts[1:], "started": time.monotonic()}
+        self.ussd("*".join(self.session["inputs"]))
 
     def answer(self, text):
         if "{sms_code}" in text:
