@@ -1,4 +1,5 @@
 /* svc.c - helpers every service function uses (see svc.h). */
+#include "hf_base.h"
 #include "svc.h"
 
 #include "validate.h"

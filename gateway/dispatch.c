@@ -131,15 +131,7 @@ static bool id_valid(const char *id)
 
 static struct timespec deadline_in(int64_t ms)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += (time_t)(ms / 1000);
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
+	return hf_timespec_in(CLOCK_MONOTONIC, ms);
 }
 
 /* Sleeps ms, or less when the dispatcher stops. Called without D.mu. */

@@ -371,14 +371,7 @@ char *flow_state_json(struct flow *f, long long after, int wait_ms)
 {
 	pthread_mutex_lock(&f->mu);
 	if (after >= 0 && f->seq <= after && wait_ms > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += wait_ms / 1000;
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = hf_timespec_in(CLOCK_REALTIME, wait_ms);
 		while (f->seq <= after && !f->stop)
 			if (pthread_cond_timedwait(&f->changed, &f->mu, &ts) == ETIMEDOUT)
 				break;
@@ -1903,13 +1896,7 @@ static void *bg_main(void *arg)
 		}
 		pthread_mutex_lock(&f->mu);
 		if (!f->stop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 250 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = hf_timespec_in(CLOCK_REALTIME, 250);
 			(void)pthread_cond_timedwait(&f->work, &f->mu, &ts);
 		}
 		pthread_mutex_unlock(&f->mu);

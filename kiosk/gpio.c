@@ -516,14 +516,7 @@ hf_err gpio_pulse(struct gpio *g, enum gpio_out o, int ms)
 	hf_err err = gpio_set(g, o, true);
 	if (err)
 		return err;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = hf_timespec_in(CLOCK_MONOTONIC, ms);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
 	}
 	/* Off whatever happened: a drawer solenoid or a buzzer left on is the failure that matters. */

@@ -67,6 +67,19 @@ int64_t hf_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec hf_timespec_in(clockid_t clock, int64_t ms)
+{
+	struct timespec t;
+	clock_gettime(clock, &t);
+	t.tv_sec += (time_t)(ms / 1000);
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 int64_t hf_mono_us(void)
 {
 	struct timespec ts;

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define HF_MUST_CHECK __attribute__((warn_unused_result))
 #define HF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -39,5 +40,8 @@ char *hf_xstrndup(const char *s, size_t n);
 int64_t hf_now_ms(void);
 int64_t hf_mono_ms(void);
 int64_t hf_mono_us(void);
+/* The time ms milliseconds from now on clock, as the absolute deadline pthread_cond_timedwait (CLOCK_REALTIME,
+ * unless the condition variable was set to another clock) and clock_nanosleep (TIMER_ABSTIME) take. */
+struct timespec hf_timespec_in(clockid_t clock, int64_t ms);
 
 #endif

@@ -375,13 +375,7 @@ void hf_http_stop(struct hf_http_server *srv)
 	pthread_mutex_lock(&srv->mu);
 	int64_t until = hf_now_ms() + 5000;
 	while (srv->pending > 0 && hf_now_ms() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = hf_timespec_in(CLOCK_REALTIME, 50);
 		pthread_cond_timedwait(&srv->cv, &srv->mu, &ts);
 	}
 	pthread_mutex_unlock(&srv->mu);

@@ -42,13 +42,7 @@ static void handler(void *ctx, const struct hf_http_req *req, struct hf_http_res
 		pthread_cond_broadcast(&H.cv);
 		int64_t until = hf_now_ms() + 10000;
 		while (!H.release && hf_now_ms() < until) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
+			struct timespec ts = hf_timespec_in(CLOCK_REALTIME, 50);
 			pthread_cond_timedwait(&H.cv, &H.mu, &ts);
 		}
 		pthread_mutex_unlock(&H.mu);
@@ -133,9 +127,7 @@ static bool wait_slow_started(int ms)
 	int64_t until = hf_now_ms() + ms;
 	pthread_mutex_lock(&H.mu);
 	while (!H.slow_started && hf_now_ms() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 1;
+		struct timespec ts = hf_timespec_in(CLOCK_REALTIME, 1000);
 		pthread_cond_timedwait(&H.cv, &H.mu, &ts);
 	}
 	bool ok = H.slow_started;
