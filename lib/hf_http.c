@@ -283,7 +283,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (st->dispatched) {
 		pthread_mutex_lock(&srv->mu);
 		srv->pending--;
-		pthread_cond_broadcast(&srv->cv);
+		if (srv->stopping) /* hf_http_stop waits for the last ones; otherwise no one is to be woken */
+			pthread_cond_broadcast(&srv->cv);
 		pthread_mutex_unlock(&srv->mu);
 	}
 	if (st->resp) /* answered by a worker, but the connection went away before it was sent */
