@@ -309,6 +309,17 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	hf_log(HF_LOG_WARN, srv->opts.log_place, "msg=\"microhttpd: %s\"", msg);
 }
 
+/* The workers answer what is queued, then end; a request that arrives meanwhile gets 503. */
+static void stop_workers(struct hf_http_server *srv)
+{
+	pthread_mutex_lock(&srv->mu);
+	srv->stopping = true;
+	pthread_cond_broadcast(&srv->cv);
+	pthread_mutex_unlock(&srv->mu);
+	for (int i = 0; i < srv->nworkers; i++)
+		pthread_join(srv->workers[i], NULL);
+}
+
 hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, void *ctx, struct hf_http_server **out)
 {
 	struct hf_http_server *srv = hf_xcalloc(1, sizeof(*srv));
@@ -321,25 +332,8 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 		return HF_EINVAL;
 	}
 	/* Pool mode: one libmicrohttpd thread reads and writes every connection; opts->threads workers run the
-	 * handlers, which may block (on the database, on core) without holding up any other connection. */
-	unsigned flags = opts->thread_per_connection
-				 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC
-				 : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
-					   MHD_ALLOW_SUSPEND_RESUME;
-	srv->d = MHD_start_daemon(flags,
-				  (uint16_t)opts->port, NULL, NULL, on_request, srv,
-				  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-				  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->conn_timeout_s,
-				  MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-				  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-				  MHD_OPTION_END);
-	if (!srv->d) {
-		free(srv);
-		return HF_EIO;
-	}
+	 * handlers, which may block (on the database, on core) without holding up any other connection. The
+	 * workers (and what they share) are ready before the first request can arrive. */
 	pthread_mutex_init(&srv->mu, NULL);
 	pthread_cond_init(&srv->cv, NULL);
 	if (!opts->thread_per_connection) {
@@ -348,13 +342,31 @@ hf_err hf_http_start(const struct hf_http_opts *opts, hf_http_handler handler, v
 		for (; srv->nworkers < n; srv->nworkers++)
 			if (pthread_create(&srv->workers[srv->nworkers], NULL, worker_main, srv) != 0)
 				break;
-		if (srv->nworkers == 0) {
+		if (srv->nworkers == 0)
 			hf_log(HF_LOG_ERROR, opts->log_place, "msg=\"cannot start request threads\"");
-			MHD_stop_daemon(srv->d);
-			free(srv->workers);
-			free(srv);
-			return HF_EIO;
-		}
+	}
+	unsigned flags = opts->thread_per_connection
+				 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC
+				 : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_TURBO | MHD_USE_ITC |
+					   MHD_ALLOW_SUSPEND_RESUME;
+	if (opts->thread_per_connection || srv->nworkers > 0)
+		srv->d = MHD_start_daemon(flags,
+					  (uint16_t)opts->port, NULL, NULL, on_request, srv,
+					  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+					  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+					  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->conn_timeout_s,
+					  MHD_OPTION_CONNECTION_LIMIT, (unsigned)opts->max_conns,
+					  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+					  MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+					  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+					  MHD_OPTION_END);
+	if (!srv->d) {
+		stop_workers(srv);
+		pthread_cond_destroy(&srv->cv);
+		pthread_mutex_destroy(&srv->mu);
+		free(srv->workers);
+		free(srv);
+		return HF_EIO;
 	}
 	*out = srv;
 	return HF_OK;
@@ -365,13 +377,7 @@ void hf_http_stop(struct hf_http_server *srv)
 	if (!srv)
 		return;
 	MHD_quiesce_daemon(srv->d);
-	/* The workers answer what is queued, then end; a request that arrives meanwhile gets 503. */
-	pthread_mutex_lock(&srv->mu);
-	srv->stopping = true;
-	pthread_cond_broadcast(&srv->cv);
-	pthread_mutex_unlock(&srv->mu);
-	for (int i = 0; i < srv->nworkers; i++)
-		pthread_join(srv->workers[i], NULL);
+	stop_workers(srv);
 	/* The answers the workers made are sent by libmicrohttpd's thread: a few seconds at most for them. */
 	pthread_mutex_lock(&srv->mu);
 	int64_t until = hf_now_ms() + 5000;
