@@ -15,15 +15,13 @@ static const char *const STATUSES[] = {"open", "acknowledged", "resolved", NULL}
 static hf_err maybe_sms(struct db *db, int64_t id, const char *rule, const char *severity, int64_t cycle_id)
 {
 	struct db_val v[] = {db_str(rule), cycle_id ? DB_I64(cycle_id) : DB_NULLV};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db,
-			      "SELECT COUNT(*) FROM payment_alerts WHERE rule = ? AND cycle_id <=> ? AND sms_queued = 1 AND"
-			      " raised_at > UTC_TIMESTAMP(3) - INTERVAL 1 HOUR",
-			      v, 2, &r);
+	int64_t recent = 0;
+	hf_err err = db_query_i64(db,
+				  "SELECT COUNT(*) FROM payment_alerts WHERE rule = ? AND cycle_id <=> ? AND sms_queued = 1 AND"
+				  " raised_at > UTC_TIMESTAMP(3) - INTERVAL 1 HOUR",
+				  v, 2, &recent);
 	if (err)
 		return err;
-	int64_t recent = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-	db_rows_free(r);
 	if (recent)
 		return HF_OK;
 	char cycle[24] = "";
@@ -32,6 +30,7 @@ static hf_err maybe_sms(struct db *db, int64_t id, const char *rule, const char 
 	json_t *params = json_pack("{s:s, s:s, s:s}", "rule", rule, "severity", severity, "cycle_id", cycle);
 	if (cycle_id) {
 		struct db_val w[] = {DB_I64(cycle_id)};
+		struct db_rows *r = NULL;
 		if (db_query(db, "SELECT code FROM payment_cycles WHERE id = ?", w, 1, &r) == HF_OK) {
 			if (db_rows_next(r))
 				json_object_set_new(params, "cycle", json_string(db_rows_str(r, 0)));

@@ -279,21 +279,10 @@ static hf_err person_served(struct svc_call *c, const char *ben_no, struct perso
 	return err;
 }
 
-static hf_err count_rows(struct db *db, const char *sql, const struct db_val *v, size_t n, int64_t *out)
-{
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db, sql, v, n, &r);
-	if (err)
-		return err;
-	*out = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-	db_rows_free(r);
-	return HF_OK;
-}
-
 static hf_err templates_count(struct db *db, int64_t individual_id, int64_t *n)
 {
 	struct db_val v[] = {DB_I64(individual_id)};
-	return count_rows(db, "SELECT COUNT(*) FROM biometric_templates WHERE individual_id = ?", v, 1, n);
+	return db_query_i64(db, "SELECT COUNT(*) FROM biometric_templates WHERE individual_id = ?", v, 1, n);
 }
 
 /* Failed fingerprint attempts of this person at this kiosk in the window, since their last success. */
@@ -301,7 +290,7 @@ static hf_err failures_recent(struct db *db, int64_t kiosk_id, int64_t individua
 {
 	struct db_val v[] = {DB_I64(kiosk_id), DB_I64(individual_id), DB_I64(BIOMETRIC_ATTEMPT_WINDOW_S),
 			     DB_I64(kiosk_id), DB_I64(individual_id)};
-	return count_rows(db,
+	return db_query_i64(db,
 			  "SELECT COUNT(*) FROM kiosk_verifications WHERE kiosk_id = ? AND individual_id = ? AND result IN"
 			  " ('no_match', 'unreadable') AND created_at > UTC_TIMESTAMP(3) - INTERVAL ? SECOND AND created_at >"
 			  " COALESCE((SELECT MAX(created_at) FROM kiosk_verifications WHERE kiosk_id = ? AND individual_id = ?"
@@ -573,7 +562,7 @@ hf_err biometric_templates_get(struct svc_call *c, const char *ben_no, json_t **
 	struct db_val v[] = {DB_I64(p.id)};
 	err = biometric_templates_for_kiosk(c, (uint64_t)p.id, &tpl);
 	if (!err)
-		err = count_rows(c->db, "SELECT COUNT(*) FROM subscriber_pins WHERE individual_id = ?", v, 1, &pin);
+		err = db_query_i64(c->db, "SELECT COUNT(*) FROM subscriber_pins WHERE individual_id = ?", v, 1, &pin);
 	json_t *fingers = json_array();
 	size_t i;
 	json_t *x;

@@ -408,13 +408,10 @@ static hf_err act_sms(struct act_ctx *a, const char *tmpl)
 	int64_t contact = a->k->individual_id;
 	if (!contact && a->k->household_id) {
 		struct db_val v[] = {DB_I64(a->k->household_id)};
-		struct db_rows *r = NULL;
-		hf_err err = db_query(a->c->db, "SELECT id FROM individuals WHERE household_id = ? AND head_marker = 1", v,
-				      1, &r);
+		hf_err err = db_query_i64(a->c->db, "SELECT id FROM individuals WHERE household_id = ? AND head_marker = 1",
+					  v, 1, &contact);
 		if (err)
 			return err;
-		contact = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-		db_rows_free(r);
 	}
 	json_t *params = json_pack("{s:s, s:s, s:s}", "ref", a->k->ref, "state", a->k->state, "type", a->k->type);
 	bool queued = false;

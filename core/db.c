@@ -568,6 +568,19 @@ hf_err db_query(struct db *db, const char *sql, const struct db_val *params, siz
 	return HF_OK;
 }
 
+hf_err db_query_i64(struct db *db, const char *sql, const struct db_val *params, size_t nparams, int64_t *out)
+{
+	struct db_rows *r = NULL;
+	*out = 0;
+	hf_err err = db_query(db, sql, params, nparams, &r);
+	if (err)
+		return err;
+	if (db_rows_next(r) && !db_rows_null(r, 0))
+		*out = db_rows_i64(r, 0);
+	db_rows_free(r);
+	return HF_OK;
+}
+
 hf_err db_stream(struct db *db, const char *sql, const struct db_val *params, size_t nparams, db_row_fn fn, void *ctx)
 {
 	MYSQL_STMT *st = NULL;

@@ -63,6 +63,10 @@ HF_MUST_CHECK hf_err db_exec(struct db *db, const char *sql, const struct db_val
 /* Runs a query and buffers all its rows. *out is owned: db_rows_free. */
 HF_MUST_CHECK hf_err db_query(struct db *db, const char *sql, const struct db_val *params, size_t nparams,
 			      struct db_rows **out);
+/* Runs a query for one number (a COUNT, an id): *out is the first column of the first row, 0 when there is
+ * no row (or the value is NULL). */
+HF_MUST_CHECK hf_err db_query_i64(struct db *db, const char *sql, const struct db_val *params, size_t nparams,
+				  int64_t *out);
 /* Runs a query and streams its rows to fn one at a time without buffering the result (large reports,
  * exports). fn returns HF_OK to go on; any other code stops and is returned. */
 typedef hf_err (*db_row_fn)(void *ctx, struct db_rows *row);

@@ -289,11 +289,10 @@ hf_err export_run(struct db *db, FILE *out, const char *location_prefix)
 	int64_t t0 = hf_mono_ms();
 
 	struct db_rows *r = NULL;
-	err = db_query(db, "SELECT COUNT(*) FROM individuals WHERE household_id IS NULL", NULL, 0, &r);
+	int64_t orphans = 0;
+	err = db_query_i64(db, "SELECT COUNT(*) FROM individuals WHERE household_id IS NULL", NULL, 0, &orphans);
 	if (err)
 		goto out;
-	int64_t orphans = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-	db_rows_free(r);
 	if (orphans)
 		hf_log(HF_LOG_WARN, "core.export", "msg=\"individuals without a household are not exported\" count=%lld",
 		       (long long)orphans);

@@ -793,12 +793,10 @@ static hf_err conflict_alert(struct db *db, const struct offline_tx *t)
 static hf_err offline_receipt_sms(struct db *db, struct svc_call *c, const struct collect_in *in, const char *currency)
 {
 	struct db_val k[] = {DB_I64(in->payment_id)};
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db, "SELECT individual_id FROM payments WHERE id = ?", k, 1, &r);
+	int64_t person = 0;
+	hf_err err = db_query_i64(db, "SELECT individual_id FROM payments WHERE id = ?", k, 1, &person);
 	if (err)
 		return err;
-	int64_t person = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-	db_rows_free(r);
 	if (person == 0)
 		return HF_EINTERNAL;
 	char money[HF_MONEY_STR_MAX], when[32];

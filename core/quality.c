@@ -406,25 +406,14 @@ static hf_err duplicates(struct db *db, json_t *rep)
 
 /* ---- staleness ---- */
 
-static hf_err count_one(struct db *db, const char *sql, const struct db_val *v, size_t n, int64_t *out)
-{
-	struct db_rows *r = NULL;
-	hf_err err = db_query(db, sql, v, n, &r);
-	if (err)
-		return err;
-	*out = db_rows_next(r) ? db_rows_i64(r, 0) : 0;
-	db_rows_free(r);
-	return HF_OK;
-}
-
 static hf_err stale(struct db *db, int days, json_t *rep)
 {
 	struct db_val v[] = {DB_I64(days)};
 	int64_t ind = 0, hh = 0;
-	hf_err err = count_one(db, "SELECT COUNT(*) FROM individuals WHERE updated_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY",
+	hf_err err = db_query_i64(db, "SELECT COUNT(*) FROM individuals WHERE updated_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY",
 			       v, 1, &ind);
 	if (!err)
-		err = count_one(db, "SELECT COUNT(*) FROM households WHERE updated_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY",
+		err = db_query_i64(db, "SELECT COUNT(*) FROM households WHERE updated_at < UTC_TIMESTAMP(3) - INTERVAL ? DAY",
 				v, 1, &hh);
 	if (err)
 		return err;

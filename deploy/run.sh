@@ -96,6 +96,34 @@ stop_child() {
 stop_core() { stop_child hifadhi-core core_pid; }
 stop_gateway() { stop_child hifadhi-gateway gw_pid; }
 stop_kiosk() { stop_child hifadhi-kiosk kiosk_pid; }
+# spawn LOG COMMAND...: COMMAND in the background in its own session (Ctrl-C reaches only this script, which
+# stops it in order) and without inherited descriptors (make's jobserver pipe, for one, as in
+# deploy/mariadb.sh), output appended to LOG; its pid in SPAWNED.
+spawn() {
+	local log=$1
+	shift
+	(
+		for fd in "/proc/$BASHPID/fd/"*; do
+			fd=${fd##*/}
+			if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+		done
+		exec setsid "$@" </dev/null >>"$log" 2>&1
+	) &
+	SPAWNED=$!
+}
+# wait_healthy NAME PID BASE LOG: until BASE/healthz answers 200; dies when PID exits or after
+# HEALTH_DEADLINE_S, with the end of LOG.
+wait_healthy() {
+	local name=$1 pid=$2 base=$3 log=$4 tries=$((HEALTH_DEADLINE_S * 20))
+	until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$base/healthz" || true)" = 200 ]; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$log" >&2 || true
+			die "$name exited during startup; log: ${log#"$ROOT"/}"
+		fi
+		((tries-- > 0)) || { tail -n 20 "$log" >&2 || true; die "no 200 from $base/healthz within ${HEALTH_DEADLINE_S}s"; }
+		sleep 0.05
+	done
+}
 # The kiosk and the gateway first (they call core, the gateway also Kannel), then Kannel, then core, the
 # simulator, MariaDB: each only if this run started it.
 cleanup() {
@@ -157,40 +185,18 @@ SIM_DIR="$RUN_DIR/paysim"
 mkdir -p "$SIM_DIR"
 [ -f "$SIM_DIR/g2p.seed" ] || "$BUILD/bin/hifadhi-paysim" keygen --g2p-key-file "$SIM_DIR/g2p.seed" \
 	--public-out "$SIM_DIR/g2p.pub" --secret-file "$SIM_DIR/b2c.secret" >/dev/null || die "paysim keygen failed"
-(
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-	done
-	exec setsid "$BUILD/bin/hifadhi-paysim" --port "$SIM_PORT" --secret-file "$SIM_DIR/b2c.secret" \
-		--g2p-key-file "$SIM_DIR/g2p.seed" --sender-id paysim </dev/null >>"$RUN_DIR/paysim.log" 2>&1
-) &
-sim_pid=$!
+spawn "$RUN_DIR/paysim.log" "$BUILD/bin/hifadhi-paysim" --port "$SIM_PORT" --secret-file "$SIM_DIR/b2c.secret" \
+	--g2p-key-file "$SIM_DIR/g2p.seed" --sender-id paysim
+sim_pid=$SPAWNED
 HF_PAYSIM_URL="http://127.0.0.1:$SIM_PORT" HF_PAYSIM_DIR="$SIM_DIR" deploy/write-config.sh "$CONF" "$ROOT/var" "$PORT"
 say "creating keys (if missing) and applying migrations"
 core keygen
 core migrate
 
 say "starting hifadhi-core on $BASE (log: var/run/core.log)"
-# Own session: Ctrl-C reaches only this script, which then stops core before MariaDB. No inherited
-# descriptors either (make's jobserver pipe, for one), as in deploy/mariadb.sh.
-(
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-	done
-	exec setsid "$CORE" -c "$CONF" serve </dev/null >>"$LOG" 2>&1
-) &
-core_pid=$!
-tries=$((HEALTH_DEADLINE_S * 20))
-until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$BASE/healthz" || true)" = 200 ]; do
-	if ! kill -0 "$core_pid" 2>/dev/null; then
-		tail -n 20 "$LOG" >&2 || true
-		die "hifadhi-core exited during startup; log: var/run/core.log"
-	fi
-	((tries-- > 0)) || { tail -n 20 "$LOG" >&2 || true; die "no 200 from $BASE/healthz within ${HEALTH_DEADLINE_S}s"; }
-	sleep 0.05
-done
+spawn "$LOG" "$CORE" -c "$CONF" serve
+core_pid=$SPAWNED
+wait_healthy hifadhi-core "$core_pid" "$BASE" "$LOG"
 
 # Number of programmes in the registry, from GET /api/v1/programmes (a list, or a list under a key).
 # Demo staff: one account per role, TOTP enrolled, credentials in var/run/demo-staff.json (0600).
@@ -277,23 +283,9 @@ fi
 
 HF_CORE_URL=$BASE deploy/write-gateway-config.sh "$GW_CONF" "$ROOT/var" "$GW_PORT"
 say "starting hifadhi-gateway on $GW_BASE (log: var/run/gateway.log)"
-(
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-	done
-	exec setsid "$GATEWAY" -c "$GW_CONF" serve </dev/null >>"$GW_LOG" 2>&1
-) &
-gw_pid=$!
-tries=$((HEALTH_DEADLINE_S * 20))
-until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$GW_BASE/healthz" || true)" = 200 ]; do
-	if ! kill -0 "$gw_pid" 2>/dev/null; then
-		tail -n 20 "$GW_LOG" >&2 || true
-		die "hifadhi-gateway exited during startup; log: var/run/gateway.log"
-	fi
-	((tries-- > 0)) || { tail -n 20 "$GW_LOG" >&2 || true; die "no 200 from $GW_BASE/healthz within ${HEALTH_DEADLINE_S}s"; }
-	sleep 0.05
-done
+spawn "$GW_LOG" "$GATEWAY" -c "$GW_CONF" serve
+gw_pid=$SPAWNED
+wait_healthy hifadhi-gateway "$gw_pid" "$GW_BASE" "$GW_LOG"
 
 # A demo beneficiary to try the phone with: an individual with a phone and an enrolment (enrolled if anyone
 # was enrolled, else pending, as imported), found through the API as the registrar, English-speaking if any.
@@ -339,23 +331,9 @@ KIOSK_NO=$(HF_STAFF_TOKEN=$ADMIN_TOKEN python3 deploy/demo_kiosk.py ensure "$BAS
 	die "could not register the demo kiosk with core (above)"
 HF_CORE_URL=$BASE deploy/write-kiosk-config.sh "$K_CONF" "$ROOT/var" "$K_PORT" "$KIOSK_NO"
 say "starting hifadhi-kiosk $KIOSK_NO (simulated reader, GPIO and printer) on $K_BASE (log: var/run/kiosk.log)"
-(
-	for fd in "/proc/$BASHPID/fd/"*; do
-		fd=${fd##*/}
-		if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
-	done
-	exec setsid "$KIOSK" -c "$K_CONF" serve </dev/null >>"$K_LOG" 2>&1
-) &
-kiosk_pid=$!
-tries=$((HEALTH_DEADLINE_S * 20))
-until [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$K_BASE/healthz" || true)" = 200 ]; do
-	if ! kill -0 "$kiosk_pid" 2>/dev/null; then
-		tail -n 20 "$K_LOG" >&2 || true
-		die "hifadhi-kiosk exited during startup; log: var/run/kiosk.log"
-	fi
-	((tries-- > 0)) || { tail -n 20 "$K_LOG" >&2 || true; die "no 200 from $K_BASE/healthz within ${HEALTH_DEADLINE_S}s"; }
-	sleep 0.05
-done
+spawn "$K_LOG" "$KIOSK" -c "$K_CONF" serve
+kiosk_pid=$SPAWNED
+wait_healthy hifadhi-kiosk "$kiosk_pid" "$K_BASE" "$K_LOG"
 KIOSK_BEN=$(HF_STAFF_TOKEN=$REG_TOKEN python3 deploy/demo_kiosk.py beneficiary "$BASE" || true)
 if [ -n "$KIOSK_BEN" ]; then
 	read -r KIOSK_BEN kiosk_prog kiosk_status <<<"$KIOSK_BEN"
